@@ -1,0 +1,209 @@
+//! Problems in profile data, and how they are shown: `error: what`, `--> file:line:col`, the
+//! source line with a caret under the spot, then the fix.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::yaml::Pos;
+
+/// One problem found in the profile data. Everything a user needs to find and fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    /// The YAML path, such as `profiles.prod-jumpbox.rdp.width`.
+    pub path: String,
+    pub message: String,
+    #[serde(skip)]
+    pub help: Option<String>,
+    #[serde(skip)]
+    pub len: u32,
+    #[serde(skip)]
+    pub source_line: Option<String>,
+}
+
+impl Problem {
+    /// A problem at `pos` of a file whose text is `text`.
+    pub fn new(file: &str, text: &str, pos: Pos, path: String, message: impl Into<String>) -> Self {
+        let source_line = text
+            .lines()
+            .nth(pos.line.saturating_sub(1) as usize)
+            .map(|l| l.trim_end_matches('\r').to_string());
+        Problem {
+            file: file.to_string(),
+            line: pos.line,
+            column: pos.column,
+            path,
+            message: message.into(),
+            help: None,
+            len: pos.len,
+            source_line,
+        }
+    }
+
+    /// A problem about a whole file (or a path with no position).
+    pub fn file_level(file: &str, message: impl Into<String>) -> Self {
+        Problem {
+            file: file.to_string(),
+            line: 1,
+            column: 1,
+            path: String::new(),
+            message: message.into(),
+            help: None,
+            len: 0,
+            source_line: None,
+        }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// The JSON form: `message` carries the fix too, since JSON has no separate help line.
+    pub fn to_json(&self) -> Value {
+        let message = match &self.help {
+            Some(h) => format!("{}; {}", self.message, h),
+            None => self.message.clone(),
+        };
+        serde_json::json!({
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "path": self.path,
+            "message": message,
+        })
+    }
+
+    /// The text form, in the style of rustc and just.
+    pub fn render(&self, color: bool) -> String {
+        let (red, blue, bold, reset) = if color {
+            ("\x1b[1;31m", "\x1b[1;34m", "\x1b[1m", "\x1b[0m")
+        } else {
+            ("", "", "", "")
+        };
+        let mut out = String::new();
+        let _ = writeln!(out, "{red}error{reset}{bold}: {}{reset}", self.message);
+        let gutter = " ".repeat(self.line.to_string().len());
+        let at = if self.path.is_empty() {
+            String::new()
+        } else {
+            format!(" (at {})", self.path)
+        };
+        let _ = writeln!(
+            out,
+            "{gutter}{blue}-->{reset} {}:{}:{}{at}",
+            self.file, self.line, self.column
+        );
+        if let Some(src) = &self.source_line {
+            let shown: String = src.chars().take(200).collect();
+            let _ = writeln!(out, "{gutter} {blue}|{reset}");
+            let _ = writeln!(out, "{blue}{}{reset} {blue}|{reset} {shown}", self.line);
+            let pad: String = shown
+                .chars()
+                .take(self.column.saturating_sub(1) as usize)
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            let carets = "^".repeat(self.len.clamp(1, 80) as usize);
+            let _ = writeln!(out, "{gutter} {blue}|{reset} {pad}{red}{carets}{reset}");
+        }
+        if let Some(help) = &self.help {
+            let _ = writeln!(out, "{gutter} {blue}={reset} {bold}help{reset}: {help}");
+        }
+        out
+    }
+}
+
+/// Sorts problems by file, line and column, and drops exact repeats.
+pub fn sort(problems: &mut Vec<Problem>) {
+    problems.sort_by(|a, b| {
+        (&a.file, a.line, a.column, &a.message).cmp(&(&b.file, b.line, b.column, &b.message))
+    });
+    problems.dedup();
+}
+
+/// The closest candidate to `word`, if it is close enough to be a likely typo.
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        .filter(|(d, c)| *d <= 2.max(word.len().min(c.len()) / 3) && *d < word.len().max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// The candidates closest to `word`, best first (for "unknown profile" lists).
+pub fn closest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    n: usize,
+) -> Vec<&'a str> {
+    let mut scored: Vec<(f64, &str)> = candidates
+        .into_iter()
+        .map(|c| {
+            let contains = c.contains(word) || word.contains(c);
+            let s = strsim::jaro_winkler(word, c) + if contains { 0.3 } else { 0.0 };
+            (s, c)
+        })
+        .filter(|(s, _)| *s >= 0.7)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    scored.into_iter().take(n).map(|(_, c)| c).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caret_under_the_column() {
+        let p = Problem::new(
+            "p.yaml",
+            "version: 1\n  enable_mfaa: true\n",
+            Pos {
+                line: 2,
+                column: 3,
+                len: 11,
+            },
+            "profiles.x.enable_mfaa".into(),
+            "unknown key",
+        )
+        .with_help("did you mean `enable_mfa`?");
+        let text = p.render(false);
+        assert!(
+            text.contains("--> p.yaml:2:3 (at profiles.x.enable_mfaa)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("2 |   enable_mfaa: true\n  |   ^^^^^^^^^^^\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("= help: did you mean `enable_mfa`?"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(
+            did_you_mean("enable_mfaa", ["enable_mfa", "configure"]),
+            Some("enable_mfa")
+        );
+        assert_eq!(did_you_mean("zzz", ["enable_mfa", "configure"]), None);
+        assert_eq!(
+            closest(
+                "prod-jumpbx",
+                ["prod-jumpbox", "dev-db", "prod-switch-user"],
+                3
+            )[0],
+            "prod-jumpbox"
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! bprof: declarative Azure Bastion profiles, validated, planned and run.
+pub mod cli;
+pub mod diag;
+pub mod load;
+pub mod plan;
+pub mod raw;
+pub mod resolve;
+pub mod run;
+pub mod schema;
+pub mod shell;
+pub mod signin;
+pub mod template;
+pub mod yaml;

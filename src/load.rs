@@ -1,0 +1,572 @@
+//! Finding and reading the profile files: discovery, size and encoding checks, YAML parsing,
+//! the JSON schema, and the set of global names (with personal overrides on top).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::diag::{self, Problem};
+use crate::yaml::{self, SpanIndex};
+
+/// Profile files larger than this are refused before they are read.
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Errors of this layer. Data problems are collected, not returned one at a time.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(
+        "no profiles found: no --profiles, no BPROF_PROFILES, and no `profiles/` directory in {start} or above"
+    )]
+    NoProfiles { start: String },
+    #[error("{path}: no such file or directory")]
+    NotFound { path: String },
+    #[error("{path}: contains no .yaml or .yml files")]
+    EmptyDir { path: String },
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} problem{} in the profile files", .0.len(), if .0.len() == 1 { "" } else { "s" })]
+    Invalid(Vec<Problem>),
+}
+
+impl LoadError {
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            LoadError::NoProfiles { .. } => Some(
+                "point bprof at your profiles with --profiles DIR or BPROF_PROFILES, or create a profiles/ directory (bprof init)",
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// Shared files are committed and read by the whole team; overrides are one person's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Shared,
+    Override,
+}
+
+/// One profile file, read and parsed.
+#[derive(Debug)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    /// The path as shown in messages.
+    pub display: String,
+    pub text: String,
+    pub value: Value,
+    pub index: SpanIndex,
+    pub kind: FileKind,
+}
+
+impl SourceFile {
+    /// A problem at the key (`key = true`) or value written at `pointer` in this file.
+    pub fn problem(&self, pointer: &str, key: bool, message: impl Into<String>) -> Problem {
+        let pos = if key {
+            self.index.key_pos(pointer)
+        } else {
+            self.index.value_pos(pointer)
+        };
+        Problem::new(
+            &self.display,
+            &self.text,
+            pos,
+            crate::schema::human_path(&self.value, pointer),
+            message,
+        )
+    }
+
+    /// `file:line` of the key at `pointer`.
+    pub fn location(&self, pointer: &str) -> String {
+        format!("{}:{}", self.display, self.index.key_pos(pointer).line)
+    }
+}
+
+/// Where profile files come from: the inputs of discovery.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// `--profiles` (or `validate PATH...`).
+    pub paths: Vec<PathBuf>,
+    /// `BPROF_PROFILES`.
+    pub env: Option<std::ffi::OsString>,
+    /// The directory to search upwards from for `profiles/`.
+    pub cwd: PathBuf,
+    /// The personal config file (`$XDG_CONFIG_HOME/bprof/local.yaml`), if any.
+    pub user_config: Option<PathBuf>,
+}
+
+impl Sources {
+    /// The inputs taken from this process's environment.
+    pub fn from_env(paths: Vec<PathBuf>) -> Sources {
+        Sources {
+            paths,
+            env: std::env::var_os("BPROF_PROFILES").filter(|v| !v.is_empty()),
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            user_config: user_config_path(),
+        }
+    }
+}
+
+/// `$XDG_CONFIG_HOME/bprof/local.yaml` (default `~/.config`), `%APPDATA%\bprof\local.yaml` on
+/// Windows.
+pub fn user_config_path() -> Option<PathBuf> {
+    let base = if cfg!(windows) {
+        std::env::var_os("APPDATA").map(PathBuf::from)
+    } else {
+        std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| home_dir().map(|h| h.join(".config")))
+    }?;
+    Some(base.join("bprof").join("local.yaml"))
+}
+
+/// The user's home directory (`HOME`, or `USERPROFILE` on Windows).
+pub fn home_dir() -> Option<PathBuf> {
+    let var = if cfg!(windows) { "USERPROFILE" } else { "HOME" };
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Expands a leading `~` to the home directory.
+pub fn expand_tilde(path: &str) -> String {
+    if (path == "~" || path.starts_with("~/") || path.starts_with("~\\"))
+        && let Some(home) = home_dir()
+    {
+        return format!("{}{}", home.display(), &path[1..]);
+    }
+    path.to_string()
+}
+
+fn is_yaml(p: &Path) -> bool {
+    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+fn is_override(p: &Path) -> bool {
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.ends_with(".local.yaml") || name.ends_with(".local.yml")
+}
+
+/// The YAML files of a directory, not recursive, in name order.
+fn yaml_files_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let rd = std::fs::read_dir(dir).map_err(|source| LoadError::Io {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = rd
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| is_yaml(p) && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The files of the set, shared first, then personal overrides in precedence order.
+pub fn discover(src: &Sources) -> Result<Vec<(PathBuf, FileKind)>, LoadError> {
+    let roots: Vec<PathBuf> = if !src.paths.is_empty() {
+        src.paths.clone()
+    } else if let Some(env) = &src.env {
+        std::env::split_paths(env)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect()
+    } else {
+        let found = src
+            .cwd
+            .ancestors()
+            .map(|d| d.join("profiles"))
+            .find(|d| d.is_dir());
+        match found {
+            Some(dir) => vec![relative_to(&dir, &src.cwd)],
+            None => {
+                return Err(LoadError::NoProfiles {
+                    start: src.cwd.display().to_string(),
+                });
+            }
+        }
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut dirs_seen: Vec<PathBuf> = Vec::new();
+    for root in &roots {
+        if root.is_dir() {
+            let found = yaml_files_in(root)?;
+            if found.is_empty() {
+                return Err(LoadError::EmptyDir {
+                    path: root.display().to_string(),
+                });
+            }
+            files.extend(found);
+            dirs_seen.push(root.clone());
+        } else if root.is_file() {
+            files.push(root.clone());
+            let dir = root.parent().map(Path::to_path_buf).unwrap_or_default();
+            let dir = if dir.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                dir
+            };
+            if !dirs_seen.contains(&dir) {
+                // personal overrides beside a named file count too
+                if let Ok(beside) = yaml_files_in(&dir) {
+                    files.extend(beside.into_iter().filter(|p| is_override(p)));
+                }
+                dirs_seen.push(dir);
+            }
+        } else {
+            return Err(LoadError::NotFound {
+                path: root.display().to_string(),
+            });
+        }
+    }
+    let mut out: Vec<(PathBuf, FileKind)> = Vec::new();
+    for f in files {
+        let kind = if is_override(&f) {
+            FileKind::Override
+        } else {
+            FileKind::Shared
+        };
+        if !out.iter().any(|(p, _)| *p == f) {
+            out.push((f, kind));
+        }
+    }
+    // shared files first, then overrides; the order within each group is kept
+    out.sort_by_key(|(_, k)| *k == FileKind::Override);
+    if let Some(user) = &src.user_config
+        && user.is_file()
+    {
+        out.push((user.clone(), FileKind::Override));
+    }
+    Ok(out)
+}
+
+fn relative_to(path: &Path, base: &Path) -> PathBuf {
+    match path.strip_prefix(base) {
+        Ok(rel) => rel.to_path_buf(),
+        Err(_) => path.to_path_buf(),
+    }
+}
+
+/// Reads, decodes and parses one file; schema-checks it. Data problems go to `problems`.
+pub fn read_file(
+    path: &Path,
+    kind: FileKind,
+    problems: &mut Vec<Problem>,
+) -> Result<Option<SourceFile>, LoadError> {
+    let display = path.display().to_string();
+    let io = |source| LoadError::Io {
+        path: display.clone(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.len() > MAX_FILE_BYTES {
+        problems.push(
+            Problem::file_level(
+                &display,
+                format!("the file is {:.1} MiB, larger than bprof reads ({} MiB)", meta.len() as f64 / 1048576.0, MAX_FILE_BYTES / 1048576),
+            )
+            .with_help("profile files are small; is this the right file? split a large set into several files"),
+        );
+        return Ok(None);
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let bytes = e.into_bytes();
+            let valid = std::str::from_utf8(&bytes)
+                .map_err(|u| u.valid_up_to())
+                .err()
+                .unwrap_or(0);
+            let prefix = String::from_utf8_lossy(&bytes[..valid]);
+            let line = prefix.matches('\n').count() as u32 + 1;
+            let column = prefix
+                .rsplit('\n')
+                .next()
+                .map(|l| l.chars().count())
+                .unwrap_or(0) as u32
+                + 1;
+            let looks_utf16 = bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]);
+            let help = if looks_utf16 {
+                "the file is UTF-16; save it as UTF-8"
+            } else {
+                "profile files are UTF-8 text; is this a binary file?"
+            };
+            problems.push(
+                Problem::new(
+                    &display,
+                    &prefix,
+                    yaml::Pos {
+                        line,
+                        column,
+                        len: 1,
+                    },
+                    String::new(),
+                    format!("the file is not UTF-8 text (byte {valid})"),
+                )
+                .with_help(help),
+            );
+            return Ok(None);
+        }
+    };
+    let text = match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    };
+    if let Some(i) = text.find('\0') {
+        let prefix = &text[..i];
+        let line = prefix.matches('\n').count() as u32 + 1;
+        problems.push(
+            Problem::file_level(
+                &display,
+                format!("the file contains a NUL byte on line {line}"),
+            )
+            .with_help("profile files are UTF-8 text; is this a binary file?"),
+        );
+        return Ok(None);
+    }
+    let (value, index) = match yaml::parse(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            problems.push(Problem::new(
+                &display,
+                &text,
+                e.pos,
+                String::new(),
+                format!("invalid YAML: {}", e.message),
+            ));
+            return Ok(None);
+        }
+    };
+    let found = crate::schema::check(&display, &text, &value, &index, kind == FileKind::Override);
+    let ok = found.is_empty();
+    problems.extend(found);
+    if !ok {
+        return Ok(None);
+    }
+    Ok(Some(SourceFile {
+        path: path.to_path_buf(),
+        display,
+        text,
+        value,
+        index,
+        kind,
+    }))
+}
+
+/// The five kinds of named entries; names are global within each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Section {
+    Tenants,
+    Bastions,
+    Vms,
+    Profiles,
+    Templates,
+}
+
+impl Section {
+    pub const ALL: [Section; 5] = [
+        Section::Tenants,
+        Section::Bastions,
+        Section::Vms,
+        Section::Profiles,
+        Section::Templates,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Section::Tenants => "tenants",
+            Section::Bastions => "bastions",
+            Section::Vms => "vms",
+            Section::Profiles => "profiles",
+            Section::Templates => "templates",
+        }
+    }
+
+    /// Singular, for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Section::Tenants => "tenant",
+            Section::Bastions => "bastion",
+            Section::Vms => "vm",
+            Section::Profiles => "profile",
+            Section::Templates => "template",
+        }
+    }
+}
+
+/// Where something is written: a file of the set and a JSON pointer in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Def {
+    pub file: usize,
+    pub pointer: String,
+}
+
+/// A named entry: its shared definition and the personal overrides on top, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Entry {
+    pub defs: Vec<Def>,
+}
+
+/// The loaded set: files, names, defaults, and what overrides allow.
+#[derive(Debug, Default)]
+pub struct ProfileSet {
+    pub files: Vec<SourceFile>,
+    pub sections: BTreeMap<Section, BTreeMap<String, Entry>>,
+    /// `defaults` layers, shared first, then overrides.
+    pub defaults: Vec<Def>,
+    /// Programs the person's own overrides allow besides `az`.
+    pub allow_programs: Vec<String>,
+}
+
+impl ProfileSet {
+    pub fn value(&self, def: &Def) -> Option<&Value> {
+        self.files.get(def.file)?.value.pointer(&def.pointer)
+    }
+
+    pub fn file(&self, def: &Def) -> &SourceFile {
+        &self.files[def.file]
+    }
+
+    pub fn names(&self, section: Section) -> impl Iterator<Item = &str> {
+        self.sections
+            .get(&section)
+            .into_iter()
+            .flat_map(|m| m.keys().map(String::as_str))
+    }
+
+    pub fn entry(&self, section: Section, name: &str) -> Option<&Entry> {
+        self.sections.get(&section)?.get(name)
+    }
+}
+
+/// Loads every file of the set; all problems at once.
+pub fn load(src: &Sources) -> Result<ProfileSet, LoadError> {
+    let paths = discover(src)?;
+    let mut problems = Vec::new();
+    let mut files = Vec::new();
+    for (path, kind) in paths {
+        if let Some(f) = read_file(&path, kind, &mut problems)? {
+            files.push(f);
+        }
+    }
+    let set = assemble(files, &mut problems);
+    if problems.is_empty() {
+        Ok(set)
+    } else {
+        diag::sort(&mut problems);
+        Err(LoadError::Invalid(problems))
+    }
+}
+
+/// Builds the global name tables; reports names defined twice and overrides of nothing.
+pub fn assemble(files: Vec<SourceFile>, problems: &mut Vec<Problem>) -> ProfileSet {
+    let mut set = ProfileSet {
+        files,
+        ..Default::default()
+    };
+    let mut allow = Vec::new();
+    let mut default_fields: BTreeMap<String, usize> = BTreeMap::new();
+    for kind in [FileKind::Shared, FileKind::Override] {
+        for (fi, file) in set.files.iter().enumerate().filter(|(_, f)| f.kind == kind) {
+            for section in Section::ALL {
+                let Some(map) = file.value.get(section.key()).and_then(Value::as_object) else {
+                    continue;
+                };
+                for name in map.keys() {
+                    let pointer = format!("/{}/{}", section.key(), yaml::escape_segment(name));
+                    let table = set.sections.entry(section).or_default();
+                    let exists = table.contains_key(name);
+                    match (kind, exists) {
+                        (FileKind::Shared, true) => {
+                            let first = &table[name].defs[0];
+                            let first_at = set.files[first.file].location(&first.pointer);
+                            problems.push(
+                                file.problem(&pointer, true, format!("{} `{name}` is defined twice: here and at {first_at}", section.noun()))
+                                    .with_help(format!("{} names are global across all profile files; rename or remove one", section.noun())),
+                            );
+                            continue;
+                        }
+                        (FileKind::Override, false) if section != Section::Profiles => {
+                            let known: Vec<&str> = table.keys().map(String::as_str).collect();
+                            let mut p = file.problem(
+                                &pointer,
+                                true,
+                                format!("this override changes {} `{name}`, which no shared file defines", section.noun()),
+                            );
+                            p = match diag::did_you_mean(name, known) {
+                                Some(s) => p.with_help(format!("did you mean `{s}`?")),
+                                None => p.with_help(format!(
+                                    "a personal override may only change entries of the shared files, or add profiles; define the {} in a shared file",
+                                    section.noun()
+                                )),
+                            };
+                            problems.push(p);
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    table
+                        .entry(name.clone())
+                        .or_default()
+                        .defs
+                        .push(Def { file: fi, pointer });
+                }
+            }
+            if let Some(d) = file.value.get("defaults").and_then(Value::as_object) {
+                if kind == FileKind::Shared {
+                    for field in d.keys() {
+                        let ptr = format!("/defaults/{}", yaml::escape_segment(field));
+                        if let Some(&other) = default_fields.get(field) {
+                            let first_at = set.files[other].location(&ptr);
+                            problems.push(
+                                file.problem(
+                                    &ptr,
+                                    true,
+                                    format!(
+                                        "`defaults.{field}` is set twice: here and at {first_at}"
+                                    ),
+                                )
+                                .with_help(
+                                    "keep one `defaults` value per field across the shared files",
+                                ),
+                            );
+                        } else {
+                            default_fields.insert(field.clone(), fi);
+                        }
+                    }
+                }
+                if d.contains_key("extends") {
+                    problems.push(
+                        file.problem(
+                            "/defaults/extends",
+                            true,
+                            "`extends` has no meaning in `defaults`",
+                        )
+                        .with_help("move `extends` into the profiles that inherit"),
+                    );
+                }
+                set.defaults.push(Def {
+                    file: fi,
+                    pointer: "/defaults".into(),
+                });
+            }
+            if let Some(list) = file.value.get("allow_programs").and_then(Value::as_array) {
+                if kind == FileKind::Shared {
+                    problems.push(
+                        file.problem("/allow_programs", true, "`allow_programs` in a shared file is ignored: only a person's own override may allow programs")
+                            .with_help("move it to a *.local.yaml file or to your user config file (bprof/local.yaml)"),
+                    );
+                } else {
+                    allow.extend(list.iter().filter_map(Value::as_str).map(str::to_string));
+                }
+            }
+        }
+    }
+    set.allow_programs = allow;
+    set
+}

@@ -1,0 +1,255 @@
+//! The plan: the exact steps `run` executes, as argv lists, for a given OS. Nothing runs here.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::load::ProfileSet;
+use crate::raw::{Client, LocalPort, Mode};
+use crate::resolve::Profile;
+use crate::template::{self, TemplateError};
+
+/// The operating system a plan is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Os {
+    Windows,
+    Linux,
+    Macos,
+}
+
+impl Os {
+    /// The OS bprof is running on.
+    pub fn current() -> Os {
+        if cfg!(windows) {
+            Os::Windows
+        } else if cfg!(target_os = "macos") {
+            Os::Macos
+        } else {
+            Os::Linux
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Os::Windows => "windows",
+            Os::Linux => "linux",
+            Os::Macos => "macos",
+        }
+    }
+}
+
+/// What the runner does with a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepKind {
+    /// `az login`, interactive, only when not signed in.
+    Login,
+    /// A command in the foreground, interactive; its exit status is the run's.
+    Foreground,
+    /// `az network bastion tunnel` in the background for the steps that follow.
+    Tunnel { port: u16 },
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub name: String,
+    /// argv[0] is the program as invoked (`az`); every element exact, no quoting added.
+    pub argv: Vec<String>,
+    /// A condition such as `not-signed-in`, or null.
+    pub when: Option<String>,
+    #[serde(skip)]
+    pub kind: StepKind,
+}
+
+/// The steps `run` would execute for one profile.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub profile: String,
+    #[serde(skip)]
+    pub os: Os,
+    pub steps: Vec<Step>,
+    /// The local port of the tunnel, when there is one.
+    #[serde(skip)]
+    pub port: Option<u16>,
+}
+
+/// What the command line adds to a profile for one plan.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    pub os: Os,
+    /// `run --configure`: add `--configure` for this run only.
+    pub configure: bool,
+    /// `run --port N`.
+    pub port: Option<u16>,
+    /// `run -- EXTRA...`: appended to the connect step's az options.
+    pub extra: Vec<String>,
+    /// `run --tunnel-only`.
+    pub tunnel_only: bool,
+    /// Whether the bastion's subscription is known to the local az profile.
+    pub signed_in: bool,
+}
+
+/// The port `local_port: auto` means for a profile: the same on every machine (FNV-1a of the
+/// name, in 50000..=59999), so a teammate's .rdp file and tunnel agree.
+pub fn derived_port(profile: &str) -> u16 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in profile.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    50000 + (h % 10000) as u16
+}
+
+/// The local port a profile's tunnel uses (before checking whether it is free).
+pub fn local_port(profile: &Profile, requested: Option<u16>) -> u16 {
+    match (requested, profile.local_port) {
+        (Some(p), _) => p,
+        (None, LocalPort::Port(p)) => p,
+        (None, LocalPort::Auto(_)) => derived_port(&profile.name),
+    }
+}
+
+/// Whether an rdp profile connects through bprof's own tunnel (every OS but Windows with
+/// `client: auto`, where az opens mstsc itself).
+pub fn uses_tunnel(profile: &Profile, os: Os, tunnel_only: bool) -> bool {
+    tunnel_only
+        || profile.mode == Mode::Tunnel
+        || (profile.mode == Mode::Rdp && (os != Os::Windows || profile.client != Client::Auto))
+}
+
+/// The template context: profile, tenant, bastion, vm, port, env.
+pub fn context(profile: &Profile, opts: &PlanOptions, port: u16) -> Value {
+    let mut p = serde_json::to_value(profile).unwrap_or(Value::Null);
+    if opts.configure {
+        p["configure"] = Value::Bool(true);
+    }
+    if !opts.extra.is_empty()
+        && let Some(Value::Array(list)) = p.get_mut("extra_args")
+    {
+        list.extend(opts.extra.iter().cloned().map(Value::String));
+    }
+    let env: serde_json::Map<String, Value> = std::env::vars()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    json!({
+        "profile": p,
+        "tenant": profile.tenant,
+        "bastion": profile.bastion,
+        "vm": profile.vm,
+        "port": port,
+        "env": env,
+    })
+}
+
+/// Builds the plan of one resolved profile.
+pub fn build(
+    set: &ProfileSet,
+    profile: &Profile,
+    opts: &PlanOptions,
+) -> Result<Plan, TemplateError> {
+    let port = local_port(profile, opts.port);
+    let tunnel = uses_tunnel(profile, opts.os, opts.tunnel_only);
+    let (template_name, steps) = match (&profile.template, opts.tunnel_only) {
+        (Some(t), false) => (
+            t.clone(),
+            template::user_template(set, t)
+                .or_else(|| template::builtin(t))
+                .unwrap_or_default(),
+        ),
+        _ => {
+            let name = match profile.mode {
+                _ if tunnel => "tunnel",
+                Mode::Rdp => "rdp",
+                Mode::Ssh => "ssh",
+                Mode::Tunnel => "tunnel",
+            };
+            (
+                name.to_string(),
+                template::builtin(name).unwrap_or_default(),
+            )
+        }
+    };
+    let ctx = context(profile, opts, port);
+    let rendered = template::render(&template_name, &steps, &ctx, &set.allow_programs)?;
+    let mut out = Vec::new();
+    if !opts.signed_in {
+        let mut argv = vec![
+            "az".to_string(),
+            "login".into(),
+            "--tenant".into(),
+            profile.tenant.id.clone(),
+        ];
+        argv.extend(profile.tenant.login.iter().cloned());
+        out.push(Step {
+            name: "login".into(),
+            argv,
+            when: Some("not-signed-in".into()),
+            kind: StepKind::Login,
+        });
+    }
+    let n = rendered.len();
+    for (i, argv) in rendered.into_iter().enumerate() {
+        let last = i + 1 == n;
+        let (name, kind) = if !last {
+            (format!("step-{}", i + 1), StepKind::Foreground)
+        } else if tunnel && profile.template.is_none() {
+            ("tunnel".to_string(), StepKind::Tunnel { port })
+        } else {
+            ("connect".to_string(), StepKind::Foreground)
+        };
+        out.push(Step {
+            name,
+            argv,
+            when: None,
+            kind,
+        });
+    }
+    Ok(Plan {
+        profile: profile.name.clone(),
+        os: opts.os,
+        steps: out,
+        port: tunnel.then_some(port),
+    })
+}
+
+impl Plan {
+    /// The plan as lines a person can paste into the target OS's shell (PowerShell on Windows,
+    /// POSIX sh elsewhere); conditions and notes are `#` comment lines.
+    pub fn to_text(&self) -> String {
+        let windows = self.os == Os::Windows;
+        let shell = if windows { "PowerShell" } else { "sh" };
+        let mut out = format!(
+            "# plan for profile `{}` on {} ({shell})\n",
+            self.profile,
+            self.os.name()
+        );
+        for step in &self.steps {
+            if step.when.as_deref() == Some("not-signed-in") {
+                out.push_str("# not signed in to this tenant: sign in first\n");
+            }
+            if let StepKind::Tunnel { port } = step.kind {
+                out.push_str(&format!("# open the tunnel on localhost:{port}\n"));
+            }
+            out.push_str(&crate::shell::join(&step.argv, windows));
+            out.push('\n');
+        }
+        out
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_port_is_stable_and_in_range() {
+        let p = derived_port("prod-jumpbox");
+        assert_eq!(p, derived_port("prod-jumpbox"));
+        assert!((50000..60000).contains(&p));
+        assert_ne!(derived_port("a"), derived_port("b"));
+    }
+}

@@ -1,0 +1,883 @@
+//! From the loaded set to one resolved profile: inheritance (built-in defaults < `defaults` <
+//! the `extends` chain < the profile < its personal overrides), references, and every rule the
+//! real az would enforce at run time, checked now.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::diag::{self, Problem};
+use crate::load::{Def, ProfileSet, Section};
+use crate::raw::{
+    AuthType, Client, LocalPort, Mode, RawBastion, RawProfile, RawRdp, RawTenant, RawVm, Sku, VmOs,
+};
+use crate::yaml::escape_segment;
+
+/// A resolved tenant.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tenant {
+    pub name: String,
+    pub id: String,
+    pub subscription: String,
+    pub description: Option<String>,
+    pub login: Vec<String>,
+}
+
+/// A resolved bastion; `subscription` is always filled in.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bastion {
+    /// The bastion's name in the profile set.
+    pub key: String,
+    pub tenant: String,
+    pub subscription: String,
+    pub resource_group: String,
+    /// The Azure resource name.
+    pub name: String,
+    pub sku: Option<Sku>,
+    pub ip_connect: Option<bool>,
+}
+
+/// A resolved VM; `resource_id` is filled in for resource-id and name targets.
+#[derive(Debug, Clone, Serialize)]
+pub struct Vm {
+    pub key: String,
+    pub tenant: String,
+    pub subscription: String,
+    pub resource_group: Option<String>,
+    pub name: Option<String>,
+    pub resource_id: String,
+    pub ip: Option<String>,
+    pub os: VmOs,
+    pub computer_name: Option<String>,
+}
+
+/// Resolved .rdp settings (None: not written, the client's default applies).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RdpSettings {
+    pub screen: Option<crate::raw::Screen>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub multimon: Option<bool>,
+    pub clipboard: Option<bool>,
+    pub drives: Option<bool>,
+    pub audio: Option<crate::raw::Audio>,
+    pub properties: BTreeMap<String, crate::raw::RdpValue>,
+}
+
+/// Where an effective value came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Origin {
+    BuiltIn,
+    At(String),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::BuiltIn => f.write_str("built-in default"),
+            Origin::At(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A profile with everything inherited, referenced and defaulted: what plans are made from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Profile {
+    pub name: String,
+    pub description: Option<String>,
+    pub mode: Mode,
+    pub enable_mfa: bool,
+    pub configure: bool,
+    pub disable_gateway: bool,
+    pub auth_type: Option<AuthType>,
+    pub username: Option<String>,
+    pub ssh_key: Option<String>,
+    pub resource_port: u16,
+    pub local_port: LocalPort,
+    pub timeout: Option<u32>,
+    pub ssh_args: Vec<String>,
+    pub extra_args: Vec<String>,
+    pub client: Client,
+    pub template: Option<String>,
+    pub rdp: RdpSettings,
+    #[serde(skip)]
+    pub tenant: Tenant,
+    #[serde(skip)]
+    pub bastion: Bastion,
+    #[serde(skip)]
+    pub vm: Vm,
+    /// The effective fields as written (merged), for `show`.
+    #[serde(skip)]
+    pub fields: Map<String, Value>,
+    /// field path (`rdp.width`) -> where it was set.
+    #[serde(skip)]
+    pub origins: BTreeMap<String, Origin>,
+    /// Where the profile itself is defined (`file:line`).
+    #[serde(skip)]
+    pub defined_at: String,
+}
+
+/// Errors of this layer.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("no profile named `{name}`")]
+    UnknownProfile {
+        name: String,
+        suggestions: Vec<String>,
+    },
+    #[error("{} problem{} in profile `{name}`", .problems.len(), if .problems.len() == 1 { "" } else { "s" })]
+    Invalid {
+        name: String,
+        problems: Vec<Problem>,
+    },
+}
+
+/// The fields and origins of a merge of layers.
+#[derive(Debug, Default)]
+struct Layered {
+    value: Map<String, Value>,
+    /// field path -> (file, pointer) of the layer that set it, or None for built-in.
+    origins: BTreeMap<String, Option<Def>>,
+}
+
+impl Layered {
+    fn apply(&mut self, set: &ProfileSet, def: &Def, skip: &[&str]) {
+        if let Some(Value::Object(obj)) = set.value(def) {
+            merge(&mut self.value, &mut self.origins, obj, def, "", skip);
+        }
+    }
+}
+
+fn merge(
+    into: &mut Map<String, Value>,
+    origins: &mut BTreeMap<String, Option<Def>>,
+    from: &Map<String, Value>,
+    def: &Def,
+    prefix: &str,
+    skip: &[&str],
+) {
+    for (k, v) in from {
+        if prefix.is_empty() && skip.contains(&k.as_str()) {
+            continue;
+        }
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        let here = Def {
+            file: def.file,
+            pointer: format!("{}/{}", def.pointer, escape_segment(k)),
+        };
+        match (into.get_mut(k), v) {
+            (Some(Value::Object(existing)), Value::Object(new)) => {
+                merge(existing, origins, new, &here, &path, &[]);
+            }
+            _ => {
+                into.insert(k.clone(), v.clone());
+                if let Value::Object(new) = v {
+                    for sub in new.keys() {
+                        origins.insert(
+                            format!("{path}.{sub}"),
+                            Some(Def {
+                                file: here.file,
+                                pointer: format!("{}/{}", here.pointer, escape_segment(sub)),
+                            }),
+                        );
+                    }
+                }
+                origins.insert(path, Some(here));
+            }
+        }
+    }
+}
+
+/// Merged layers of a plain entry (tenant, bastion, vm): shared definition + overrides.
+fn entry_value(
+    set: &ProfileSet,
+    section: Section,
+    name: &str,
+) -> Option<(Map<String, Value>, Def)> {
+    let entry = set.entry(section, name)?;
+    let mut l = Layered::default();
+    for def in &entry.defs {
+        l.apply(set, def, &[]);
+    }
+    Some((l.value, entry.defs[0].clone()))
+}
+
+/// A problem at the origin of `field` in a layered profile, or at the profile itself.
+struct Ctx<'a> {
+    set: &'a ProfileSet,
+    profile_def: Def,
+    origins: &'a BTreeMap<String, Option<Def>>,
+    problems: Vec<Problem>,
+}
+
+impl Ctx<'_> {
+    fn at_field(&mut self, field: &str, key: bool, msg: String, help: Option<String>) {
+        let p = match self.origins.get(field).cloned().flatten() {
+            Some(def) => self.set.file(&def).problem(&def.pointer, key, msg),
+            None => self
+                .set
+                .file(&self.profile_def)
+                .problem(&self.profile_def.pointer, true, msg),
+        };
+        self.problems.push(match help {
+            Some(h) => p.with_help(h),
+            None => p,
+        });
+    }
+
+    fn at_def(&mut self, def: &Def, key: bool, msg: String, help: Option<String>) {
+        let p = self.set.file(def).problem(&def.pointer, key, msg);
+        self.problems.push(match help {
+            Some(h) => p.with_help(h),
+            None => p,
+        });
+    }
+
+    /// Whether `field` was set by `defaults` (then mode-specific flags are simply unused).
+    fn set_by_defaults(&self, field: &str) -> bool {
+        matches!(self.origins.get(field), Some(Some(d)) if d.pointer.starts_with("/defaults/"))
+    }
+
+    fn origin_text(&self, field: &str) -> Origin {
+        match self.origins.get(field) {
+            Some(Some(def)) => Origin::At(self.set.file(def).location(&def.pointer)),
+            _ => Origin::BuiltIn,
+        }
+    }
+}
+
+fn unknown_name_help(set: &ProfileSet, section: Section, name: &str) -> String {
+    match diag::did_you_mean(name, set.names(section)) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => {
+            let names: Vec<&str> = set.names(section).take(8).collect();
+            if names.is_empty() {
+                format!("define it under `{}:`", section.key())
+            } else {
+                format!("known {}: {}", section.key(), names.join(", "))
+            }
+        }
+    }
+}
+
+/// The names of profiles closest to `name` (for "unknown profile").
+pub fn suggestions(set: &ProfileSet, name: &str) -> Vec<String> {
+    diag::closest(name, set.names(Section::Profiles), 3)
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The `extends` chain of a profile, nearest last: `[root, ..., parent, profile]`.
+fn chain(set: &ProfileSet, name: &str, ctx: &mut Ctx) -> Vec<String> {
+    let mut chain = vec![name.to_string()];
+    let mut cur = name.to_string();
+    while let Some((fields, def)) = entry_value(set, Section::Profiles, &cur) {
+        let Some(parent) = fields.get("extends").and_then(Value::as_str) else {
+            break;
+        };
+        // the layer that set `extends` last (an override may change it)
+        let ext_def = set
+            .entry(Section::Profiles, &cur)
+            .and_then(|e| {
+                e.defs
+                    .iter()
+                    .map(|d| Def {
+                        file: d.file,
+                        pointer: format!("{}/extends", d.pointer),
+                    })
+                    .rfind(|d| set.value(d).is_some())
+            })
+            .unwrap_or(Def {
+                file: def.file,
+                pointer: format!("{}/extends", def.pointer),
+            });
+        if let Some(i) = chain.iter().position(|c| c == parent) {
+            let cycle: Vec<&str> = chain[i..]
+                .iter()
+                .map(String::as_str)
+                .chain(std::iter::once(parent))
+                .collect();
+            ctx.at_def(
+                &ext_def,
+                false,
+                format!("`extends` forms a cycle: {}", cycle.join(" -> ")),
+                Some("remove `extends` from one of these profiles".into()),
+            );
+            break;
+        }
+        if set.entry(Section::Profiles, parent).is_none() {
+            ctx.at_def(
+                &ext_def,
+                false,
+                format!("profile `{cur}` extends `{parent}`, which is not a profile"),
+                Some(unknown_name_help(set, Section::Profiles, parent)),
+            );
+            break;
+        }
+        chain.push(parent.to_string());
+        cur = parent.to_string();
+    }
+    chain.reverse();
+    chain
+}
+
+/// Resolves one profile; every problem of it at once.
+pub fn resolve(set: &ProfileSet, name: &str) -> Result<Profile, ResolveError> {
+    let Some(entry) = set.entry(Section::Profiles, name) else {
+        return Err(ResolveError::UnknownProfile {
+            name: name.to_string(),
+            suggestions: suggestions(set, name),
+        });
+    };
+    let profile_def = entry.defs[0].clone();
+    let mut layered = Layered::default();
+    for def in &set.defaults {
+        layered.apply(set, def, &["extends"]);
+    }
+    let empty = BTreeMap::new();
+    let mut pre = Ctx {
+        set,
+        profile_def: profile_def.clone(),
+        origins: &empty,
+        problems: Vec::new(),
+    };
+    let chain = chain(set, name, &mut pre);
+    let mut problems = pre.problems;
+    for link in &chain {
+        if let Some(e) = set.entry(Section::Profiles, link) {
+            for def in &e.defs {
+                layered.apply(set, def, &["extends"]);
+            }
+        }
+    }
+    let mut ctx = Ctx {
+        set,
+        profile_def: profile_def.clone(),
+        origins: &layered.origins,
+        problems: Vec::new(),
+    };
+    let raw: RawProfile = match serde_json::from_value(Value::Object(layered.value.clone())) {
+        Ok(r) => r,
+        Err(e) => {
+            // every layer passed the schema, so this is unexpected; still a data problem
+            ctx.at_def(
+                &profile_def,
+                true,
+                format!("profile `{name}` cannot be read: {e}"),
+                None,
+            );
+            problems.append(&mut ctx.problems);
+            return Err(ResolveError::Invalid {
+                name: name.to_string(),
+                problems,
+            });
+        }
+    };
+    let profile = build(set, name, raw, &mut ctx, &layered);
+    problems.append(&mut ctx.problems);
+    diag::sort(&mut problems);
+    match profile {
+        Some(p) if problems.is_empty() => Ok(p),
+        _ => Err(ResolveError::Invalid {
+            name: name.to_string(),
+            problems,
+        }),
+    }
+}
+
+fn tenant(set: &ProfileSet, name: &str) -> Option<(Tenant, Def)> {
+    let (v, def) = entry_value(set, Section::Tenants, name)?;
+    let raw: RawTenant = serde_json::from_value(Value::Object(v)).ok()?;
+    Some((
+        Tenant {
+            name: name.to_string(),
+            id: raw.id,
+            subscription: raw.subscription,
+            description: raw.description,
+            login: raw.login.unwrap_or_default(),
+        },
+        def,
+    ))
+}
+
+/// Checks one bastion entry on its own; returns it resolved.
+pub fn bastion(
+    set: &ProfileSet,
+    key: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<(Bastion, Tenant)> {
+    let (v, def) = entry_value(set, Section::Bastions, key)?;
+    let raw: RawBastion = serde_json::from_value(Value::Object(v)).ok()?;
+    let file = set.file(&def);
+    let Some((t, _)) = tenant(set, &raw.tenant) else {
+        problems.push(
+            file.problem(
+                &format!("{}/tenant", def.pointer),
+                false,
+                format!(
+                    "bastion `{key}` names tenant `{}`, which is not defined",
+                    raw.tenant
+                ),
+            )
+            .with_help(unknown_name_help(set, Section::Tenants, &raw.tenant)),
+        );
+        return None;
+    };
+    Some((
+        Bastion {
+            key: key.to_string(),
+            tenant: raw.tenant,
+            subscription: raw.subscription.unwrap_or_else(|| t.subscription.clone()),
+            resource_group: raw.resource_group,
+            name: raw.name,
+            sku: raw.sku,
+            ip_connect: raw.ip_connect,
+        },
+        t,
+    ))
+}
+
+/// Checks the shape of an ARM VM id: `/subscriptions/<GUID>/resourceGroups/<rg>/providers/
+/// Microsoft.Compute/virtualMachines/<name>`.
+pub fn check_vm_resource_id(id: &str) -> Result<(), String> {
+    let parts: Vec<&str> = id.split('/').collect();
+    let guid = regex_guid;
+    let ok_shape = parts.len() == 9
+        && parts[0].is_empty()
+        && parts[1].eq_ignore_ascii_case("subscriptions")
+        && parts[3].eq_ignore_ascii_case("resourceGroups")
+        && parts[5].eq_ignore_ascii_case("providers");
+    if !ok_shape {
+        return Err("it is not of the form /subscriptions/<GUID>/resourceGroups/<group>/providers/Microsoft.Compute/virtualMachines/<name>".into());
+    }
+    if !guid(parts[2]) {
+        return Err(format!("its subscription `{}` is not a GUID", parts[2]));
+    }
+    if parts[4].is_empty() || parts[8].is_empty() {
+        return Err("its resource group or VM name is empty".into());
+    }
+    if !(parts[6].eq_ignore_ascii_case("Microsoft.Compute")
+        && parts[7].eq_ignore_ascii_case("virtualMachines"))
+    {
+        return Err(format!(
+            "its provider is `{}/{}`, not `Microsoft.Compute/virtualMachines`",
+            parts[6], parts[7]
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `s` is a GUID (8-4-4-4-12 hex digits).
+pub fn regex_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Checks one vm entry on its own (exactly one target, id shape, IP); returns it resolved.
+/// `default_tenant` is the bastion's tenant when the vm names none.
+pub fn vm(
+    set: &ProfileSet,
+    key: &str,
+    default_tenant: Option<&str>,
+    problems: &mut Vec<Problem>,
+) -> Option<Vm> {
+    let (v, def) = entry_value(set, Section::Vms, key)?;
+    let raw: RawVm = serde_json::from_value(Value::Object(v)).ok()?;
+    let file = set.file(&def);
+    let at = |field: &str| format!("{}/{}", def.pointer, field);
+    let before = problems.len();
+    let targets: Vec<&str> = [
+        raw.resource_id.as_ref().map(|_| "resource_id"),
+        raw.name.as_ref().map(|_| "name"),
+        raw.ip.as_ref().map(|_| "ip"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if targets.len() != 1 {
+        let msg = if targets.is_empty() {
+            format!("vm `{key}` has no target")
+        } else {
+            format!(
+                "vm `{key}` has {} targets: {}",
+                targets.len(),
+                targets.join(", ")
+            )
+        };
+        problems.push(file.problem(&def.pointer, true, msg).with_help(
+            "give exactly one of `resource_id`, `name` (with `resource_group`), or `ip`",
+        ));
+    }
+    if raw.name.is_some() && raw.resource_group.is_none() {
+        problems.push(
+            file.problem(
+                &at("name"),
+                true,
+                format!("vm `{key}` has `name` but no `resource_group`"),
+            )
+            .with_help("add `resource_group:` (the VM's resource group)"),
+        );
+    }
+    if raw.resource_group.is_some() && raw.name.is_none() {
+        problems.push(
+            file.problem(
+                &at("resource_group"),
+                true,
+                format!("vm `{key}` has `resource_group` but no `name`"),
+            )
+            .with_help("`resource_group` goes with `name`; with `resource_id` or `ip`, remove it"),
+        );
+    }
+    if let Some(id) = &raw.resource_id
+        && let Err(why) = check_vm_resource_id(id)
+    {
+        problems.push(
+            file.problem(&at("resource_id"), false, format!("`resource_id` of vm `{key}` is not a VM resource id: {why}"))
+                .with_help("copy the id from the VM's Properties page in the portal, or `az vm show -g RG -n NAME --query id`"),
+        );
+    }
+    if let Some(ip) = &raw.ip
+        && ip.parse::<IpAddr>().is_err()
+    {
+        problems.push(
+            file.problem(
+                &at("ip"),
+                false,
+                format!("`ip` of vm `{key}` is \"{ip}\", not an IP address"),
+            )
+            .with_help("write the VM's private IP address, like 10.1.0.4"),
+        );
+    }
+    let tenant_name = raw.tenant.clone().or(default_tenant.map(str::to_string));
+    let tenant = match &tenant_name {
+        Some(t) => match tenant(set, t) {
+            Some((t, _)) => Some(t),
+            None => {
+                problems.push(
+                    file.problem(
+                        &at("tenant"),
+                        false,
+                        format!("vm `{key}` names tenant `{t}`, which is not defined"),
+                    )
+                    .with_help(unknown_name_help(set, Section::Tenants, t)),
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    if problems.len() > before {
+        return None;
+    }
+    let subscription = raw
+        .subscription
+        .clone()
+        .or_else(|| tenant.as_ref().map(|t| t.subscription.clone()))
+        .unwrap_or_default();
+    let resource_id = match (&raw.resource_id, &raw.name, &raw.resource_group) {
+        (Some(id), _, _) => id.clone(),
+        (None, Some(n), Some(rg)) => format!(
+            "/subscriptions/{subscription}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{n}"
+        ),
+        _ => String::new(),
+    };
+    Some(Vm {
+        key: key.to_string(),
+        tenant: tenant_name.unwrap_or_default(),
+        subscription,
+        resource_group: raw.resource_group,
+        name: raw.name,
+        resource_id,
+        ip: raw.ip,
+        os: raw.os.unwrap_or(VmOs::Windows),
+        computer_name: raw.computer_name,
+    })
+}
+
+/// Checks `rdp.properties`: each value's type matches the key's `:s`, `:i` or `:b`.
+fn check_rdp_properties(rdp: &RawRdp, ctx: &mut Ctx) {
+    for (key, value) in rdp.properties.iter().flatten() {
+        let ty = key.rsplit(':').next().unwrap_or("");
+        let field = format!("rdp.properties.{key}");
+        let bad = match (ty, value) {
+            ("i", crate::raw::RdpValue::Int(_)) => None,
+            ("i", crate::raw::RdpValue::Text(t)) if t.trim().parse::<i64>().is_ok() => None,
+            ("i", _) => Some("an integer"),
+            ("s", crate::raw::RdpValue::Text(t)) if t.contains(['\n', '\r']) => {
+                Some("a string on one line")
+            }
+            ("s", _) => None,
+            ("b", crate::raw::RdpValue::Text(t)) if t.chars().all(|c| c.is_ascii_hexdigit()) => {
+                None
+            }
+            ("b", _) => Some("hex digits (binary)"),
+            _ => None,
+        };
+        if let Some(what) = bad {
+            ctx.at_field(
+                &field,
+                false,
+                format!("the .rdp property `{key}` must be {what}"),
+                Some(format!(
+                    "`:{ty}` sets the property's type; fix the value or the type"
+                )),
+            );
+        }
+        let name = key.rsplit_once(':').map(|(n, _)| n).unwrap_or(key);
+        if matches!(name, "password 51" | "gatewayaccesstoken" | "password") {
+            ctx.at_field(
+                &field,
+                true,
+                format!("the .rdp property `{name}` would store a secret"),
+                Some("bprof never writes passwords or tokens into .rdp files; remove it".into()),
+            );
+        }
+    }
+}
+
+const AZ_AAD_RULE: &str = "AAD login is not supported for Disable Gateway & IP Connect scenarios.";
+const AZ_SKU_RULE: &str =
+    "Bastion Host SKU must be Standard or Premium and Native Client must be enabled.";
+const AZ_IP_PORT_RULE: &str =
+    "Custom ports are not allowed. Allowed ports for Tunnel with IP connect is 22, 3389.";
+const AZ_IP_CONNECT_RULE: &str = "`--target-ip-address` flag cannot be used when IpConnect is not enabled. Please use --target-resource-id flag instead.";
+
+fn build(
+    set: &ProfileSet,
+    name: &str,
+    raw: RawProfile,
+    ctx: &mut Ctx,
+    layered: &Layered,
+) -> Option<Profile> {
+    let mode = raw.mode.unwrap_or(Mode::Rdp);
+    let bastion_ref = match &raw.bastion {
+        Some(b) => Some(b.clone()),
+        None => {
+            let names: Vec<&str> = set.names(Section::Bastions).take(8).collect();
+            ctx.at_field("bastion", true, format!("profile `{name}` has no `bastion`"), Some(format!("add `bastion: NAME` to the profile, its `extends` parent or `defaults` (known bastions: {})", names.join(", "))));
+            None
+        }
+    };
+    let vm_ref = match &raw.vm {
+        Some(v) => Some(v.clone()),
+        None => {
+            let names: Vec<&str> = set.names(Section::Vms).take(8).collect();
+            ctx.at_field(
+                "vm",
+                true,
+                format!("profile `{name}` has no `vm`"),
+                Some(format!(
+                    "add `vm: NAME` to the profile or its `extends` parent (known vms: {})",
+                    names.join(", ")
+                )),
+            );
+            None
+        }
+    };
+    let mut bastion_tenant = None;
+    if let Some(b) = &bastion_ref {
+        if set.entry(Section::Bastions, b).is_none() {
+            ctx.at_field(
+                "bastion",
+                false,
+                format!("profile `{name}` names bastion `{b}`, which is not defined"),
+                Some(unknown_name_help(set, Section::Bastions, b)),
+            );
+        } else {
+            bastion_tenant = bastion(set, b, &mut ctx.problems);
+        }
+    }
+    let mut vm_res = None;
+    if let Some(v) = &vm_ref {
+        if set.entry(Section::Vms, v).is_none() {
+            ctx.at_field(
+                "vm",
+                false,
+                format!("profile `{name}` names vm `{v}`, which is not defined"),
+                Some(unknown_name_help(set, Section::Vms, v)),
+            );
+        } else {
+            let default_tenant = bastion_tenant.as_ref().map(|(b, _)| b.tenant.clone());
+            vm_res = vm(set, v, default_tenant.as_deref(), &mut ctx.problems);
+        }
+    }
+    if let Some(t) = &raw.template
+        && set.entry(Section::Templates, t).is_none()
+        && crate::template::builtin(t).is_none()
+    {
+        let mut candidates: Vec<&str> = set.names(Section::Templates).collect();
+        candidates.extend(["rdp", "ssh", "tunnel"]);
+        let help = match diag::did_you_mean(t, candidates.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("known templates: {}", candidates.join(", ")),
+        };
+        ctx.at_field(
+            "template",
+            false,
+            format!("profile `{name}` uses template `{t}`, which is not defined"),
+            Some(help),
+        );
+    }
+
+    // mode-specific fields
+    for flag in ["enable_mfa", "configure", "disable_gateway"] {
+        let on = match flag {
+            "enable_mfa" => raw.enable_mfa,
+            "configure" => raw.configure,
+            _ => raw.disable_gateway,
+        } == Some(true);
+        if on && mode != Mode::Rdp && !ctx.set_by_defaults(flag) {
+            ctx.at_field(flag, true, format!("`{flag}` is an `az network bastion rdp` option, but profile `{name}` has mode {}", mode_name(mode)), Some(format!("remove `{flag}`, or set `mode: rdp`")));
+        }
+    }
+    let ip_target = vm_res.as_ref().is_some_and(|v| v.ip.is_some());
+    match mode {
+        Mode::Ssh => match raw.auth_type {
+            None => ctx.at_field("mode", true, format!("ssh profile `{name}` has no `auth_type`"), Some("add `auth_type: aad`, `password` or `ssh-key` (az requires --auth-type for ssh)".into())),
+            Some(AuthType::Password) if raw.username.is_none() => ctx.at_field("auth_type", false, "`auth_type: password` needs `username` (az: \"Please enter username with --username.\")".into(), Some("add `username:`; a personal user name belongs in your *.local.yaml override".into())),
+            Some(AuthType::SshKey) if raw.username.is_none() || raw.ssh_key.is_none() => ctx.at_field("auth_type", false, "`auth_type: ssh-key` needs `username` and `ssh_key` (az: \"Please enter username --username and ssh cert location --ssh-key.\")".into(), Some("add `username:` and `ssh_key:` (the private key's path)".into())),
+            _ => {}
+        },
+        Mode::Rdp => {
+            if raw.auth_type == Some(AuthType::SshKey) {
+                ctx.at_field("auth_type", false, "`auth_type: ssh-key` is for ssh; rdp takes `aad` or `password`".into(), None);
+            }
+            if raw.auth_type == Some(AuthType::Aad) && raw.disable_gateway == Some(true) {
+                ctx.at_field("disable_gateway", false, format!("Entra sign-in (`auth_type: aad`) does not work with `disable_gateway: true` (az: \"{AZ_AAD_RULE}\")"), Some("remove `disable_gateway`, or use `auth_type: password`".into()));
+            }
+            if raw.auth_type == Some(AuthType::Aad) && ip_target {
+                ctx.at_field("auth_type", false, format!("Entra sign-in (`auth_type: aad`) does not work with a vm given by `ip` (az: \"{AZ_AAD_RULE}\")"), Some("give the vm by `resource_id` or `name`, or use `auth_type: password`".into()));
+            }
+        }
+        Mode::Tunnel => {
+            if raw.resource_port.is_none() {
+                ctx.at_field("mode", true, format!("tunnel profile `{name}` has no `resource_port`"), Some("add `resource_port:` (the VM's port to reach, like 5432); az requires it for tunnels".into()));
+            }
+        }
+    }
+    let resource_port = raw
+        .resource_port
+        .unwrap_or(if mode == Mode::Ssh { 22 } else { 3389 });
+    if ip_target && ![22, 3389].contains(&resource_port) {
+        ctx.at_field("resource_port", false, format!("a vm given by `ip` can only be reached on port 22 or 3389, not {resource_port} (az: \"{AZ_IP_PORT_RULE}\")"), Some("use port 22 or 3389, or give the vm by `resource_id` or `name`".into()));
+    }
+    if let Some((b, _)) = &bastion_tenant {
+        if matches!(b.sku, Some(Sku::Basic | Sku::Developer)) {
+            let def = set
+                .entry(Section::Bastions, &b.key)
+                .map(|e| e.defs[0].clone());
+            if let Some(def) = def {
+                ctx.at_def(&Def { file: def.file, pointer: format!("{}/sku", def.pointer) }, false, format!("bastion `{}` has SKU {:?}, which has no native client (az: \"{AZ_SKU_RULE}\")", b.key, b.sku.map(|s| format!("{s:?}").to_lowercase()).unwrap_or_default()), Some("bprof connects with the native client: upgrade the bastion to standard or premium and enable native client support".into()));
+            }
+        }
+        if ip_target && b.ip_connect == Some(false) {
+            ctx.at_field("vm", false, format!("vm is given by `ip`, but bastion `{}` has `ip_connect: false` (az: \"{AZ_IP_CONNECT_RULE}\")", b.key), Some("give the vm by `resource_id` or `name`, or enable IP-based connection on the bastion".into()));
+        }
+    }
+    if let Some(rdp) = &raw.rdp {
+        check_rdp_properties(rdp, ctx);
+    }
+    if raw.ssh_key.is_some()
+        && raw.auth_type != Some(AuthType::SshKey)
+        && mode == Mode::Ssh
+        && !ctx.set_by_defaults("ssh_key")
+    {
+        ctx.at_field(
+            "ssh_key",
+            true,
+            "`ssh_key` is only used with `auth_type: ssh-key`".into(),
+            Some("set `auth_type: ssh-key`, or remove `ssh_key`".into()),
+        );
+    }
+
+    let (bastion, tenant) = bastion_tenant?;
+    let vm = vm_res?;
+    if !ctx.problems.is_empty() {
+        return None;
+    }
+    let rdp = raw.rdp.unwrap_or_default();
+    let origins = layered
+        .origins
+        .keys()
+        .map(|k| (k.clone(), ctx.origin_text(k)))
+        .collect();
+    Some(Profile {
+        name: name.to_string(),
+        description: raw.description,
+        mode,
+        enable_mfa: raw.enable_mfa.unwrap_or(false) && mode == Mode::Rdp,
+        configure: raw.configure.unwrap_or(false) && mode == Mode::Rdp,
+        disable_gateway: raw.disable_gateway.unwrap_or(false) && mode == Mode::Rdp,
+        auth_type: raw.auth_type,
+        username: raw.username,
+        ssh_key: raw.ssh_key.map(|k| crate::load::expand_tilde(&k)),
+        resource_port,
+        local_port: raw
+            .local_port
+            .unwrap_or(LocalPort::Auto(crate::raw::AutoWord::Auto)),
+        timeout: raw.timeout,
+        ssh_args: raw.ssh_args.unwrap_or_default(),
+        extra_args: raw.extra_args.unwrap_or_default(),
+        client: raw.client.unwrap_or(Client::Auto),
+        template: raw.template,
+        rdp: RdpSettings {
+            screen: rdp.screen,
+            width: rdp.width,
+            height: rdp.height,
+            multimon: rdp.multimon,
+            clipboard: rdp.clipboard,
+            drives: rdp.drives,
+            audio: rdp.audio,
+            properties: rdp.properties.unwrap_or_default(),
+        },
+        tenant,
+        bastion,
+        vm,
+        fields: layered.value.clone(),
+        origins,
+        defined_at: set
+            .file(&ctx.profile_def)
+            .location(&ctx.profile_def.pointer),
+    })
+}
+
+pub fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Rdp => "rdp",
+        Mode::Ssh => "ssh",
+        Mode::Tunnel => "tunnel",
+    }
+}
+
+/// Every problem of the whole set: each profile resolved, each tenant, bastion and vm checked
+/// (used or not), each template checked.
+pub fn validate_all(set: &ProfileSet) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for name in set.names(Section::Bastions) {
+        bastion(set, name, &mut problems);
+    }
+    for name in set.names(Section::Vms) {
+        // a vm's tenant defaults to its bastion's: checked here only when it names one
+        vm(set, name, None, &mut problems);
+    }
+    for name in set.names(Section::Profiles) {
+        if let Err(ResolveError::Invalid { problems: p, .. }) = resolve(set, name) {
+            problems.extend(p);
+        }
+    }
+    problems.extend(crate::template::check_all(set));
+    diag::sort(&mut problems);
+    problems
+}

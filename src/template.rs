@@ -1,0 +1,380 @@
+//! Templates: lists of steps, each a list of argv tokens. Every token is a handlebars template
+//! rendered on its own in strict mode, so a value never splits into several arguments and an
+//! unknown variable is an error that names template, step and token.
+
+use handlebars::Handlebars;
+use serde_json::Value;
+
+use crate::diag::Problem;
+use crate::load::{Def, ProfileSet, Section};
+
+/// The built-in templates, as data. `bprof templates NAME` prints them; copy one into
+/// `templates:` to adapt it.
+pub const BUILTIN: &[(&str, &str, &[&[&str]])] = &[
+    (
+        "rdp",
+        "Windows: az opens mstsc through the bastion's gateway (Entra sign-in works here)",
+        &[&[
+            "az",
+            "network",
+            "bastion",
+            "rdp",
+            "--name",
+            "{{bastion.name}}",
+            "--resource-group",
+            "{{bastion.resource_group}}",
+            "--subscription",
+            "{{bastion.subscription}}",
+            "{{#if vm.ip}}--target-ip-address{{else}}--target-resource-id{{/if}}",
+            "{{#if vm.ip}}{{vm.ip}}{{else}}{{vm.resource_id}}{{/if}}",
+            "--resource-port",
+            "{{profile.resource_port}}",
+            "{{#if profile.auth_type}}--auth-type{{/if}}",
+            "{{profile.auth_type}}",
+            "{{#if profile.enable_mfa}}--enable-mfa{{/if}}",
+            "{{#if profile.disable_gateway}}--disable-gateway{{/if}}",
+            "{{#if profile.configure}}--configure{{/if}}",
+            "{{...profile.extra_args}}",
+        ]],
+    ),
+    (
+        "ssh",
+        "az network bastion ssh; every az option before `--`, ssh's own arguments after it",
+        &[&[
+            "az",
+            "network",
+            "bastion",
+            "ssh",
+            "--name",
+            "{{bastion.name}}",
+            "--resource-group",
+            "{{bastion.resource_group}}",
+            "--subscription",
+            "{{bastion.subscription}}",
+            "{{#if vm.ip}}--target-ip-address{{else}}--target-resource-id{{/if}}",
+            "{{#if vm.ip}}{{vm.ip}}{{else}}{{vm.resource_id}}{{/if}}",
+            "--resource-port",
+            "{{profile.resource_port}}",
+            "--auth-type",
+            "{{profile.auth_type}}",
+            "{{#if profile.username}}--username{{/if}}",
+            "{{profile.username}}",
+            "{{#if profile.ssh_key}}--ssh-key{{/if}}",
+            "{{profile.ssh_key}}",
+            "{{...profile.extra_args}}",
+            "{{#if profile.ssh_args}}--{{/if}}",
+            "{{...profile.ssh_args}}",
+        ]],
+    ),
+    (
+        "tunnel",
+        "az network bastion tunnel on a local port (also rdp on Linux and macOS)",
+        &[&[
+            "az",
+            "network",
+            "bastion",
+            "tunnel",
+            "--name",
+            "{{bastion.name}}",
+            "--resource-group",
+            "{{bastion.resource_group}}",
+            "--subscription",
+            "{{bastion.subscription}}",
+            "{{#if vm.ip}}--target-ip-address{{else}}--target-resource-id{{/if}}",
+            "{{#if vm.ip}}{{vm.ip}}{{else}}{{vm.resource_id}}{{/if}}",
+            "--resource-port",
+            "{{profile.resource_port}}",
+            "--port",
+            "{{port}}",
+            "{{#if profile.timeout}}--timeout{{/if}}",
+            "{{profile.timeout}}",
+            "{{...profile.extra_args}}",
+        ]],
+    ),
+];
+
+/// A built-in template's steps.
+pub fn builtin(name: &str) -> Option<Vec<Vec<String>>> {
+    BUILTIN
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, _, steps)| {
+            steps
+                .iter()
+                .map(|s| s.iter().map(|t| t.to_string()).collect())
+                .collect()
+        })
+}
+
+/// A built-in template as YAML, as `bprof templates NAME` prints it.
+pub fn builtin_yaml(name: &str) -> Option<String> {
+    let (_, about, steps) = BUILTIN.iter().find(|(n, _, _)| *n == name)?;
+    let mut out = format!(
+        "# built-in template `{name}`: {about}\n# copy it under `templates:` with a new name to adapt it\n{name}:\n"
+    );
+    for step in steps.iter() {
+        out.push_str("  - [");
+        let toks: Vec<String> = step.iter().map(|t| yaml_scalar(t)).collect();
+        out.push_str(&toks.join(", "));
+        out.push_str("]\n");
+    }
+    Some(out)
+}
+
+fn yaml_scalar(t: &str) -> String {
+    let plain = !t.is_empty()
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        && !t.starts_with('-');
+    if plain {
+        t.to_string()
+    } else {
+        format!("{t:?}")
+    }
+}
+
+/// Errors of this layer; each names the template, step and token.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("template `{template}`, step {step}, token {token} `{text}`: {reason}")]
+    Token {
+        template: String,
+        step: usize,
+        token: usize,
+        text: String,
+        reason: String,
+    },
+    #[error(
+        "template `{template}`, step {step} runs `{program}`; only `az` runs unless your own override allows it"
+    )]
+    ProgramNotAllowed {
+        template: String,
+        step: usize,
+        program: String,
+    },
+}
+
+impl TemplateError {
+    pub fn hint(&self) -> String {
+        match self {
+            TemplateError::Token { .. } => "the context holds profile, tenant, bastion, vm, port and env; see `bprof templates`".into(),
+            TemplateError::ProgramNotAllowed { program, .. } => format!(
+                "if you trust this template, add `allow_programs: [{program}]` to your personal override (a *.local.yaml file or bprof/local.yaml in your config directory)"
+            ),
+        }
+    }
+}
+
+/// A token that splices a list: exactly `{{...path}}`.
+fn splice_path(token: &str) -> Option<&str> {
+    let inner = token.strip_prefix("{{...")?.strip_suffix("}}")?.trim();
+    (!inner.is_empty() && !inner.contains(['{', '}', ' '])).then_some(inner)
+}
+
+fn lookup<'a>(ctx: &'a Value, path: &str) -> Option<&'a Value> {
+    let direct = path.split('.').try_fold(ctx, |v, seg| v.get(seg));
+    // `{{...extra_args}}` is short for `{{...profile.extra_args}}`
+    direct.or_else(|| ctx.get("profile").and_then(|p| p.get(path)))
+}
+
+/// Renders a template's steps with `ctx`; each token on its own, empty results dropped.
+pub fn render(
+    template: &str,
+    steps: &[Vec<String>],
+    ctx: &Value,
+    allowed: &[String],
+) -> Result<Vec<Vec<String>>, TemplateError> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(handlebars::no_escape);
+    let mut out = Vec::with_capacity(steps.len());
+    for (si, step) in steps.iter().enumerate() {
+        let mut argv = Vec::with_capacity(step.len());
+        for (ti, token) in step.iter().enumerate() {
+            let err = |reason: String| TemplateError::Token {
+                template: template.to_string(),
+                step: si + 1,
+                token: ti + 1,
+                text: token.clone(),
+                reason,
+            };
+            if let Some(path) = splice_path(token) {
+                match lookup(ctx, path) {
+                    Some(Value::Array(items)) => {
+                        for item in items {
+                            let s = match item {
+                                Value::String(s) => s.clone(),
+                                other => other.to_string(),
+                            };
+                            if !s.is_empty() {
+                                argv.push(s);
+                            }
+                        }
+                    }
+                    Some(Value::Null) => {}
+                    Some(_) => return Err(err(format!("`{path}` is not a list"))),
+                    None => return Err(err(format!("`{path}` is not in the context"))),
+                }
+                continue;
+            }
+            let rendered = if token.contains("{{") {
+                hb.render_template(token, ctx)
+                    .map_err(|e| err(render_reason(&e)))?
+            } else {
+                token.clone()
+            };
+            if !rendered.is_empty() {
+                argv.push(rendered);
+            }
+        }
+        if let Some(program) = argv.first()
+            && program != "az"
+            && !allowed.iter().any(|a| a == program)
+        {
+            return Err(TemplateError::ProgramNotAllowed {
+                template: template.to_string(),
+                step: si + 1,
+                program: program.clone(),
+            });
+        }
+        if !argv.is_empty() {
+            out.push(argv);
+        }
+    }
+    Ok(out)
+}
+
+fn render_reason(e: &handlebars::RenderError) -> String {
+    let text = e.to_string();
+    // "Error rendering \"...\" line 1, col 3: Failed to access variable in strict mode Some(\"x\")"
+    let msg = text.rsplit(": ").next().unwrap_or(&text).to_string();
+    if msg.contains("strict mode") {
+        let var = msg.split('"').nth(1).unwrap_or("?");
+        format!("unknown variable `{var}`")
+    } else {
+        msg
+    }
+}
+
+/// Syntax and program checks of every user template, with positions.
+pub fn check_all(set: &ProfileSet) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for name in set.names(Section::Templates) {
+        let Some(entry) = set.entry(Section::Templates, name) else {
+            continue;
+        };
+        let Some(def) = entry.defs.last() else {
+            continue;
+        };
+        let Some(Value::Array(steps)) = set.value(def) else {
+            continue;
+        };
+        let file = set.file(def);
+        for (si, step) in steps.iter().enumerate() {
+            let Some(tokens) = step.as_array() else {
+                continue;
+            };
+            for (ti, tok) in tokens.iter().enumerate() {
+                let Some(t) = tok.as_str() else { continue };
+                let ptr = format!("{}/{si}/{ti}", def.pointer);
+                if splice_path(t).is_none()
+                    && t.contains("{{")
+                    && let Err(e) = handlebars::Template::compile(t)
+                {
+                    problems.push(
+                        file.problem(
+                            &ptr,
+                            false,
+                            format!(
+                                "template `{name}`, step {}, token {}: {}",
+                                si + 1,
+                                ti + 1,
+                                e.reason()
+                            ),
+                        )
+                        .with_help(
+                            "fix the handlebars syntax; see `bprof templates rdp` for examples",
+                        ),
+                    );
+                }
+                if ti == 0
+                    && !t.contains("{{")
+                    && t != "az"
+                    && !set.allow_programs.iter().any(|a| a == t)
+                {
+                    problems.push(file.problem(&ptr, false, format!("template `{name}`, step {} runs `{t}`; only `az` runs unless your own override allows it", si + 1)).with_help(format!("a shared profile repo cannot make bprof run other programs; if you trust it, add `allow_programs: [{t}]` to your personal override")));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// The steps of a user template (the last layer that defines it).
+pub fn user_template(set: &ProfileSet, name: &str) -> Option<Vec<Vec<String>>> {
+    let def: &Def = set.entry(Section::Templates, name)?.defs.last()?;
+    serde_json::from_value(set.value(def)?.clone()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx() -> Value {
+        json!({"profile": {"enable_mfa": true, "configure": false, "auth_type": null, "extra_args": ["--debug", "a b"], "ssh_args": []},
+               "bastion": {"name": "bas; rm -rf / $(x)"}, "vm": {"ip": null, "resource_id": "/subscriptions/x"}, "port": 5000, "env": {}})
+    }
+
+    #[test]
+    fn tokens_render_alone_and_empty_ones_drop() {
+        let steps = vec![vec![
+            "az".into(),
+            "--name".into(),
+            "{{bastion.name}}".into(),
+            "{{#if profile.enable_mfa}}--enable-mfa{{/if}}".into(),
+            "{{#if profile.configure}}--configure{{/if}}".into(),
+            "{{profile.auth_type}}".into(),
+            "{{...extra_args}}".into(),
+            "{{#if profile.ssh_args}}--{{/if}}".into(),
+        ]];
+        let out = render("t", &steps, &ctx(), &[]).unwrap();
+        assert_eq!(
+            out[0],
+            [
+                "az",
+                "--name",
+                "bas; rm -rf / $(x)",
+                "--enable-mfa",
+                "--debug",
+                "a b"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_variable_names_template_step_and_token() {
+        let steps = vec![vec!["az".into(), "{{bastion.nmae}}".into()]];
+        let e = render("mine", &steps, &ctx(), &[]).unwrap_err().to_string();
+        assert!(e.contains("template `mine`, step 1, token 2"), "{e}");
+        assert!(e.contains("bastion.nmae"), "{e}");
+    }
+
+    #[test]
+    fn other_programs_need_consent() {
+        let steps = vec![vec!["pwsh".into(), "-c".into()]];
+        assert!(matches!(
+            render("t", &steps, &ctx(), &[]),
+            Err(TemplateError::ProgramNotAllowed { .. })
+        ));
+        assert!(render("t", &steps, &ctx(), &["pwsh".into()]).is_ok());
+    }
+
+    #[test]
+    fn builtins_exist() {
+        for n in ["rdp", "ssh", "tunnel"] {
+            assert!(builtin(n).is_some());
+            assert!(builtin_yaml(n).unwrap().contains(&format!("{n}:")));
+        }
+    }
+}

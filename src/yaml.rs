@@ -1,0 +1,333 @@
+//! YAML text to a JSON value plus an index of where every key and value was written.
+//!
+//! serde-saphyr parses (strict YAML 1.2 booleans, duplicate keys refused, budgets on aliases,
+//! depth and nodes); each node keeps its line and column through `Spanned`. The tree is then
+//! flattened into a `serde_json::Value` (what the JSON schema validates) and a [`SpanIndex`] that
+//! maps a JSON pointer (`/profiles/prod/rdp/width`) back to the source.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+use serde_saphyr::Spanned;
+
+/// A 1-based line and column, and the length of the token there (in characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    pub line: u32,
+    pub column: u32,
+    pub len: u32,
+}
+
+impl Pos {
+    pub const START: Pos = Pos {
+        line: 1,
+        column: 1,
+        len: 0,
+    };
+
+    fn from_spanned<T>(s: &Spanned<T>) -> Pos {
+        let loc = s.referenced;
+        Pos {
+            line: u32::try_from(loc.line()).unwrap_or(u32::MAX).max(1),
+            column: u32::try_from(loc.column()).unwrap_or(u32::MAX).max(1),
+            len: u32::try_from(loc.span().len()).unwrap_or(0),
+        }
+    }
+}
+
+/// Where one entry was written: its key (for mapping entries) and its value.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    pub key: Option<Pos>,
+    pub value: Pos,
+}
+
+/// JSON pointer -> position of the key and value written there.
+#[derive(Debug, Default, Clone)]
+pub struct SpanIndex {
+    map: HashMap<String, Entry>,
+}
+
+impl SpanIndex {
+    pub fn get(&self, pointer: &str) -> Option<Entry> {
+        self.map.get(pointer).copied()
+    }
+
+    /// The position of the value at `pointer`, or of its nearest written ancestor.
+    pub fn value_pos(&self, pointer: &str) -> Pos {
+        self.nearest(pointer).map(|e| e.value).unwrap_or(Pos::START)
+    }
+
+    /// The position of the key at `pointer` (the value for sequence items), or of its nearest
+    /// written ancestor.
+    pub fn key_pos(&self, pointer: &str) -> Pos {
+        self.nearest(pointer)
+            .map(|e| e.key.unwrap_or(e.value))
+            .unwrap_or(Pos::START)
+    }
+
+    fn nearest(&self, pointer: &str) -> Option<Entry> {
+        let mut p = pointer;
+        loop {
+            if let Some(e) = self.map.get(p) {
+                return Some(*e);
+            }
+            match p.rfind('/') {
+                Some(i) => p = &p[..i],
+                None => return None,
+            }
+        }
+    }
+}
+
+/// Escapes one JSON-pointer segment (RFC 6901).
+pub fn escape_segment(s: &str) -> String {
+    s.replace('~', "~0").replace('/', "~1")
+}
+
+/// A YAML syntax or limit error, with where it happened.
+#[derive(Debug, Clone)]
+pub struct SyntaxError {
+    pub pos: Pos,
+    pub message: String,
+}
+
+/// Nodes deeper than this are refused (profiles need about six levels).
+const MAX_DEPTH: usize = 32;
+/// Nodes in one file, aliases expanded (a set of 10,000 profiles in 20 files needs ~10% of it).
+const MAX_NODES: usize = 500_000;
+
+/// Parses one document. An empty document is `Value::Null`.
+pub fn parse(text: &str) -> Result<(Value, SpanIndex), SyntaxError> {
+    let mut options = serde_saphyr::options! { strict_booleans: true };
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = MAX_DEPTH;
+    budget.max_nodes = MAX_NODES;
+    budget.max_documents = 1;
+    options.budget = Some(budget);
+    let tree: Spanned<Node> =
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| SyntaxError {
+            pos: e
+                .location()
+                .map(|l| Pos {
+                    line: u32::try_from(l.line()).unwrap_or(u32::MAX).max(1),
+                    column: u32::try_from(l.column()).unwrap_or(u32::MAX).max(1),
+                    len: 1,
+                })
+                .unwrap_or(Pos::START),
+            message: clean_message(&e.without_snippet().to_string()),
+        })?;
+    let mut index = SpanIndex::default();
+    let value = flatten(tree, String::new(), None, &mut index)?;
+    Ok((value, index))
+}
+
+/// serde-saphyr prefixes "line L column C: " and sometimes appends option hints meant for
+/// programmers; keep only what a user can act on.
+fn clean_message(raw: &str) -> String {
+    let first = raw.lines().next().unwrap_or(raw);
+    let mut msg = first.trim_start_matches("error: ");
+    if let Some(rest) = msg.strip_prefix("line ")
+        && let Some(i) = rest.find(": ")
+    {
+        msg = &rest[i + 2..];
+    }
+    let msg = msg
+        .split(", set DuplicateKeyPolicy")
+        .next()
+        .unwrap_or(msg)
+        .trim();
+    if msg.starts_with("duplicate mapping key") {
+        return format!("{msg}: a key may appear only once in a mapping; remove one of them");
+    }
+    if msg.contains("budget breached") || msg.contains("recursion limit") {
+        return format!(
+            "{msg}: the file is nested too deeply or expands too many aliases; bprof reads at most {MAX_DEPTH} levels and {MAX_NODES} nodes"
+        );
+    }
+    msg.to_string()
+}
+
+fn flatten(
+    node: Spanned<Node>,
+    pointer: String,
+    key: Option<Pos>,
+    index: &mut SpanIndex,
+) -> Result<Value, SyntaxError> {
+    let pos = Pos::from_spanned(&node);
+    let value = match node.value {
+        Node::Null => Value::Null,
+        Node::Bool(b) => Value::Bool(b),
+        Node::Int(i) => Value::Number(i.into()),
+        Node::Float(f) => Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        Node::Str(s) => Value::String(s),
+        Node::Seq(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                out.push(flatten(item, format!("{pointer}/{i}"), None, index)?);
+            }
+            Value::Array(out)
+        }
+        Node::Map(entries) => {
+            let mut out = Map::with_capacity(entries.len());
+            for (k, v) in entries {
+                let kpos = Pos::from_spanned(&k);
+                let name = match k.value {
+                    Node::Str(s) => s,
+                    Node::Int(i) => i.to_string(),
+                    Node::Bool(b) => b.to_string(),
+                    Node::Float(f) => f.to_string(),
+                    Node::Null => "null".to_string(),
+                    Node::Seq(_) | Node::Map(_) => {
+                        return Err(SyntaxError {
+                            pos: kpos,
+                            message: "a mapping key must be a plain name, not a list or mapping"
+                                .into(),
+                        });
+                    }
+                };
+                let child = format!("{pointer}/{}", escape_segment(&name));
+                let value = flatten(v, child, Some(kpos), index)?;
+                out.insert(name, value);
+            }
+            Value::Object(out)
+        }
+    };
+    index.map.insert(pointer, Entry { key, value: pos });
+    Ok(value)
+}
+
+/// A YAML node whose children keep their positions.
+enum Node {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Spanned<Node>>),
+    Map(Vec<(Spanned<Node>, Spanned<Node>)>),
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a YAML value")
+    }
+    fn visit_unit<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_none<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        Node::deserialize(d)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Node, E> {
+        Ok(Node::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Node, E> {
+        Ok(Node::Int(i))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<Node, E> {
+        Ok(i64::try_from(u).map_or(Node::Float(u as f64), Node::Int))
+    }
+    fn visit_i128<E>(self, i: i128) -> Result<Node, E> {
+        Ok(i64::try_from(i).map_or(Node::Float(i as f64), Node::Int))
+    }
+    fn visit_u128<E>(self, u: u128) -> Result<Node, E> {
+        Ok(i64::try_from(u).map_or(Node::Float(u as f64), Node::Int))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<Node, E> {
+        Ok(Node::Float(f))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Node, E> {
+        Ok(Node::Str(s.to_string()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Node, E> {
+        Ok(Node::Str(s))
+    }
+    fn visit_bytes<E>(self, b: &[u8]) -> Result<Node, E> {
+        Ok(Node::Str(String::from_utf8_lossy(b).into_owned()))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Spanned<Node>>()? {
+            items.push(item);
+        }
+        Ok(Node::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(k) = map.next_key::<Spanned<Node>>()? {
+            let v = map.next_value::<Spanned<Node>>()?;
+            entries.push((k, v));
+        }
+        Ok(Node::Map(entries))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_of_keys_and_values() {
+        let (v, idx) = parse("version: 1\nprofiles:\n  prod:\n    enable_mfa: true\n").unwrap();
+        assert_eq!(v["profiles"]["prod"]["enable_mfa"], Value::Bool(true));
+        let e = idx.get("/profiles/prod/enable_mfa").unwrap();
+        assert_eq!(e.key.unwrap().line, 4);
+        assert_eq!(e.key.unwrap().column, 5);
+        assert_eq!(e.value.column, 17);
+    }
+
+    #[test]
+    fn yes_is_a_string() {
+        let (v, _) = parse("a: yes\nb: on\nc: false\n").unwrap();
+        assert_eq!(v["a"], Value::String("yes".into()));
+        assert_eq!(v["b"], Value::String("on".into()));
+        assert_eq!(v["c"], Value::Bool(false));
+    }
+
+    #[test]
+    fn duplicate_key_is_refused_with_position() {
+        let e = parse("a: 1\nb:\n  c: 2\n  c: 3\n").unwrap_err();
+        assert_eq!((e.pos.line, e.pos.column), (4, 3));
+        assert!(e.message.contains("duplicate"), "{}", e.message);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let text = "[".repeat(20_000) + &"]".repeat(20_000);
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.pos.line, 1);
+    }
+
+    #[test]
+    fn alias_bomb_is_refused() {
+        let mut text = String::from("a: &a [x,x,x,x,x,x,x,x,x,x]\n");
+        for i in 0..9u8 {
+            let (p, n) = ((b'a' + i) as char, (b'b' + i) as char);
+            text += &format!("{n}: &{n} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n");
+        }
+        assert!(parse(&text).is_err());
+    }
+
+    #[test]
+    fn empty_document_is_null() {
+        assert_eq!(parse("").unwrap().0, Value::Null);
+    }
+}

@@ -1,0 +1,153 @@
+use crate::harness::{Test, one_profile};
+
+fn set() -> String {
+    one_profile("  p:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: aad\n")
+}
+
+#[test]
+fn nearest_profiles_dir_upwards() {
+    Test::new()
+        .file("profiles/p.yaml", set())
+        .cwd("a/b/c")
+        .args(&["list"])
+        .run()
+        .code(0)
+        .stdout_has("p ");
+}
+
+#[test]
+fn no_profiles_is_66_with_a_hint() {
+    Test::new()
+        .args(&["list"])
+        .run()
+        .code(66)
+        .stderr_has("no profiles found")
+        .stderr_has("--profiles");
+    Test::new()
+        .args(&["--profiles", "nope", "list"])
+        .run()
+        .code(66)
+        .stderr_has("nope: no such file");
+}
+
+#[test]
+fn env_and_flag_choose_the_files() {
+    let t = || {
+        Test::new()
+            .file("team/p.yml", set())
+            .file("profiles/other.yaml", "version: 1\n")
+    };
+    t().env("BPROF_PROFILES", "team")
+        .args(&["list"])
+        .run()
+        .code(0)
+        .stdout_has("ssh");
+    t().args(&["--profiles", "team/p.yml", "list"])
+        .run()
+        .code(0)
+        .stdout_has("ssh");
+    // --profiles wins over the environment
+    t().env("BPROF_PROFILES", "profiles")
+        .args(&["--profiles", "team", "list"])
+        .run()
+        .code(0)
+        .stdout_has("ssh");
+}
+
+#[test]
+fn bom_and_crlf_are_accepted() {
+    let text = format!("\u{feff}{}", set().replace('\n', "\r\n"));
+    Test::new()
+        .file("profiles/p.yaml", text)
+        .args(&["validate"])
+        .run()
+        .code(0);
+}
+
+#[test]
+fn names_are_global_and_twice_names_both_places() {
+    let r = Test::new()
+        .file("profiles/a.yaml", set())
+        .file(
+            "profiles/b.yaml",
+            "version: 1\nprofiles:\n  p:\n    mode: rdp\n",
+        )
+        .args(&["validate"])
+        .run();
+    r.code(65)
+        .stderr_has("profile `p` is defined twice")
+        .stderr_has("profiles/b.yaml:3")
+        .stderr_has("profiles/a.yaml:");
+}
+
+#[test]
+fn local_overrides_change_fields_and_show_says_where() {
+    let t = Test::new()
+        .file("profiles/p.yaml", set())
+        .file(
+            "profiles/me.local.yaml",
+            "version: 1\nprofiles:\n  p:\n    username: alice@contoso.com\n",
+        )
+        .file(
+            "config/bprof/local.yaml",
+            "version: 1\nprofiles:\n  mine:\n    extends: p\n    ssh_args: [-v]\n",
+        );
+    let r = t.args(&["show", "p"]).run();
+    r.code(0)
+        .stdout_has("username: alice@contoso.com  # profiles/me.local.yaml:4");
+    let r = Test::new()
+        .file("profiles/p.yaml", set())
+        .file(
+            "config/bprof/local.yaml",
+            "version: 1\nprofiles:\n  mine:\n    extends: p\n    ssh_args: [-v]\n",
+        )
+        .args(&["show", "mine", "--format", "json"])
+        .run();
+    r.code(0);
+    let v = r.json();
+    assert_eq!(v["ssh_args"], serde_json::json!(["-v"]));
+    assert_eq!(v["mode"], "ssh");
+    assert_eq!(
+        v["resolved"]["tenant_id"],
+        "11111111-1111-1111-1111-111111111111"
+    );
+    assert!(
+        v["resolved"]["vm_resource_id"]
+            .as_str()
+            .unwrap()
+            .ends_with("/virtualMachines/lin")
+    );
+}
+
+#[test]
+fn an_override_cannot_invent_a_tenant() {
+    Test::new()
+        .file("profiles/p.yaml", set())
+        .file(
+            "profiles/me.local.yaml",
+            "version: 1\ntenants:\n  tt:\n    id: 11111111-1111-1111-1111-111111111111\n",
+        )
+        .args(&["validate"])
+        .run()
+        .code(65)
+        .stderr_has("no shared file defines")
+        .stderr_has("did you mean `t`");
+}
+
+#[test]
+fn list_json_shape() {
+    let r = Test::examples().args(&["list", "--format", "json"]).run();
+    r.code(0);
+    let first = &r.json()[0];
+    for k in [
+        "name",
+        "mode",
+        "vm",
+        "bastion",
+        "tenant",
+        "description",
+        "file",
+    ] {
+        assert!(first.get(k).is_some(), "list lacks {k}: {first}");
+    }
+}

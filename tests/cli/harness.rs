@@ -1,0 +1,316 @@
+//! A small builder that drives the real bprof binary in a temp directory, with a fake `az`
+//! (written by the tests) that records each call's argv, NUL-separated, one file per call.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bprof");
+
+/// The fake az: records argv, then behaves as the environment says.
+/// FAKE_AZ_EXIT: exit code of every call but login (FAKE_AZ_LOGIN_EXIT for login).
+/// FAKE_AZ_TUNNEL: listen (default) | never-ready | die | die-after:SECONDS.
+/// FAKE_AZ_FORWARD: forward tunnel connections to this port on 127.0.0.1.
+/// FAKE_AZ_SLEEP: seconds to sleep before exiting (a long-running connect step).
+pub const FAKE_AZ: &str = r#"#!/usr/bin/env python3
+import os, sys, socket, threading, time, signal
+d = os.environ["FAKE_AZ_DIR"]
+calls = os.path.join(d, "calls")
+os.makedirs(calls, exist_ok=True)
+n = len(os.listdir(calls))
+with open(os.path.join(calls, "%04d" % n), "wb") as f:
+    f.write(b"\0".join(os.fsencode(a) for a in sys.argv[1:]))
+with open(os.path.join(d, "pids"), "a") as f:
+    f.write("%d\n" % os.getpid())
+args = sys.argv[1:]
+signal.signal(signal.SIGINT, lambda *a: sys.exit(130))
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
+if args[:1] == ["login"]:
+    sys.exit(int(os.environ.get("FAKE_AZ_LOGIN_EXIT", "0")))
+if args[:3] == ["network", "bastion", "tunnel"]:
+    port = int(args[args.index("--port") + 1])
+    mode = os.environ.get("FAKE_AZ_TUNNEL", "listen")
+    if mode == "die":
+        print("ERROR: fake tunnel failed", file=sys.stderr)
+        sys.exit(1)
+    if mode == "never-ready":
+        time.sleep(3600)
+        sys.exit(0)
+    print("WARNING: Opening tunnel on port: %d" % port, file=sys.stderr, flush=True)
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        srv.bind(("127.0.0.1", port))
+    except OSError:
+        print("Defined port is currently unavailable", file=sys.stderr)
+        sys.exit(1)
+    srv.listen(16)
+    print("WARNING: Tunnel is ready, connect on port %d" % port, file=sys.stderr, flush=True)
+    if mode.startswith("die-after:"):
+        delay = float(mode.split(":")[1])
+        def die():
+            time.sleep(delay)
+            marker = os.path.join(d, "died-once")
+            if not os.path.exists(marker) or os.environ.get("FAKE_AZ_DIE_ALWAYS"):
+                open(marker, "w").close()
+                os._exit(1)
+        threading.Thread(target=die, daemon=True).start()
+    fwd = os.environ.get("FAKE_AZ_FORWARD")
+    def pipe(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try: s.shutdown(socket.SHUT_RDWR)
+                except OSError: pass
+    while True:
+        c, _ = srv.accept()
+        if fwd:
+            up = socket.create_connection(("127.0.0.1", int(fwd)))
+            threading.Thread(target=pipe, args=(c, up), daemon=True).start()
+            threading.Thread(target=pipe, args=(up, c), daemon=True).start()
+        else:
+            c.close()
+time.sleep(float(os.environ.get("FAKE_AZ_SLEEP", "0")))
+sys.exit(int(os.environ.get("FAKE_AZ_EXIT", "0")))
+"#;
+
+pub struct Test {
+    pub dir: tempfile::TempDir,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: PathBuf,
+    az: bool,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// argv of each az call, in order.
+    pub calls: Vec<Vec<String>>,
+}
+
+impl Test {
+    pub fn new() -> Test {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cwd = dir.path().to_path_buf();
+        for sub in ["home", "config", "azure", "bin"] {
+            std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
+        }
+        Test {
+            dir,
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd,
+            az: true,
+        }
+    }
+
+    /// The bundled example profiles, copied into `profiles/`.
+    pub fn examples() -> Test {
+        let t = Test::new();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+        let dst = t.path().join("profiles");
+        std::fs::create_dir_all(&dst).expect("mkdir");
+        for e in std::fs::read_dir(src).expect("profiles/") {
+            let e = e.expect("entry");
+            std::fs::copy(e.path(), dst.join(e.file_name())).expect("copy");
+        }
+        t
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(self, rel: &str, content: impl AsRef<[u8]>) -> Test {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, content).expect("write");
+        self
+    }
+
+    pub fn args(mut self, args: &[&str]) -> Test {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Test {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn cwd(mut self, rel: &str) -> Test {
+        self.cwd = self.path().join(rel);
+        std::fs::create_dir_all(&self.cwd).expect("mkdir");
+        self
+    }
+
+    /// No az anywhere: no BPROF_AZ, and a PATH without az.
+    pub fn no_az(mut self) -> Test {
+        self.az = false;
+        self
+    }
+
+    /// Signed in to these subscriptions (az's profile file, with the BOM az writes).
+    pub fn signed_in(self, subs: &[&str]) -> Test {
+        let list: Vec<String> = subs
+            .iter()
+            .map(|s| format!(r#"{{"id": "{s}", "tenantId": "t", "name": "n", "state": "Enabled", "isDefault": false}}"#))
+            .collect();
+        let text = format!("\u{feff}{{\"subscriptions\": [{}]}}", list.join(","));
+        self.file("azure/azureProfile.json", text)
+    }
+
+    /// Signed in to every subscription the bundled examples use.
+    pub fn signed_in_all(self) -> Test {
+        self.signed_in(&[
+            "55555555-5555-5555-5555-555555555555",
+            "44444444-4444-4444-4444-444444444444",
+            "22222222-2222-2222-2222-222222222222",
+        ])
+    }
+
+    pub fn command(&self) -> Command {
+        let az = self.path().join("bin/az");
+        if !az.exists() {
+            std::fs::write(&az, FAKE_AZ).expect("fake az");
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755))
+                    .expect("chmod");
+            }
+        }
+        let mut cmd = Command::new(BIN);
+        cmd.args(&self.args)
+            .current_dir(&self.cwd)
+            .env_remove("BPROF_PROFILES")
+            .env_remove("NO_COLOR")
+            .env("HOME", self.path().join("home"))
+            .env("XDG_CONFIG_HOME", self.path().join("config"))
+            .env("AZURE_CONFIG_DIR", self.path().join("azure"))
+            .env("FAKE_AZ_DIR", self.path())
+            .env("CI", "1");
+        if self.az {
+            cmd.env("BPROF_AZ", &az);
+        } else {
+            cmd.env_remove("BPROF_AZ")
+                .env("PATH", self.path().join("home"));
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub fn run(self) -> Run {
+        self.run_with(&[])
+    }
+
+    /// Runs bprof in this test's directory with `extra` arguments after the builder's.
+    pub fn run_with(&self, extra: &[&str]) -> Run {
+        let out: Output = self.command().args(extra).output().expect("run bprof");
+        self.finish(out.status.code().unwrap_or(-1), out.stdout, out.stderr)
+    }
+
+    pub fn finish(&self, code: i32, stdout: Vec<u8>, stderr: Vec<u8>) -> Run {
+        Run {
+            code,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            calls: self.calls(),
+        }
+    }
+
+    pub fn calls(&self) -> Vec<Vec<String>> {
+        let dir = self.path().join("calls");
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut names: Vec<PathBuf> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| {
+                let bytes = std::fs::read(p).expect("call record");
+                if bytes.is_empty() {
+                    return Vec::new();
+                }
+                bytes
+                    .split(|b| *b == 0)
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+impl Run {
+    #[track_caller]
+    pub fn code(&self, want: i32) -> &Run {
+        assert_eq!(
+            self.code, want,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Run {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, needle: &str) -> &Run {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}:\n{}",
+            self.stdout
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// Minimal valid set with one profile: a tenant, a bastion, a vm and `extra` profile YAML
+/// under `profiles:` (indented by the caller).
+pub fn one_profile(profile_yaml: &str) -> String {
+    format!(
+        "version: 1
+tenants:
+  t:
+    id: 11111111-1111-1111-1111-111111111111
+    subscription: 22222222-2222-2222-2222-222222222222
+bastions:
+  b:
+    tenant: t
+    resource_group: rg-net
+    name: bas-1
+vms:
+  v:
+    resource_group: rg-vm
+    name: vm-1
+  lin:
+    resource_id: /subscriptions/22222222-2222-2222-2222-222222222222/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/lin
+    os: linux
+profiles:
+{profile_yaml}"
+    )
+}

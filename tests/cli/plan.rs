@@ -1,0 +1,320 @@
+use crate::harness::{Test, one_profile};
+
+const SUBS: [&str; 3] = [
+    "55555555-5555-5555-5555-555555555555",
+    "44444444-4444-4444-4444-444444444444",
+    "22222222-2222-2222-2222-222222222222",
+];
+
+fn bundled_profiles() -> Vec<String> {
+    let r = Test::examples().args(&["list", "--format", "json"]).run();
+    r.code(0);
+    r.json()
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name").to_string())
+        .collect()
+}
+
+#[test]
+fn every_bundled_profile_plans_on_every_os() {
+    let names = bundled_profiles();
+    assert!(names.len() >= 6, "{names:?}");
+    for os in ["windows", "linux", "macos"] {
+        let mut all = String::new();
+        for name in &names {
+            let r = Test::examples()
+                .signed_in(&SUBS)
+                .env("HOME", "/home/alice")
+                .args(&["plan", name, "--os", os, "--format", "json"])
+                .run();
+            r.code(0);
+            let plan = r.json();
+            assert_eq!(plan["profile"], name.as_str());
+            for step in plan["steps"].as_array().expect("steps") {
+                let argv: Vec<&str> = step["argv"]
+                    .as_array()
+                    .expect("argv")
+                    .iter()
+                    .map(|a| a.as_str().expect("str"))
+                    .collect();
+                assert_eq!(argv[0], "az");
+                assert!(
+                    argv.contains(&"--subscription"),
+                    "{name} on {os}: every az step carries --subscription: {argv:?}"
+                );
+                check_az_accepts(&argv);
+                all.push_str(&format!(
+                    "{name} [{}]:\n  {}\n",
+                    step["name"].as_str().unwrap_or(""),
+                    argv.join("\n  ")
+                ));
+            }
+        }
+        insta::assert_snapshot!(format!("plans_{os}"), all);
+    }
+}
+
+/// The rules of az's own parser (see the reference): known options only, --configure bare,
+/// tunnel ports present, every option before ssh's `--`, rdp never planned off Windows.
+fn check_az_accepts(argv: &[&str]) {
+    let sub = argv[3];
+    let common = [
+        "--name",
+        "--resource-group",
+        "--subscription",
+        "--target-resource-id",
+        "--target-ip-address",
+        "--resource-port",
+    ];
+    let own: &[&str] = match sub {
+        "rdp" => &[
+            "--enable-mfa",
+            "--disable-gateway",
+            "--configure",
+            "--auth-type",
+        ],
+        "ssh" => &["--auth-type", "--username", "--ssh-key"],
+        "tunnel" => &["--port", "--timeout"],
+        other => panic!("unknown az subcommand {other}"),
+    };
+    let end = argv.iter().position(|a| *a == "--").unwrap_or(argv.len());
+    let mut i = 4;
+    while i < end {
+        let a = argv[i];
+        assert!(a.starts_with("--"), "stray value {a:?} in {argv:?}");
+        assert!(
+            common.contains(&a) || own.contains(&a),
+            "az would refuse {a} in {argv:?}"
+        );
+        let bare = ["--configure", "--enable-mfa", "--disable-gateway"].contains(&a);
+        if bare {
+            assert!(
+                i + 1 >= end || argv[i + 1].starts_with("--"),
+                "{a} must be bare: {argv:?}"
+            );
+            i += 1;
+        } else {
+            assert!(
+                i + 1 < end && !argv[i + 1].starts_with("--"),
+                "{a} needs a value: {argv:?}"
+            );
+            i += 2;
+        }
+    }
+    if sub == "tunnel" {
+        assert!(
+            argv.contains(&"--port") && argv.contains(&"--resource-port"),
+            "{argv:?}"
+        );
+    }
+    if sub == "ssh" {
+        assert!(argv.contains(&"--auth-type"), "{argv:?}");
+    }
+    assert_eq!(
+        argv.iter().filter(|a| a.starts_with("--target-")).count(),
+        1,
+        "{argv:?}"
+    );
+}
+
+#[test]
+fn rdp_is_az_rdp_on_windows_and_a_tunnel_elsewhere() {
+    let t = || Test::examples().signed_in(&SUBS);
+    let win = t()
+        .args(&[
+            "plan",
+            "prod-jumpbox",
+            "--os",
+            "windows",
+            "--format",
+            "json",
+        ])
+        .run();
+    let argv = win.json()["steps"][0]["argv"].clone();
+    assert_eq!(argv[3], "rdp");
+    assert!(argv.as_array().unwrap().iter().any(|a| a == "--enable-mfa"));
+    for os in ["linux", "macos"] {
+        let r = t()
+            .args(&["plan", "prod-jumpbox", "--os", os, "--format", "json"])
+            .run();
+        assert_eq!(r.json()["steps"][0]["argv"][3], "tunnel", "{os}");
+    }
+}
+
+#[test]
+fn configure_flag_is_bare_and_for_this_run_only() {
+    let r = Test::examples()
+        .signed_in(&SUBS)
+        .args(&[
+            "plan",
+            "prod-jumpbox",
+            "--os",
+            "windows",
+            "--configure",
+            "--format",
+            "json",
+        ])
+        .run();
+    let argv = r.json()["steps"][0]["argv"].clone();
+    let list: Vec<&str> = argv
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(list.last(), Some(&"--configure"), "{list:?}");
+    let r = Test::examples()
+        .signed_in(&SUBS)
+        .args(&[
+            "plan",
+            "prod-jumpbox",
+            "--os",
+            "windows",
+            "--format",
+            "json",
+        ])
+        .run();
+    assert!(!r.stdout.contains("--configure"));
+    Test::examples()
+        .args(&["plan", "prod-app-ssh", "--configure"])
+        .run()
+        .code(64)
+        .stderr_has("rdp option");
+}
+
+#[test]
+fn login_step_only_when_not_signed_in() {
+    let r = Test::examples()
+        .args(&["plan", "prod-app-ssh", "--format", "json"])
+        .run();
+    let steps = r.json()["steps"].clone();
+    assert_eq!(steps[0]["name"], "login");
+    assert_eq!(steps[0]["when"], "not-signed-in");
+    assert_eq!(
+        steps[0]["argv"],
+        serde_json::json!([
+            "az",
+            "login",
+            "--tenant",
+            "11111111-1111-1111-1111-111111111111"
+        ])
+    );
+    let r = Test::examples()
+        .signed_in(&SUBS)
+        .args(&["plan", "prod-app-ssh", "--format", "json"])
+        .run();
+    let steps = r.json()["steps"].clone();
+    assert_eq!(steps.as_array().unwrap().len(), 1);
+    assert_eq!(steps[0]["when"], serde_json::Value::Null);
+    // the tenant's `login` argv is appended
+    let r = Test::examples()
+        .args(&["plan", "fabrikam-web-ssh", "--format", "json"])
+        .run();
+    assert_eq!(r.json()["steps"][0]["argv"][4], "--use-device-code");
+}
+
+#[test]
+fn text_plan_is_quoted_for_the_target_shell() {
+    let yaml = one_profile(
+        "  p:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: aad\n    ssh_args: [\"-o\", \"ProxyCommand=it's $(x)\"]\n",
+    );
+    let t = || {
+        Test::new()
+            .file("profiles/p.yaml", &yaml)
+            .signed_in(&["22222222-2222-2222-2222-222222222222"])
+    };
+    let sh = t().args(&["plan", "p", "--os", "linux"]).run();
+    sh.code(0)
+        .stdout_has(" -- -o 'ProxyCommand=it'\\''s $(x)'\n");
+    let ps = t().args(&["plan", "p", "--os", "windows"]).run();
+    ps.code(0)
+        .stdout_has(" '--' -o 'ProxyCommand=it''s $(x)'\n");
+}
+
+#[test]
+fn dry_run_is_the_plan() {
+    let a = Test::examples()
+        .args(&["plan", "prod-db-tunnel", "--format", "json"])
+        .run();
+    let b = Test::examples()
+        .args(&["run", "prod-db-tunnel", "--dry-run", "--format", "json"])
+        .run();
+    assert_eq!(a.stdout, b.stdout);
+    assert!(b.calls.is_empty(), "dry run must not call az");
+}
+
+#[test]
+fn unknown_profile_suggests_the_closest() {
+    Test::examples()
+        .args(&["plan", "prod-jumbox"])
+        .run()
+        .code(66)
+        .stderr_has("did you mean `prod-jumpbox`");
+}
+
+#[test]
+fn templates_are_shown_and_user_templates_render() {
+    Test::new()
+        .args(&["templates"])
+        .run()
+        .code(0)
+        .stdout_has("rdp")
+        .stdout_has("tunnel");
+    Test::new()
+        .args(&["templates", "ssh"])
+        .run()
+        .code(0)
+        .stdout_has("{{profile.auth_type}}");
+    let yaml = one_profile(
+        "  p:\n    bastion: b\n    vm: v\n    template: mine\n    extra_args: [--debug]\n",
+    ) + "templates:\n  mine:\n    - [az, network, bastion, rdp, --name, \"{{bastion.name}}\", --subscription, \"{{bastion.subscription}}\", --target-resource-id, \"{{vm.resource_id}}\", \"{{...extra_args}}\"]\n";
+    let r = Test::new()
+        .file("profiles/p.yaml", &yaml)
+        .signed_in(&["22222222-2222-2222-2222-222222222222"])
+        .args(&["plan", "p", "--format", "json"])
+        .run();
+    r.code(0);
+    assert_eq!(r.json()["steps"][0]["argv"][5], "bas-1");
+    assert_eq!(r.json()["steps"][0]["argv"][10], "--debug");
+}
+
+#[test]
+fn unknown_template_variable_names_template_step_and_token() {
+    let yaml = one_profile("  p:\n    bastion: b\n    vm: v\n    template: mine\n")
+        + "templates:\n  mine:\n    - [az, version, \"{{bastion.nmae}}\"]\n";
+    Test::new()
+        .file("profiles/p.yaml", &yaml)
+        .args(&["plan", "p"])
+        .run()
+        .code(65)
+        .stderr_has("template `mine`, step 1, token 3")
+        .stderr_has("bastion.nmae");
+}
+
+#[test]
+fn other_programs_need_the_persons_own_consent() {
+    let yaml = one_profile("  p:\n    bastion: b\n    vm: v\n    template: mine\n")
+        + "templates:\n  mine:\n    - [pwsh, -c, hello]\n";
+    let t = || Test::new().file("profiles/p.yaml", &yaml);
+    t().args(&["plan", "p"])
+        .run()
+        .code(65)
+        .stderr_has("runs `pwsh`")
+        .stderr_has("allow_programs");
+    t().file(
+        "profiles/me.local.yaml",
+        "version: 1\nallow_programs: [pwsh]\n",
+    )
+    .args(&["plan", "p"])
+    .run()
+    .code(0)
+    .stdout_has("pwsh -c hello");
+    // a shared file cannot give that consent
+    t().file("profiles/z.yaml", "version: 1\nallow_programs: [pwsh]\n")
+        .args(&["plan", "p"])
+        .run()
+        .code(65)
+        .stderr_has("only a person's own override");
+}

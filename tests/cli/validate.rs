@@ -1,0 +1,381 @@
+use crate::harness::{Test, one_profile};
+
+#[test]
+fn bundled_examples_are_valid() {
+    Test::examples()
+        .args(&["validate"])
+        .run()
+        .code(0)
+        .stderr_has("3 files valid");
+    let r = Test::examples()
+        .args(&["validate", "--format", "json"])
+        .run();
+    r.code(0);
+    assert_eq!(r.json(), serde_json::json!({"valid": true, "problems": []}));
+}
+
+/// (name, file content, expected line, a piece of the message)
+const BROKEN: &[(&str, &str, u32, &str)] = &[
+    ("no-version", "tenants: {}\n", 1, "has no `version`"),
+    ("version-2", "version: 2\n", 1, "unsupported version 2"),
+    (
+        "unknown-key",
+        "version: 1\nprofiles:\n  p:\n    enable_mfaa: true\n",
+        4,
+        "unknown key `enable_mfaa`",
+    ),
+    (
+        "yes-bool",
+        "version: 1\nprofiles:\n  p:\n    enable_mfa: yes\n",
+        4,
+        "must be a boolean",
+    ),
+    (
+        "dup-key",
+        "version: 1\nprofiles:\n  p:\n    mode: rdp\n    mode: ssh\n",
+        5,
+        "duplicate mapping key",
+    ),
+    (
+        "bad-guid",
+        "version: 1\ntenants:\n  t:\n    id: not-a-guid\n    subscription: 22222222-2222-2222-2222-222222222222\n",
+        4,
+        "not a GUID",
+    ),
+    (
+        "bad-name",
+        "version: 1\nprofiles:\n  Prod_Box:\n    mode: rdp\n",
+        3,
+        "not a valid name",
+    ),
+    (
+        "port-range",
+        "version: 1\nprofiles:\n  p:\n    resource_port: 70000\n",
+        4,
+        "outside 1..=65535",
+    ),
+    (
+        "bad-mode",
+        "version: 1\nprofiles:\n  p:\n    mode: rpd\n",
+        4,
+        "did you mean `rdp`",
+    ),
+    (
+        "local-port",
+        "version: 1\nprofiles:\n  p:\n    local_port: automatic\n",
+        4,
+        "port number (1-65535) or `auto`",
+    ),
+    ("syntax", "version: 1\nprofiles: [\n", 2, "invalid YAML"),
+    ("not-a-map", "- a\n- b\n", 1, "not a mapping"),
+    ("empty", "", 1, "the file is empty"),
+    (
+        "rdp-key",
+        "version: 1\nprofiles:\n  p:\n    rdp:\n      properties:\n        \"smart sizing\": 1\n",
+        6,
+        "not an .rdp property key",
+    ),
+];
+
+#[test]
+fn broken_files_name_file_line_and_exit_65() {
+    for (name, content, line, needle) in BROKEN {
+        let file = format!("profiles/{name}.yaml");
+        let r = Test::new().file(&file, content).args(&["validate"]).run();
+        assert_eq!(r.code, 65, "{name}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("{file}:{line}:")),
+            "{name}: want {file}:{line}:\n{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains(needle),
+            "{name}: want {needle:?}:\n{}",
+            r.stderr
+        );
+        let j = Test::new()
+            .file(&file, content)
+            .args(&["validate", "--format", "json"])
+            .run();
+        assert_eq!(j.code, 65);
+        let v = j.json();
+        assert_eq!(v["valid"], false);
+        assert_eq!(v["problems"][0]["line"], *line, "{name}: {v}");
+        assert_eq!(v["problems"][0]["file"], file.as_str());
+    }
+}
+
+/// (name, profiles YAML under `profiles:` of a valid set, expected message piece)
+const SEMANTIC: &[(&str, &str, &str)] = &[
+    (
+        "unknown-bastion",
+        "  p:\n    bastion: bb\n    vm: v\n",
+        "did you mean `b`",
+    ),
+    (
+        "unknown-vm",
+        "  p:\n    bastion: b\n    vm: vv\n",
+        "names vm `vv`",
+    ),
+    ("no-bastion", "  p:\n    vm: v\n", "has no `bastion`"),
+    (
+        "ssh-no-auth",
+        "  p:\n    bastion: b\n    vm: lin\n    mode: ssh\n",
+        "has no `auth_type`",
+    ),
+    (
+        "ssh-password",
+        "  p:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: password\n",
+        "Please enter username with --username.",
+    ),
+    (
+        "ssh-key",
+        "  p:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: ssh-key\n    username: u\n",
+        "Please enter username --username and ssh cert location --ssh-key.",
+    ),
+    (
+        "mfa-on-ssh",
+        "  p:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: aad\n    enable_mfa: true\n",
+        "`enable_mfa` is an `az network bastion rdp` option",
+    ),
+    (
+        "tunnel-no-port",
+        "  p:\n    bastion: b\n    vm: v\n    mode: tunnel\n",
+        "has no `resource_port`",
+    ),
+    (
+        "aad-gateway",
+        "  p:\n    bastion: b\n    vm: v\n    auth_type: aad\n    disable_gateway: true\n",
+        "AAD login is not supported for Disable Gateway & IP Connect scenarios.",
+    ),
+    (
+        "cycle",
+        "  p:\n    extends: q\n    bastion: b\n    vm: v\n  q:\n    extends: p\n",
+        "cycle: p -> q -> p",
+    ),
+    (
+        "extends-unknown",
+        "  p:\n    extends: base\n    bastion: b\n    vm: v\n",
+        "extends `base`, which is not a profile",
+    ),
+    (
+        "rdp-prop-type",
+        "  p:\n    bastion: b\n    vm: v\n    rdp:\n      properties:\n        \"smart sizing:i\": big\n",
+        "must be an integer",
+    ),
+    (
+        "secret-prop",
+        "  p:\n    bastion: b\n    vm: v\n    rdp:\n      properties:\n        \"password 51:b\": \"00ff\"\n",
+        "would store a secret",
+    ),
+];
+
+#[test]
+fn semantic_problems_quote_the_rule_and_exit_65() {
+    for (name, profiles, needle) in SEMANTIC {
+        let r = Test::new()
+            .file("profiles/p.yaml", one_profile(profiles))
+            .args(&["validate"])
+            .run();
+        assert_eq!(r.code, 65, "{name}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(needle),
+            "{name}: want {needle:?}:\n{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("profiles/p.yaml:"),
+            "{name}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn vm_and_bastion_rules() {
+    let set = |vms: &str, bastion_extra: &str, profile: &str| {
+        format!(
+            "version: 1\ntenants:\n  t:\n    id: 11111111-1111-1111-1111-111111111111\n    subscription: 22222222-2222-2222-2222-222222222222\nbastions:\n  b:\n    tenant: t\n    resource_group: rg\n    name: bas\n{bastion_extra}vms:\n{vms}profiles:\n  p:\n    bastion: b\n    vm: v\n{profile}"
+        )
+    };
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "two-targets",
+            set(
+                "  v:\n    ip: 10.0.0.4\n    resource_group: rg\n    name: x\n",
+                "",
+                "",
+            ),
+            "has 2 targets",
+        ),
+        (
+            "no-target",
+            set("  v:\n    os: linux\n", "", ""),
+            "has no target",
+        ),
+        (
+            "bad-id",
+            set(
+                "  v:\n    resource_id: /subscriptions/22222222-2222-2222-2222-222222222222/resourceGroups/rg/providers/Microsoft.Network/bastionHosts/x\n",
+                "",
+                "",
+            ),
+            "not `Microsoft.Compute/virtualMachines`",
+        ),
+        (
+            "bad-ip",
+            set("  v:\n    ip: 10.0.0.300\n", "", ""),
+            "not an IP address",
+        ),
+        (
+            "ip-port",
+            set(
+                "  v:\n    ip: 10.0.0.4\n",
+                "",
+                "    mode: tunnel\n    resource_port: 5432\n",
+            ),
+            "Custom ports are not allowed",
+        ),
+        (
+            "ip-aad",
+            set("  v:\n    ip: 10.0.0.4\n", "", "    auth_type: aad\n"),
+            "AAD login is not supported",
+        ),
+        (
+            "basic-sku",
+            set("  v:\n    ip: 10.0.0.4\n", "    sku: basic\n", ""),
+            "Bastion Host SKU must be Standard or Premium",
+        ),
+        (
+            "ip-connect-off",
+            set("  v:\n    ip: 10.0.0.4\n", "    ip_connect: false\n", ""),
+            "IpConnect is not enabled",
+        ),
+    ];
+    for (name, yaml, needle) in cases {
+        let r = Test::new()
+            .file("profiles/s.yaml", yaml)
+            .args(&["validate"])
+            .run();
+        assert_eq!(r.code, 65, "{name}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(needle),
+            "{name}: want {needle:?}:\n{}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn every_problem_at_once_sorted_by_file_and_line() {
+    let r = Test::new()
+        .file(
+            "profiles/a.yaml",
+            "version: 1\nprofiles:\n  p:\n    enable_mfa: yes\n    mode: rpd\n",
+        )
+        .file(
+            "profiles/b.yaml",
+            "version: 1\ntenants:\n  t:\n    id: nope\n",
+        )
+        .args(&["validate", "--format", "json"])
+        .run();
+    r.code(65);
+    let problems = r.json()["problems"].as_array().unwrap().clone();
+    let at: Vec<(String, u64)> = problems
+        .iter()
+        .map(|p| {
+            (
+                p["file"].as_str().unwrap().to_string(),
+                p["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(at.len() >= 4, "{at:?}");
+    let mut sorted = at.clone();
+    sorted.sort();
+    assert_eq!(at, sorted);
+    assert!(
+        at.contains(&("profiles/a.yaml".into(), 4))
+            && at.contains(&("profiles/a.yaml".into(), 5))
+            && at.contains(&("profiles/b.yaml".into(), 4)),
+        "{at:?}"
+    );
+}
+
+#[test]
+fn hostile_inputs_get_a_clear_error_never_a_panic() {
+    let mut bomb = String::from("a: &a [x,x,x,x,x,x,x,x,x,x]\n");
+    for i in 0..9u8 {
+        let (p, n) = ((b'a' + i) as char, (b'b' + i) as char);
+        bomb += &format!("{n}: &{n} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n");
+    }
+    let deep = "[".repeat(20_000) + &"]".repeat(20_000);
+    let deep_block: String = (0..2_000)
+        .map(|i| format!("{}a:\n", " ".repeat(i)))
+        .collect();
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("bomb", bomb.into_bytes(), "aliases"),
+        ("deep", deep.into_bytes(), "nested too deeply"),
+        ("deepblock", deep_block.into_bytes(), "nested too deeply"),
+        ("garbage", garbage, "not UTF-8"),
+        ("utf16", b"\xff\xfev\x00e\x00".to_vec(), "UTF-16"),
+        ("nul", b"version: 1\n\0\n".to_vec(), "NUL"),
+    ];
+    for (name, content, needle) in cases {
+        let r = Test::new()
+            .file(&format!("profiles/{name}.yaml"), content)
+            .args(&["validate"])
+            .run();
+        assert_eq!(r.code, 65, "{name}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(needle),
+            "{name}: want {needle:?}:\n{}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("panicked"), "{name}");
+    }
+    // a 100 MB file is refused before it is read
+    let t = Test::new();
+    let f = std::fs::File::create(t.path().join("huge.yaml")).unwrap();
+    f.set_len(100 * 1024 * 1024).unwrap();
+    let start = std::time::Instant::now();
+    t.args(&["validate", "huge.yaml"])
+        .run()
+        .code(65)
+        .stderr_has("larger than bprof reads");
+    assert!(start.elapsed().as_secs() < 10);
+}
+
+#[test]
+fn golden_stderr() {
+    let cases = [
+        (
+            "unknown_key",
+            "version: 1\nprofiles:\n  prod:\n    bastion: hub\n    enable_mfaa: true\n",
+        ),
+        (
+            "yes_boolean",
+            "version: 1\nprofiles:\n  prod:\n    enable_mfa: yes\n",
+        ),
+    ];
+    for (name, content) in cases {
+        let r = Test::new()
+            .file("profiles/p.yaml", content)
+            .args(&["validate", "--color", "never"])
+            .run();
+        r.code(65);
+        insta::assert_snapshot!(format!("stderr_{name}"), r.stderr);
+    }
+    let r = Test::new()
+        .file(
+            "profiles/p.yaml",
+            one_profile("  p:\n    bastion: bb\n    vm: v\n"),
+        )
+        .args(&["plan", "p", "--color", "never"])
+        .run();
+    r.code(65);
+    insta::assert_snapshot!("stderr_unknown_bastion", r.stderr);
+}
