@@ -114,6 +114,21 @@ pub enum Command {
         #[arg(last = true, value_name = "EXTRA")]
         extra: Vec<String>,
     },
+    /// Write .rdp files for teammates (the local end of the profile's tunnel; never a secret).
+    Rdp {
+        /// The profile (not with --all).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        profile: Option<String>,
+        /// One file per rdp profile, into the directory given by -o.
+        #[arg(long, requires = "output")]
+        all: bool,
+        /// The file (default ./PROFILE.rdp; - for stdout), or the directory with --all.
+        #[arg(short, long, value_name = "FILE|DIR")]
+        output: Option<PathBuf>,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
     /// Check profile files: every problem, not just the first.
     Validate {
         /// Files or directories (default: the discovered set).
@@ -138,6 +153,8 @@ pub enum Error {
     Template(#[from] TemplateError),
     #[error(transparent)]
     Run(#[from] RunError),
+    #[error(transparent)]
+    Rdp(#[from] crate::rdp::RdpError),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -154,6 +171,15 @@ impl Error {
             Error::Run(RunError::Spawn { .. }) => exit::UNAVAILABLE,
             Error::Run(RunError::StepFailed { code, .. }) => pass_through(*code),
             Error::Run(RunError::Interrupted { signal }) => interrupted_code(*signal),
+            Error::Run(RunError::TunnelExited { code } | RunError::TunnelDied { code, .. }) => {
+                pass_through(*code)
+            }
+            Error::Run(RunError::TunnelTimeout { .. } | RunError::PortBusy { .. }) => {
+                exit::UNAVAILABLE
+            }
+            Error::Rdp(
+                crate::rdp::RdpError::Exists { .. } | crate::rdp::RdpError::Write { .. },
+            ) => exit::CANT_CREATE,
             Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
             Error::Output(_) => exit::CANT_CREATE,
         }
@@ -229,6 +255,7 @@ impl Out {
                     }
                     Error::Template(t) => Some(t.hint()),
                     Error::Run(r) => r.hint(),
+                    Error::Rdp(r) => Some(r.hint().to_string()),
                     _ => None,
                 };
                 if let Some(h) = hint {
@@ -316,6 +343,19 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
         Command::Templates { name } => templates(name.as_deref(), out),
         Command::Validate { paths } => validate(cli, paths, out),
         Command::List => list(&load_set(cli)?, out),
+        Command::Rdp {
+            profile,
+            all,
+            output,
+            force,
+        } => rdp_files(
+            &load_set(cli)?,
+            profile.as_deref(),
+            *all,
+            output.as_ref(),
+            *force,
+            out,
+        ),
         Command::Show { profile } => {
             let set = load_set(cli)?;
             show(&resolve::resolve(&set, profile)?, out)
@@ -327,17 +367,18 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
             port,
             tunnel_only,
         } => {
-            let set = load_set(cli)?;
-            let p = resolve::resolve(&set, profile)?;
-            let opts = plan_options(
-                &p,
-                os.unwrap_or_else(Os::current),
+            let plan = make_plan(
+                cli,
+                profile,
+                *os,
                 *configure,
                 *port,
                 *tunnel_only,
                 Vec::new(),
+                false,
+                out,
             )?;
-            show_plan(&plan::build(&set, &p, &opts)?, out)
+            show_plan(&plan, out)
         }
         Command::Run {
             profile,
@@ -348,23 +389,44 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
             tunnel_only,
             extra,
         } => {
-            let set = load_set(cli)?;
-            let p = resolve::resolve(&set, profile)?;
-            let opts = plan_options(
-                &p,
-                os.unwrap_or_else(Os::current),
+            let plan = make_plan(
+                cli,
+                profile,
+                *os,
                 *configure,
                 *port,
                 *tunnel_only,
                 extra.clone(),
+                !*dry_run,
+                out,
             )?;
-            let plan = plan::build(&set, &p, &opts)?;
             if *dry_run {
                 return show_plan(&plan, out);
             }
             run_plan(&plan, out)
         }
     }
+}
+
+/// Loads the set, resolves the profile and builds its plan for `run` or `plan`.
+#[allow(clippy::too_many_arguments)]
+fn make_plan(
+    cli: &Cli,
+    profile: &str,
+    os: Option<Os>,
+    configure: bool,
+    port: Option<u16>,
+    tunnel_only: bool,
+    extra: Vec<String>,
+    for_run: bool,
+    out: &Out,
+) -> Result<plan::Plan, Error> {
+    let set = load_set(cli)?;
+    let p = resolve::resolve(&set, profile)?;
+    let os = os.unwrap_or_else(Os::current);
+    let opts = plan_options(&p, os, configure, port, tunnel_only, extra)?;
+    let port = choose_port(&p, os, port, tunnel_only, for_run, out)?;
+    Ok(plan::build(&set, &p, &PlanOptions { port, ..opts })?)
 }
 
 fn plan_options(
@@ -408,21 +470,166 @@ fn show_plan(plan: &plan::Plan, out: &Out) -> Result<i32, Error> {
 }
 
 fn run_plan(plan: &plan::Plan, out: &Out) -> Result<i32, Error> {
+    // a missing RDP client is found before the tunnel starts
+    for step in plan
+        .steps
+        .iter()
+        .filter(|s| s.kind == plan::StepKind::Client)
+    {
+        if let Some(program) = step.argv.first() {
+            run::resolve_program(program)?;
+        }
+    }
     let signals = Signals::install();
     if out.verbose {
         eprint!("{}", plan.to_text());
     }
-    let code = run::execute(plan, &signals, &mut |_step, child| {
-        // issue 3 puts the wait and the RDP client here; for now the tunnel runs in the
-        // foreground until it ends or Ctrl-C
-        child.wait(&signals)
-    })?;
-    if code != 0 {
-        return Err(Error::Run(RunError::StepFailed {
-            step: "connect".into(),
-            code,
-        }));
+    Ok(run::execute(plan, &signals)?)
+}
+
+/// The local port of a tunnel: `--port`, the profile's, or (auto) the derived one, or a free
+/// one when that is busy. On Linux and macOS a port below 1024 is refused (binding it needs
+/// root). Busy ports are checked by `run` only.
+fn choose_port(
+    p: &Profile,
+    os: Os,
+    requested: Option<u16>,
+    tunnel_only: bool,
+    for_run: bool,
+    out: &Out,
+) -> Result<Option<u16>, Error> {
+    if !plan::uses_tunnel(p, os, tunnel_only) {
+        return Ok(requested);
     }
+    let port = plan::local_port(p, requested);
+    if os != Os::Windows && port < 1024 {
+        return Err(Error::Usage(format!(
+            "local port {port} is below 1024: binding it needs root on {}; use a port from 1024 up, or `auto`",
+            os.name()
+        )));
+    }
+    // plans show the configured (or derived) port; only a run checks that it is free
+    if !for_run || port_is_free(port) {
+        return Ok(Some(port));
+    }
+    let derived = requested.is_none() && matches!(p.local_port, crate::raw::LocalPort::Auto(_));
+    if !derived || tunnel_only {
+        return Err(RunError::PortBusy { port, derived }.into());
+    }
+    let free = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|_| RunError::PortBusy { port, derived })?;
+    out.note(&format!(
+        "bprof: port {port} (derived from the profile name) is busy; using {free} for this run"
+    ));
+    Ok(Some(free))
+}
+
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// `bprof rdp`: one .rdp file (or stdout), or one per rdp profile with --all.
+fn rdp_files(
+    set: &ProfileSet,
+    profile: Option<&str>,
+    all: bool,
+    output: Option<&PathBuf>,
+    force: bool,
+    out: &Out,
+) -> Result<i32, Error> {
+    let render = |p: &Profile| {
+        let port = plan::local_port(p, None);
+        crate::rdp::encode(&crate::rdp::lines(p, port))
+    };
+    let tunnel_hint = |set: &ProfileSet, p: &Profile| {
+        let opts = PlanOptions {
+            os: Os::current(),
+            configure: false,
+            port: None,
+            extra: Vec::new(),
+            tunnel_only: true,
+            signed_in: true,
+        };
+        let raw = plan::build(set, p, &opts)
+            .ok()
+            .and_then(|pl| {
+                pl.steps
+                    .into_iter()
+                    .find(|s| matches!(s.kind, plan::StepKind::Tunnel { .. }))
+            })
+            .map(|s| crate::shell::join(&s.argv, Os::current() == Os::Windows))
+            .unwrap_or_default();
+        format!(
+            "  open its tunnel first: bprof run {} --tunnel-only
+  (or, without bprof: {raw})",
+            p.name
+        )
+    };
+    if all {
+        let Some(dir) = output else {
+            return Err(Error::Usage("rdp --all needs -o DIR".into()));
+        };
+        if !dir.is_dir() {
+            return Err(Error::Usage(format!(
+                "{}: not a directory (rdp --all -o DIR writes one file per rdp profile into DIR)",
+                dir.display()
+            )));
+        }
+        let mut failed = None;
+        let mut count = 0;
+        for name in set.names(Section::Profiles) {
+            let p = match resolve::resolve(set, name) {
+                Ok(p) if p.mode == crate::raw::Mode::Rdp => p,
+                Ok(_) => continue,
+                Err(e) => {
+                    eprintln!("error: {name}: {e} (see `bprof validate`)");
+                    failed.get_or_insert(exit::DATA);
+                    continue;
+                }
+            };
+            let path = dir.join(format!("{name}.rdp"));
+            match crate::rdp::write_atomic(&path, &render(&p), force, false) {
+                Ok(()) => {
+                    count += 1;
+                    out.note(&format!("wrote {}", path.display()));
+                }
+                Err(e) => {
+                    eprintln!("error: {e}: {}", e.hint());
+                    failed.get_or_insert(exit::CANT_CREATE);
+                }
+            }
+        }
+        out.note(&format!("{count} .rdp file{} written; each needs its profile's tunnel: bprof run PROFILE --tunnel-only", if count == 1 { "" } else { "s" }));
+        return Ok(failed.unwrap_or(exit::OK));
+    }
+    let Some(name) = profile else {
+        return Err(Error::Usage("name a profile, or use --all -o DIR".into()));
+    };
+    let p = resolve::resolve(set, name)?;
+    if p.mode != crate::raw::Mode::Rdp {
+        return Err(Error::Usage(format!(
+            "profile `{name}` has mode {}: .rdp files are for rdp profiles",
+            resolve::mode_name(p.mode)
+        )));
+    }
+    let bytes = render(&p);
+    match output.map(|o| o.as_os_str().to_string_lossy().into_owned()) {
+        Some(ref dash) if dash == "-" => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&bytes)?;
+            stdout.flush()?;
+        }
+        other => {
+            let path = other
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(format!("{name}.rdp")));
+            crate::rdp::write_atomic(&path, &bytes, force, false)?;
+            out.note(&format!("wrote {}", path.display()));
+        }
+    }
+    out.note(&tunnel_hint(set, &p));
     Ok(exit::OK)
 }
 

@@ -1,9 +1,11 @@
 //! bprof: declarative Azure Bastion profiles, validated, planned and run.
 pub mod cli;
+pub mod client;
 pub mod diag;
 pub mod load;
 pub mod plan;
 pub mod raw;
+pub mod rdp;
 pub mod resolve;
 pub mod run;
 pub mod schema;

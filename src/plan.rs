@@ -47,6 +47,14 @@ pub enum StepKind {
     Foreground,
     /// `az network bastion tunnel` in the background for the steps that follow.
     Tunnel { port: u16 },
+    /// Wait until the tunnel's local port accepts a TCP connection.
+    Wait { port: u16 },
+    /// Write the temporary .rdp file (these lines) for the client.
+    WriteRdp { path: String, lines: Vec<String> },
+    /// The RDP client, in the foreground; its exit ends the session.
+    Client,
+    /// Keep the tunnel open until Ctrl-C.
+    Hold,
 }
 
 /// One step of a plan.
@@ -57,8 +65,23 @@ pub struct Step {
     pub argv: Vec<String>,
     /// A condition such as `not-signed-in`, or null.
     pub when: Option<String>,
+    /// What a step that runs no program does (wait, write-rdp, hold).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     #[serde(skip)]
     pub kind: StepKind,
+}
+
+impl Step {
+    fn internal(name: &str, detail: String, kind: StepKind) -> Step {
+        Step {
+            name: name.into(),
+            argv: Vec::new(),
+            when: None,
+            detail: Some(detail),
+            kind,
+        }
+    }
 }
 
 /// The steps `run` would execute for one profile.
@@ -184,6 +207,7 @@ pub fn build(
             name: "login".into(),
             argv,
             when: Some("not-signed-in".into()),
+            detail: None,
             kind: StepKind::Login,
         });
     }
@@ -201,8 +225,12 @@ pub fn build(
             name,
             argv,
             when: None,
+            detail: None,
             kind,
         });
+    }
+    if tunnel && (profile.template.is_none() || opts.tunnel_only) {
+        session_steps(profile, opts, port, &mut out);
     }
     Ok(Plan {
         profile: profile.name.clone(),
@@ -210,6 +238,76 @@ pub fn build(
         steps: out,
         port: tunnel.then_some(port),
     })
+}
+
+/// How long `run` waits for a tunnel to accept connections (`BPROF_TUNNEL_TIMEOUT` seconds).
+pub fn tunnel_timeout() -> std::time::Duration {
+    let secs = std::env::var("BPROF_TUNNEL_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .unwrap_or(60.0);
+    std::time::Duration::from_secs_f64(secs)
+}
+
+/// Where `run` writes the temporary .rdp of a profile: a directory of the user's own.
+pub fn temp_rdp_path(profile: &str) -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "user".into());
+    let user: String = user
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+        .collect();
+    std::env::temp_dir()
+        .join(format!("bprof-{user}"))
+        .join(format!("{profile}.rdp"))
+        .display()
+        .to_string()
+}
+
+/// The steps after the tunnel: wait, then the .rdp and the client (rdp), or hold it open.
+fn session_steps(profile: &Profile, opts: &PlanOptions, port: u16, out: &mut Vec<Step>) {
+    let timeout = tunnel_timeout().as_secs_f64();
+    out.push(Step::internal(
+        "wait",
+        format!(
+            "until localhost:{port} accepts a TCP connection (at most {timeout} s), or az exits"
+        ),
+        StepKind::Wait { port },
+    ));
+    let client = if profile.mode == Mode::Rdp && !opts.tunnel_only {
+        crate::client::choose(profile, opts.os, opts.os == Os::current())
+    } else {
+        None
+    };
+    if profile.mode == Mode::Rdp && !opts.tunnel_only {
+        let path = temp_rdp_path(&profile.name);
+        let mut shown = profile.clone();
+        shown.configure = shown.configure || opts.configure;
+        out.push(Step::internal(
+            "write-rdp",
+            format!("{path}: the profile's .rdp for localhost:{port}, readable by you only, removed at the end"),
+            StepKind::WriteRdp { path: path.clone(), lines: crate::rdp::lines(profile, port) },
+        ));
+        if let Some(c) = &client {
+            out.push(Step {
+                name: "client".into(),
+                argv: c.argv(profile, &path, shown.configure),
+                when: None,
+                detail: None,
+                kind: StepKind::Client,
+            });
+            if !c.detaches() {
+                return;
+            }
+        }
+    }
+    out.push(Step::internal(
+        "hold",
+        format!("keep the tunnel on localhost:{port} open until Ctrl-C (restarted if it dies)"),
+        StepKind::Hold,
+    ));
 }
 
 impl Plan {
@@ -228,7 +326,17 @@ impl Plan {
                 out.push_str("# not signed in to this tenant: sign in first\n");
             }
             if let StepKind::Tunnel { port } = step.kind {
-                out.push_str(&format!("# open the tunnel on localhost:{port}\n"));
+                out.push_str(&format!(
+                    "# open the tunnel on localhost:{port} (in the background)\n"
+                ));
+            }
+            if step.argv.is_empty() {
+                out.push_str(&format!(
+                    "# {}: {}\n",
+                    step.name,
+                    step.detail.as_deref().unwrap_or("")
+                ));
+                continue;
             }
             out.push_str(&crate::shell::join(&step.argv, windows));
             out.push('\n');

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::plan::{Plan, Step, StepKind};
+use crate::plan::{Plan, StepKind};
 
 /// Where to get the Azure CLI.
 pub const AZ_INSTALL_URL: &str = "https://learn.microsoft.com/cli/azure/install-azure-cli";
@@ -27,6 +27,14 @@ pub enum RunError {
     StepFailed { step: String, code: i32 },
     #[error("interrupted")]
     Interrupted { signal: i32 },
+    #[error("the tunnel exited with status {code} before it was ready")]
+    TunnelExited { code: i32 },
+    #[error("the tunnel did not accept connections on localhost:{port} within {secs} s")]
+    TunnelTimeout { port: u16, secs: f64 },
+    #[error("the tunnel died again (az exited {code}) after {restarts} restarts")]
+    TunnelDied { restarts: u32, code: i32 },
+    #[error("local port {port} is busy")]
+    PortBusy { port: u16, derived: bool },
 }
 
 impl RunError {
@@ -35,7 +43,14 @@ impl RunError {
             RunError::Missing { program, .. } if program == "az" => Some(format!(
                 "install the Azure CLI ({AZ_INSTALL_URL}), or set BPROF_AZ to its path"
             )),
+            RunError::Missing { program, .. } if crate::client::LINUX_AUTO.contains(&program.as_str()) || ["mstsc", "open", "sdl-freerdp", "sdl-freerdp3"].contains(&program.as_str()) => {
+                Some(crate::client::INSTALL_HINT.into())
+            }
             RunError::Missing { .. } => Some("install it, or put it on PATH".into()),
+            RunError::TunnelExited { .. } => Some("az's own message is above; `bprof run PROFILE -- --debug` shows more".into()),
+            RunError::TunnelTimeout { .. } => Some("check the bastion and the VM; set BPROF_TUNNEL_TIMEOUT (seconds) to wait longer".into()),
+            RunError::PortBusy { derived: true, .. } => Some("another tunnel for this profile may be open already; this port is derived from the profile name so that teammates' .rdp files match: close the other tunnel, or pass --port N".into()),
+            RunError::PortBusy { .. } => Some("close what uses it, or pass --port N".into()),
             _ => None,
         }
     }
@@ -292,14 +307,120 @@ fn exit_code(status: &std::process::ExitStatus) -> i32 {
     1
 }
 
-/// Runs a plan's steps in order; stops at the first that fails, passing its status on.
-pub fn execute(
-    plan: &Plan,
+/// How many times a tunnel that dies during a session is restarted.
+pub const MAX_TUNNEL_RESTARTS: u32 = 3;
+
+/// Waits until `port` on localhost accepts a TCP connection. Fails when the tunnel exits
+/// first, the timeout passes, or a signal arrives.
+fn wait_ready(tunnel: &Child, port: u16, signals: &Signals) -> Result<(), RunError> {
+    let timeout = crate::plan::tunnel_timeout();
+    let start = Instant::now();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    loop {
+        if let Some(sig) = signals.received() {
+            return Err(RunError::Interrupted { signal: sig });
+        }
+        if let Some(code) = tunnel.try_code() {
+            return Err(RunError::TunnelExited { code });
+        }
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if start.elapsed() >= timeout {
+            return Err(RunError::TunnelTimeout {
+                port,
+                secs: timeout.as_secs_f64(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The tunnel of a session: restarted on the same port when it dies, a bounded number of times.
+struct Tunnel<'a> {
+    argv: &'a [String],
+    port: u16,
+    child: Option<Child>,
+    restarts: u32,
+}
+
+impl Tunnel<'_> {
+    fn start(&mut self) -> Result<(), RunError> {
+        self.child = Some(spawn(Spawn {
+            argv: self.argv,
+            background: true,
+        })?);
+        Ok(())
+    }
+
+    /// Checks the tunnel; restarts it if it died. Ok(false): it ended normally (exit 0, such as
+    /// az's `--timeout`), and the session ends.
+    fn keep_alive(&mut self, signals: &Signals) -> Result<bool, RunError> {
+        let Some(child) = &self.child else {
+            return Ok(false);
+        };
+        let Some(code) = child.try_code() else {
+            return Ok(true);
+        };
+        child.stop(15, Duration::from_millis(100));
+        if code == 0 {
+            eprintln!("bprof: the tunnel closed (az exited 0)");
+            return Ok(false);
+        }
+        if self.restarts >= MAX_TUNNEL_RESTARTS {
+            return Err(RunError::TunnelDied {
+                restarts: self.restarts,
+                code,
+            });
+        }
+        self.restarts += 1;
+        eprintln!(
+            "bprof: the tunnel on localhost:{} died (az exited {code}); restarting it ({}/{MAX_TUNNEL_RESTARTS})",
+            self.port, self.restarts
+        );
+        self.start()?;
+        if let Some(c) = &self.child {
+            wait_ready(c, self.port, signals)?;
+        }
+        eprintln!("bprof: the tunnel is back on localhost:{}", self.port);
+        Ok(true)
+    }
+
+    fn stop(&mut self) {
+        if let Some(c) = self.child.take() {
+            c.stop(15, Duration::from_secs(3));
+        }
+    }
+}
+
+/// Runs a plan's steps in order; stops at the first that fails, passing its status on. A
+/// tunnel step starts the tunnel in the background; the session steps after it (wait,
+/// write-rdp, client, hold) run while it lives; at the end (client exit, Ctrl-C, error) the
+/// tunnel's process group is stopped and the temporary .rdp removed.
+pub fn execute(plan: &Plan, signals: &Signals) -> Result<i32, RunError> {
+    let mut tunnel: Option<Tunnel> = None;
+    let mut written: Option<PathBuf> = None;
+    let result = run_steps(plan, signals, &mut tunnel, &mut written);
+    if let Some(t) = &mut tunnel {
+        t.stop();
+    }
+    if let Some(p) = written {
+        let _ = std::fs::remove_file(&p);
+        if let Some(dir) = p.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+    result
+}
+
+fn run_steps<'a>(
+    plan: &'a Plan,
     signals: &Signals,
-    on_tunnel: &mut dyn FnMut(&Step, Child) -> Result<i32, RunError>,
+    tunnel: &mut Option<Tunnel<'a>>,
+    written: &mut Option<PathBuf>,
 ) -> Result<i32, RunError> {
     for step in &plan.steps {
-        match step.kind {
+        match &step.kind {
             StepKind::Login | StepKind::Foreground => {
                 let child = spawn(Spawn {
                     argv: &step.argv,
@@ -313,14 +434,116 @@ pub fn execute(
                     });
                 }
             }
-            StepKind::Tunnel { .. } => {
-                let child = spawn(Spawn {
+            StepKind::Tunnel { port } => {
+                let mut t = Tunnel {
+                    argv: &step.argv,
+                    port: *port,
+                    child: None,
+                    restarts: 0,
+                };
+                t.start()?;
+                *tunnel = Some(t);
+            }
+            StepKind::Wait { port } => {
+                if let Some(c) = tunnel.as_ref().and_then(|t| t.child.as_ref()) {
+                    wait_ready(c, *port, signals)?;
+                    eprintln!("bprof: tunnel ready on localhost:{port}");
+                }
+            }
+            StepKind::WriteRdp { path, lines } => {
+                let path = PathBuf::from(path);
+                if let Some(dir) = path.parent() {
+                    create_private_dir(dir).map_err(|source| RunError::Spawn {
+                        program: format!("(writing {})", path.display()),
+                        source,
+                    })?;
+                }
+                crate::rdp::write_atomic(&path, &crate::rdp::encode(lines), true, true).map_err(
+                    |e| RunError::Spawn {
+                        program: format!("(writing {})", path.display()),
+                        source: std::io::Error::other(e.to_string()),
+                    },
+                )?;
+                *written = Some(path);
+            }
+            StepKind::Client => {
+                let client = spawn(Spawn {
                     argv: &step.argv,
                     background: false,
                 })?;
-                return on_tunnel(step, child);
+                loop {
+                    if let Some(code) = client.try_code() {
+                        if step.argv.first().is_some_and(|p| p == "open") && code == 0 {
+                            // macOS `open` hands the file to the app and returns: hold the tunnel
+                            break;
+                        }
+                        return Ok(code);
+                    }
+                    if let Some(sig) = signals.received() {
+                        client.stop(sig, Duration::from_secs(5));
+                        return Err(RunError::Interrupted { signal: sig });
+                    }
+                    if let Some(t) = tunnel.as_mut()
+                        && !t.keep_alive(signals)?
+                    {
+                        client.stop(15, Duration::from_secs(5));
+                        return Ok(0);
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            StepKind::Hold => {
+                if let Some(t) = tunnel.as_ref() {
+                    eprintln!(
+                        "bprof: tunnel open on localhost:{}; press Ctrl-C to close it",
+                        t.port
+                    );
+                }
+                loop {
+                    if let Some(sig) = signals.received() {
+                        return Err(RunError::Interrupted { signal: sig });
+                    }
+                    let alive = match tunnel.as_mut() {
+                        Some(t) => t.keep_alive(signals)?,
+                        None => false,
+                    };
+                    if !alive {
+                        return Ok(0);
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
             }
         }
     }
     Ok(0)
+}
+
+/// Creates `dir` readable by the user only (0700 on Unix).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let meta = std::fs::symlink_metadata(dir)?;
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        if !meta.is_dir() || meta.uid() != uid {
+            return Err(std::io::Error::other(format!(
+                "{} is not a directory of yours",
+                dir.display()
+            )));
+        }
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
 }

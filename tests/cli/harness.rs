@@ -80,6 +80,36 @@ time.sleep(float(os.environ.get("FAKE_AZ_SLEEP", "0")))
 sys.exit(int(os.environ.get("FAKE_AZ_EXIT", "0")))
 "#;
 
+/// A fake RDP client: records its argv (NUL-separated) and a copy of the .rdp file it was
+/// given, connects to the file's `full address` (so it checks the tunnel is up), then sleeps
+/// FAKE_CLIENT_SLEEP seconds and exits with FAKE_CLIENT_EXIT.
+pub const FAKE_CLIENT: &str = r#"#!/usr/bin/env python3
+import os, sys, socket, time, signal
+d = os.environ["FAKE_AZ_DIR"]
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
+signal.signal(signal.SIGINT, lambda *a: sys.exit(130))
+with open(os.path.join(d, "client-argv"), "wb") as f:
+    f.write(b"\0".join(os.fsencode(a) for a in sys.argv))
+with open(os.path.join(d, "pids"), "a") as f:
+    f.write("%d\n" % os.getpid())
+rdp = [a for a in sys.argv[1:] if a.endswith(".rdp")]
+if rdp:
+    data = open(rdp[0], "rb").read()
+    open(os.path.join(d, "client-file.rdp"), "wb").write(data)
+    st = os.stat(rdp[0])
+    open(os.path.join(d, "client-file-mode"), "w").write("%o" % (st.st_mode & 0o777))
+    text = data[2:].decode("utf-16-le")
+    addr = [l.split(":", 2)[2] for l in text.split("\r\n") if l.startswith("full address:s:")][0]
+    host, port = addr.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+        open(os.path.join(d, "client-connected"), "w").write(addr)
+    except OSError as e:
+        open(os.path.join(d, "client-connected"), "w").write("FAILED %s" % e)
+time.sleep(float(os.environ.get("FAKE_CLIENT_SLEEP", "0")))
+sys.exit(int(os.environ.get("FAKE_CLIENT_EXIT", "0")))
+"#;
+
 pub struct Test {
     pub dir: tempfile::TempDir,
     args: Vec<String>,
@@ -149,6 +179,24 @@ impl Test {
     pub fn cwd(mut self, rel: &str) -> Test {
         self.cwd = self.path().join(rel);
         std::fs::create_dir_all(&self.cwd).expect("mkdir");
+        self
+    }
+
+    /// A fake RDP client named `name` in this test's bin directory, first on PATH.
+    pub fn fake_client(mut self, name: &str) -> Test {
+        let p = self.path().join("bin").join(name);
+        std::fs::write(&p, FAKE_CLIENT).expect("fake client");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let path = format!(
+            "{}:{}",
+            self.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        self.env.push(("PATH".into(), path));
         self
     }
 

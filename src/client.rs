@@ -1,0 +1,95 @@
+//! Which RDP client opens a session through the tunnel, and with which arguments. Nothing is
+//! started here (that is `run`); this only decides.
+
+use crate::plan::Os;
+use crate::raw::Client;
+use crate::resolve::Profile;
+
+/// A chosen client: the program and how it takes the .rdp file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCmd {
+    pub program: String,
+    /// FreeRDP 3 (`xfreerdp3`, `sdl-freerdp3`): has the Entra (AAD) mode.
+    pub freerdp3: bool,
+}
+
+/// Linux, `client: auto`: the first of these on PATH.
+pub const LINUX_AUTO: [&str; 4] = ["xfreerdp3", "sdl-freerdp3", "xfreerdp", "remmina"];
+
+/// Debian/Ubuntu packages and other sources of a client, for the "missing" hint.
+pub const INSTALL_HINT: &str = "install FreeRDP 3 (Debian/Ubuntu: apt install freerdp3-x11; Fedora: dnf install freerdp), or Remmina; on macOS the Windows App; or set `client: none` and connect with any client";
+
+fn on_path(p: &str) -> bool {
+    crate::run::which(p).is_some()
+}
+
+/// The client for a profile on `os`. `lookup`: look on PATH (only for this machine's OS).
+/// None: no client (`client: none`), the tunnel is held open.
+pub fn choose(profile: &Profile, os: Os, lookup: bool) -> Option<ClientCmd> {
+    let first = |names: &[&str]| -> String {
+        let found = if lookup {
+            names.iter().find(|n| on_path(n))
+        } else {
+            None
+        };
+        found.unwrap_or(&names[0]).to_string()
+    };
+    let program = match profile.client {
+        Client::None => return None,
+        Client::Auto => match os {
+            Os::Macos => "open".to_string(),
+            Os::Windows => "mstsc".to_string(),
+            Os::Linux => first(&LINUX_AUTO),
+        },
+        Client::Mstsc => "mstsc".into(),
+        Client::Xfreerdp => first(&["xfreerdp3", "xfreerdp"]),
+        Client::SdlFreerdp => first(&["sdl-freerdp3", "sdl-freerdp"]),
+        Client::Remmina => "remmina".into(),
+        Client::Open => "open".into(),
+    };
+    let freerdp3 = program.ends_with("freerdp3");
+    Some(ClientCmd { program, freerdp3 })
+}
+
+impl ClientCmd {
+    /// Whether the program returns at once and the session lives on elsewhere (macOS `open`):
+    /// then bprof keeps the tunnel open until Ctrl-C.
+    pub fn detaches(&self) -> bool {
+        self.program == "open"
+    }
+
+    /// The client's argv for an .rdp file.
+    pub fn argv(&self, profile: &Profile, file: &str, configure: bool) -> Vec<String> {
+        let mut argv = vec![self.program.clone()];
+        match self.program.as_str() {
+            "mstsc" => {
+                if configure {
+                    argv.push("/edit".into());
+                }
+                argv.push(file.into());
+            }
+            "remmina" => {
+                argv.push("-c".into());
+                argv.push(file.into());
+            }
+            "open" => argv.push(file.into()),
+            _ => {
+                // FreeRDP: the file first; options after it override the file
+                argv.push(file.into());
+                if self.freerdp3 && profile.enable_mfa {
+                    argv.push("/sec:aad".into());
+                    // Entra needs the VM's device name, not `localhost` (FreeRDP 3.17+)
+                    if let Some(name) = profile
+                        .vm
+                        .computer_name
+                        .as_ref()
+                        .or(profile.vm.name.as_ref())
+                    {
+                        argv.push(format!("/server-name:{name}"));
+                    }
+                }
+            }
+        }
+        argv
+    }
+}
