@@ -72,7 +72,7 @@ row "bprof --profiles DIR list" \
     "'$BPROF' --profiles '$SET' list" "--min-runs 20"
 row "bprof --profiles DIR plan $ONE --format json" \
     "'$BPROF' --profiles '$SET' plan $ONE --format json" "--min-runs 30"
-row "PyYAML $LOADER, parse only (reference)" \
+row "PyYAML yaml.$LOADER, parsing the same 20 files only (reference)" \
     "python3 -c 'import yaml,sys; [yaml.load(open(f), Loader=yaml.$LOADER) for f in sys.argv[1:]]' $(printf "'%s' " "${FILES[@]}")" \
     "--min-runs 20"
 row "bprof --profiles profiles/ run prod-jumpbox --dry-run (bundled examples)" \

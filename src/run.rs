@@ -483,11 +483,18 @@ fn run_steps<'a>(
                         client.stop(sig, Duration::from_secs(5));
                         return Err(RunError::Interrupted { signal: sig });
                     }
-                    if let Some(t) = tunnel.as_mut()
-                        && !t.keep_alive(signals)?
-                    {
-                        client.stop(15, Duration::from_secs(5));
-                        return Ok(0);
+                    if let Some(t) = tunnel.as_mut() {
+                        match t.keep_alive(signals) {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                client.stop(15, Duration::from_secs(5));
+                                return Ok(0);
+                            }
+                            Err(e) => {
+                                client.stop(15, Duration::from_secs(5));
+                                return Err(e);
+                            }
+                        }
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }

@@ -2,7 +2,9 @@
 mod harness;
 
 mod discovery;
+mod e2e;
 mod plan;
 mod run;
 mod schema;
+mod session;
 mod validate;

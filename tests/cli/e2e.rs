@@ -1,0 +1,76 @@
+//! End to end with real parts: the fake az's tunnel forwards its port to a real xrdp server on
+//! loopback, and `bprof run` starts the real FreeRDP client (Debian 12's FreeRDP 2 `xfreerdp`,
+//! under Xvfb, through a wrapper that adds `/cert:ignore +auth-only` and the test user's
+//! password) with the .rdp file bprof wrote. `tests/e2e/setup-rdp.sh` (part of the README's test
+//! command) prepares the machine.
+
+use crate::harness::{Test, one_profile};
+
+#[test]
+fn real_freerdp_reads_bprofs_rdp_file_and_connects_through_the_tunnel_to_xrdp() {
+    let xrdp_port: u16 = std::env::var("BPROF_E2E_XRDP_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(33890);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", xrdp_port)).is_ok(),
+        "no xrdp on 127.0.0.1:{xrdp_port}: run `bash tests/e2e/setup-rdp.sh` first (the README's test command does)"
+    );
+    let freerdp = ["/usr/bin/xfreerdp", "/usr/local/bin/xfreerdp"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("xfreerdp (freerdp2-x11): run tests/e2e/setup-rdp.sh");
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let yaml = one_profile(&format!(
+        "  e2e:\n    bastion: b\n    vm: v\n    client: xfreerdp\n    local_port: {port}\n    username: bprof-e2e\n    rdp:\n      screen: window\n      width: 1280\n      height: 720\n      multimon: false\n      clipboard: true\n      drives: false\n      audio: none\n"
+    ));
+    let wrapper = format!(
+        "#!/bin/sh\necho \"$@\" > \"$FAKE_AZ_DIR/xfreerdp-args\"\nexec xvfb-run -a {freerdp} \"$@\" /cert:ignore +auth-only /p:bprof-e2e-Only1\n"
+    );
+    let t = Test::new()
+        .file("profiles/p.yaml", yaml)
+        .file("bin/xfreerdp", wrapper)
+        .signed_in(&["22222222-2222-2222-2222-222222222222"])
+        .env("FAKE_AZ_FORWARD", &xrdp_port.to_string())
+        .env("BPROF_TUNNEL_TIMEOUT", "20");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            t.path().join("bin/xfreerdp"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        t.path().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = t
+        .command()
+        .env("PATH", path)
+        .args(["run", "e2e"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "FreeRDP did not connect through the whole path:\n{stderr}"
+    );
+    let args = std::fs::read_to_string(t.path().join("xfreerdp-args")).unwrap();
+    assert!(
+        args.contains("e2e.rdp"),
+        "the client got bprof's .rdp file: {args}"
+    );
+    assert!(
+        !args.contains("/sec:aad"),
+        "FreeRDP 2 has no Entra mode: {args}"
+    );
+    assert_eq!(t.calls().len(), 1, "one az process: the tunnel");
+}
