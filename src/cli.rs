@@ -82,15 +82,8 @@ pub enum Command {
         /// Plan for another system (default: this one).
         #[arg(long, value_enum)]
         os: Option<Os>,
-        /// Plan as `run --configure` would.
-        #[arg(long)]
-        configure: bool,
-        /// Plan as `run --port N` would.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-        port: Option<u16>,
-        /// Plan as `run --tunnel-only` would.
-        #[arg(long)]
-        tunnel_only: bool,
+        #[command(flatten)]
+        session: SessionArgs,
     },
     /// Execute a profile's plan.
     Run {
@@ -101,15 +94,8 @@ pub enum Command {
         /// With --dry-run: the plan for another system.
         #[arg(long, value_enum, requires = "dry_run")]
         os: Option<Os>,
-        /// Add --configure for this run (rdp: sign in as another Entra user).
-        #[arg(long)]
-        configure: bool,
-        /// The local port of the tunnel.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-        port: Option<u16>,
-        /// Open the tunnel alone and wait for Ctrl-C.
-        #[arg(long)]
-        tunnel_only: bool,
+        #[command(flatten)]
+        session: SessionArgs,
         /// Appended to the connect step's az options (before ssh's `--`).
         #[arg(last = true, value_name = "EXTRA")]
         extra: Vec<String>,
@@ -138,6 +124,20 @@ pub enum Command {
     Schema,
     /// List the templates, or print one as YAML.
     Templates { name: Option<String> },
+}
+
+/// What `run` (and `plan`, to show it) adds to a profile for one session.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct SessionArgs {
+    /// Add --configure for this run (rdp: sign in as another Entra user).
+    #[arg(long)]
+    pub configure: bool,
+    /// The local port of the tunnel.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Open the tunnel alone (any profile) and wait for Ctrl-C.
+    #[arg(long)]
+    pub tunnel_only: bool,
 }
 
 /// Everything that can end a command, with its exit code.
@@ -363,43 +363,19 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
         Command::Plan {
             profile,
             os,
-            configure,
-            port,
-            tunnel_only,
+            session,
         } => {
-            let plan = make_plan(
-                cli,
-                profile,
-                *os,
-                *configure,
-                *port,
-                *tunnel_only,
-                Vec::new(),
-                false,
-                out,
-            )?;
+            let plan = make_plan(cli, profile, *os, session, Vec::new(), false, out)?;
             show_plan(&plan, out)
         }
         Command::Run {
             profile,
             dry_run,
             os,
-            configure,
-            port,
-            tunnel_only,
+            session,
             extra,
         } => {
-            let plan = make_plan(
-                cli,
-                profile,
-                *os,
-                *configure,
-                *port,
-                *tunnel_only,
-                extra.clone(),
-                !*dry_run,
-                out,
-            )?;
+            let plan = make_plan(cli, profile, *os, session, extra.clone(), !*dry_run, out)?;
             if *dry_run {
                 return show_plan(&plan, out);
             }
@@ -408,15 +384,13 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
     }
 }
 
-/// Loads the set, resolves the profile and builds its plan for `run` or `plan`.
-#[allow(clippy::too_many_arguments)]
+/// Loads the set, resolves the profile and builds its plan for `run` (`for_run`: check that
+/// the local port is free) or `plan`.
 fn make_plan(
     cli: &Cli,
     profile: &str,
     os: Option<Os>,
-    configure: bool,
-    port: Option<u16>,
-    tunnel_only: bool,
+    session: &SessionArgs,
     extra: Vec<String>,
     for_run: bool,
     out: &Out,
@@ -424,19 +398,11 @@ fn make_plan(
     let set = load_set(cli)?;
     let p = resolve::resolve(&set, profile)?;
     let os = os.unwrap_or_else(Os::current);
-    let opts = plan_options(&p, os, configure, port, tunnel_only, extra)?;
-    let port = choose_port(&p, os, port, tunnel_only, for_run, out)?;
-    Ok(plan::build(&set, &p, &PlanOptions { port, ..opts })?)
-}
-
-fn plan_options(
-    p: &Profile,
-    os: Os,
-    configure: bool,
-    port: Option<u16>,
-    tunnel_only: bool,
-    extra: Vec<String>,
-) -> Result<PlanOptions, Error> {
+    let SessionArgs {
+        configure,
+        port,
+        tunnel_only,
+    } = *session;
     if configure && p.mode != crate::raw::Mode::Rdp {
         return Err(Error::Usage(format!(
             "--configure is an rdp option, and profile `{}` has mode {}",
@@ -444,21 +410,22 @@ fn plan_options(
             resolve::mode_name(p.mode)
         )));
     }
-    if port.is_some() && !plan::uses_tunnel(p, os, tunnel_only) {
+    if port.is_some() && !plan::uses_tunnel(&p, os, tunnel_only) {
         return Err(Error::Usage(format!(
             "--port sets the local end of a tunnel, and profile `{}` opens none on {} (add --tunnel-only to open one)",
             p.name,
             os.name()
         )));
     }
-    Ok(PlanOptions {
+    let opts = PlanOptions {
         os,
         configure,
-        port,
+        port: choose_port(&p, os, port, tunnel_only, for_run, out)?,
         extra,
         tunnel_only,
         signed_in: crate::signin::is_signed_in(&p.bastion.subscription),
-    })
+    };
+    Ok(plan::build(&set, &p, &opts)?)
 }
 
 fn show_plan(plan: &plan::Plan, out: &Out) -> Result<i32, Error> {
