@@ -93,3 +93,40 @@ impl ClientCmd {
         argv
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aad_only_for_freerdp3_and_mstsc_edit_for_configure() {
+        let v3 = ClientCmd {
+            program: "xfreerdp3".into(),
+            freerdp3: true,
+        };
+        let v2 = ClientCmd {
+            program: "xfreerdp".into(),
+            freerdp3: false,
+        };
+        let mstsc = ClientCmd {
+            program: "mstsc".into(),
+            freerdp3: false,
+        };
+        // a minimal resolved profile is built through the loader in the integration tests;
+        // here only the argv shape matters, so use the bundled-example shape
+        let set = crate::load::load(&crate::load::Sources {
+            paths: vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles")],
+            ..Default::default()
+        })
+        .unwrap();
+        let p = crate::resolve::resolve(&set, "prod-jumpbox").unwrap();
+        assert_eq!(
+            v3.argv(&p, "f.rdp", false),
+            ["xfreerdp3", "f.rdp", "/sec:aad", "/server-name:JUMPBOX01"]
+        );
+        assert_eq!(v2.argv(&p, "f.rdp", false), ["xfreerdp", "f.rdp"]);
+        assert_eq!(mstsc.argv(&p, "f.rdp", true), ["mstsc", "/edit", "f.rdp"]);
+        assert_eq!(choose(&p, Os::Macos, false).unwrap().program, "open");
+        assert_eq!(choose(&p, Os::Linux, false).unwrap().program, "xfreerdp3");
+    }
+}

@@ -21,6 +21,8 @@ pub enum LoadError {
     NoProfiles { start: String },
     #[error("{path}: no such file or directory")]
     NotFound { path: String },
+    #[error("{path}: not a regular file or directory")]
+    NotAFile { path: String },
     #[error("{path}: contains no .yaml or .yml files")]
     EmptyDir { path: String },
     #[error("cannot read {path}: {source}")]
@@ -144,7 +146,12 @@ pub fn expand_tilde(path: &str) -> String {
 }
 
 fn is_yaml(p: &Path) -> bool {
-    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+    // hidden files (editor backups, bprof's own temp files) are not part of a set
+    let hidden = p
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'));
+    !hidden && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
 
 fn is_override(p: &Path) -> bool {
@@ -182,7 +189,7 @@ pub fn discover(src: &Sources) -> Result<Vec<(PathBuf, FileKind)>, LoadError> {
             .map(|d| d.join("profiles"))
             .find(|d| d.is_dir());
         match found {
-            Some(dir) => vec![relative_to(&dir, &src.cwd)],
+            Some(dir) => vec![dir],
             None => {
                 return Err(LoadError::NoProfiles {
                     start: src.cwd.display().to_string(),
@@ -217,6 +224,10 @@ pub fn discover(src: &Sources) -> Result<Vec<(PathBuf, FileKind)>, LoadError> {
                 }
                 dirs_seen.push(dir);
             }
+        } else if root.exists() {
+            return Err(LoadError::NotAFile {
+                path: root.display().to_string(),
+            });
         } else {
             return Err(LoadError::NotFound {
                 path: root.display().to_string(),
@@ -244,20 +255,35 @@ pub fn discover(src: &Sources) -> Result<Vec<(PathBuf, FileKind)>, LoadError> {
     Ok(out)
 }
 
-fn relative_to(path: &Path, base: &Path) -> PathBuf {
-    match path.strip_prefix(base) {
-        Ok(rel) => rel.to_path_buf(),
-        Err(_) => path.to_path_buf(),
+/// How a path is shown in messages: relative to `cwd` when it is below it or below one of its
+/// ancestors (`../../profiles/a.yaml`), else as it is.
+pub fn display_path(path: &Path, cwd: &Path) -> String {
+    if path.is_relative() {
+        return path.display().to_string();
     }
+    for (up, ancestor) in cwd.ancestors().enumerate() {
+        if let Ok(rest) = path.strip_prefix(ancestor) {
+            if up > 2 || ancestor.parent().is_none() {
+                break;
+            }
+            let mut shown = PathBuf::new();
+            for _ in 0..up {
+                shown.push("..");
+            }
+            shown.push(rest);
+            return shown.display().to_string();
+        }
+    }
+    path.display().to_string()
 }
 
 /// Reads, decodes and parses one file; schema-checks it. Data problems go to `problems`.
 pub fn read_file(
     path: &Path,
+    display: String,
     kind: FileKind,
     problems: &mut Vec<Problem>,
 ) -> Result<Option<SourceFile>, LoadError> {
-    let display = path.display().to_string();
     let io = |source| LoadError::Io {
         path: display.clone(),
         source,
@@ -450,7 +476,8 @@ pub fn load(src: &Sources) -> Result<ProfileSet, LoadError> {
     let mut problems = Vec::new();
     let mut files = Vec::new();
     for (path, kind) in paths {
-        if let Some(f) = read_file(&path, kind, &mut problems)? {
+        let display = display_path(&path, &src.cwd);
+        if let Some(f) = read_file(&path, display, kind, &mut problems)? {
             files.push(f);
         }
     }
@@ -569,4 +596,75 @@ pub fn assemble(files: Vec<SourceFile>, problems: &mut Vec<Problem>) -> ProfileS
     }
     set.allow_programs = allow;
     set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str) {
+        std::fs::write(dir.join(name), "version: 1\n").unwrap();
+    }
+
+    #[test]
+    fn shared_files_in_name_order_then_overrides_then_the_user_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("profiles");
+        std::fs::create_dir(&p).unwrap();
+        for n in [
+            "b.yaml",
+            "a.yml",
+            "me.local.yaml",
+            ".hidden.yaml",
+            "notes.txt",
+        ] {
+            write(&p, n);
+        }
+        let user = d.path().join("local.yaml");
+        write(d.path(), "local.yaml");
+        let src = Sources {
+            paths: Vec::new(),
+            env: None,
+            cwd: d.path().join("profiles"),
+            user_config: Some(user.clone()),
+        };
+        let found = discover(&src).unwrap();
+        let names: Vec<String> = found
+            .iter()
+            .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["a.yml", "b.yaml", "me.local.yaml", "local.yaml"]);
+        assert_eq!(found[2].1, FileKind::Override);
+        assert_eq!(found[3], (user, FileKind::Override));
+    }
+
+    #[test]
+    fn env_paths_when_no_flag() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "x.yaml");
+        let env = std::env::join_paths([d.path().join("x.yaml")]).unwrap();
+        let src = Sources {
+            paths: Vec::new(),
+            env: Some(env),
+            cwd: PathBuf::from("/"),
+            user_config: None,
+        };
+        assert_eq!(discover(&src).unwrap().len(), 1);
+        let src = Sources {
+            paths: vec![d.path().join("nope")],
+            ..src
+        };
+        assert!(matches!(discover(&src), Err(LoadError::NotFound { .. })));
+    }
+
+    #[test]
+    fn tilde() {
+        let home = home_dir()
+            .map(|h| h.display().to_string())
+            .unwrap_or_default();
+        if !home.is_empty() {
+            assert_eq!(expand_tilde("~/.ssh/k"), format!("{home}/.ssh/k"));
+        }
+        assert_eq!(expand_tilde("/abs/~x"), "/abs/~x");
+    }
 }

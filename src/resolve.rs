@@ -881,3 +881,35 @@ pub fn validate_all(set: &ProfileSet) -> Vec<Problem> {
     diag::sort(&mut problems);
     problems
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_id_shape() {
+        let ok = "/subscriptions/22222222-2222-2222-2222-222222222222/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm";
+        assert!(check_vm_resource_id(ok).is_ok());
+        assert!(
+            check_vm_resource_id(&ok.to_lowercase()).is_ok(),
+            "ARM ids are case-insensitive"
+        );
+        assert!(
+            check_vm_resource_id(&ok.replace("22222222-", "x-"))
+                .unwrap_err()
+                .contains("not a GUID")
+        );
+        assert!(
+            check_vm_resource_id(&ok.replace("Microsoft.Compute", "Microsoft.Network")).is_err()
+        );
+        assert!(check_vm_resource_id("/subscriptions/x").is_err());
+        assert!(check_vm_resource_id(&format!("{ok}/extensions/e")).is_err());
+    }
+
+    #[test]
+    fn guids() {
+        assert!(regex_guid("00000000-0000-0000-0000-00000000abcd"));
+        assert!(!regex_guid("00000000-0000-0000-0000-00000000abc"));
+        assert!(!regex_guid("0000000g-0000-0000-0000-00000000abcd"));
+    }
+}
