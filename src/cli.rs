@@ -166,6 +166,7 @@ impl Error {
             Error::Load(LoadError::Invalid(_))
             | Error::Resolve(ResolveError::Invalid { .. })
             | Error::Template(_) => exit::DATA,
+            Error::Load(LoadError::Panicked) => exit::SOFTWARE,
             Error::Load(_) | Error::Resolve(ResolveError::UnknownProfile { .. }) => exit::NO_INPUT,
             Error::Run(RunError::Missing { .. }) => exit::UNAVAILABLE,
             Error::Run(RunError::Spawn { .. }) => exit::UNAVAILABLE,
@@ -358,7 +359,7 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
         ),
         Command::Show { profile } => {
             let set = load_set(cli)?;
-            show(&resolve::resolve(&set, profile)?, out)
+            show(&set, &resolve::resolve(&set, profile)?, out)
         }
         Command::Plan {
             profile,
@@ -739,7 +740,7 @@ fn list(set: &ProfileSet, out: &Out) -> Result<i32, Error> {
     Ok(exit::OK)
 }
 
-fn show(p: &Profile, out: &Out) -> Result<i32, Error> {
+fn show(set: &ProfileSet, p: &Profile, out: &Out) -> Result<i32, Error> {
     let mut effective = serde_json::to_value(p).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut effective {
         map.retain(|_, v| !v.is_null());
@@ -769,12 +770,7 @@ fn show(p: &Profile, out: &Out) -> Result<i32, Error> {
         return Ok(exit::OK);
     }
     let mut text = format!("# profile `{}`, defined at {}\n", p.name, p.defined_at);
-    let origin = |field: &str| {
-        p.origins
-            .get(field)
-            .cloned()
-            .unwrap_or(resolve::Origin::BuiltIn)
-    };
+    let origin = |field: &str| p.origin(set, field);
     if let Value::Object(map) = &effective {
         for (k, v) in map {
             if k == "resolved" || k == "name" {

@@ -21,6 +21,8 @@ pub enum LoadError {
     NoProfiles { start: String },
     #[error("{path}: no such file or directory")]
     NotFound { path: String },
+    #[error("reading the profile files failed unexpectedly (a bug: please report it)")]
+    Panicked,
     #[error("{path}: not a regular file or directory")]
     NotAFile { path: String },
     #[error("{path}: contains no .yaml or .yml files")]
@@ -470,16 +472,48 @@ impl ProfileSet {
     }
 }
 
+/// One file read: the file (None when it has problems) and its problems.
+type FileResult = (Option<SourceFile>, Vec<Problem>);
+
 /// Loads every file of the set; all problems at once.
 pub fn load(src: &Sources) -> Result<ProfileSet, LoadError> {
     let paths = discover(src)?;
+    // files are parsed on all cores; their order (and so precedence) is kept
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(paths.len().max(1));
+    let chunk = paths.len().div_ceil(threads).max(1);
+    let results: Vec<Result<FileResult, LoadError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(path, kind)| {
+                            let mut problems = Vec::new();
+                            let f = read_file(
+                                path,
+                                display_path(path, &src.cwd),
+                                *kind,
+                                &mut problems,
+                            )?;
+                            Ok((f, problems))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|_| vec![Err(LoadError::Panicked)]))
+            .collect()
+    });
     let mut problems = Vec::new();
     let mut files = Vec::new();
-    for (path, kind) in paths {
-        let display = display_path(&path, &src.cwd);
-        if let Some(f) = read_file(&path, display, kind, &mut problems)? {
-            files.push(f);
-        }
+    for r in results {
+        let (f, p) = r?;
+        problems.extend(p);
+        files.extend(f);
     }
     let set = assemble(files, &mut problems);
     if problems.is_empty() {

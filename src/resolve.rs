@@ -109,12 +109,9 @@ pub struct Profile {
     pub bastion: Bastion,
     #[serde(skip)]
     pub vm: Vm,
-    /// The effective fields as written (merged), for `show`.
+    /// field path (`rdp.width`) -> where it was set (fields not here are built-in defaults).
     #[serde(skip)]
-    pub fields: Map<String, Value>,
-    /// field path (`rdp.width`) -> where it was set.
-    #[serde(skip)]
-    pub origins: BTreeMap<String, Origin>,
+    pub origins: BTreeMap<String, Def>,
     /// Where the profile itself is defined (`file:line`).
     #[serde(skip)]
     pub defined_at: String,
@@ -196,17 +193,22 @@ fn merge(
 }
 
 /// Merged layers of a plain entry (tenant, bastion, vm): shared definition + overrides.
-fn entry_value(
+fn entry_value<T: serde::de::DeserializeOwned>(
     set: &ProfileSet,
     section: Section,
     name: &str,
-) -> Option<(Map<String, Value>, Def)> {
+) -> Option<(T, Def)> {
     let entry = set.entry(section, name)?;
+    let first = entry.defs.first()?.clone();
+    if let [only] = entry.defs.as_slice() {
+        // no override: read the entry where it is written
+        return Some((T::deserialize(set.value(only)?).ok()?, first));
+    }
     let mut l = Layered::default();
     for def in &entry.defs {
         l.apply(set, def, &[]);
     }
-    Some((l.value, entry.defs[0].clone()))
+    Some((serde_json::from_value(Value::Object(l.value)).ok()?, first))
 }
 
 /// A problem at the origin of `field` in a layered profile, or at the profile itself.
@@ -244,11 +246,14 @@ impl Ctx<'_> {
     fn set_by_defaults(&self, field: &str) -> bool {
         matches!(self.origins.get(field), Some(Some(d)) if d.pointer.starts_with("/defaults/"))
     }
+}
 
-    fn origin_text(&self, field: &str) -> Origin {
+impl Profile {
+    /// Where the effective value of `field` (`mode`, `rdp.width`) was set.
+    pub fn origin(&self, set: &ProfileSet, field: &str) -> Origin {
         match self.origins.get(field) {
-            Some(Some(def)) => Origin::At(self.set.file(def).location(&def.pointer)),
-            _ => Origin::BuiltIn,
+            Some(def) => Origin::At(set.file(def).location(&def.pointer)),
+            None => Origin::BuiltIn,
         }
     }
 }
@@ -279,26 +284,21 @@ pub fn suggestions(set: &ProfileSet, name: &str) -> Vec<String> {
 fn chain(set: &ProfileSet, name: &str, ctx: &mut Ctx) -> Vec<String> {
     let mut chain = vec![name.to_string()];
     let mut cur = name.to_string();
-    while let Some((fields, def)) = entry_value(set, Section::Profiles, &cur) {
-        let Some(parent) = fields.get("extends").and_then(Value::as_str) else {
+    while let Some(entry) = set.entry(Section::Profiles, &cur) {
+        // the layer that set `extends` last (an override may change it)
+        let found = entry.defs.iter().rev().find_map(|d| {
+            let parent = set.value(d)?.get("extends")?.as_str()?;
+            Some((
+                parent,
+                Def {
+                    file: d.file,
+                    pointer: format!("{}/extends", d.pointer),
+                },
+            ))
+        });
+        let Some((parent, ext_def)) = found else {
             break;
         };
-        // the layer that set `extends` last (an override may change it)
-        let ext_def = set
-            .entry(Section::Profiles, &cur)
-            .and_then(|e| {
-                e.defs
-                    .iter()
-                    .map(|d| Def {
-                        file: d.file,
-                        pointer: format!("{}/extends", d.pointer),
-                    })
-                    .rfind(|d| set.value(d).is_some())
-            })
-            .unwrap_or(Def {
-                file: def.file,
-                pointer: format!("{}/extends", def.pointer),
-            });
         if let Some(i) = chain.iter().position(|c| c == parent) {
             let cycle: Vec<&str> = chain[i..]
                 .iter()
@@ -394,8 +394,7 @@ pub fn resolve(set: &ProfileSet, name: &str) -> Result<Profile, ResolveError> {
 }
 
 fn tenant(set: &ProfileSet, name: &str) -> Option<(Tenant, Def)> {
-    let (v, def) = entry_value(set, Section::Tenants, name)?;
-    let raw: RawTenant = serde_json::from_value(Value::Object(v)).ok()?;
+    let (raw, def): (RawTenant, Def) = entry_value(set, Section::Tenants, name)?;
     Some((
         Tenant {
             name: name.to_string(),
@@ -414,8 +413,7 @@ pub fn bastion(
     key: &str,
     problems: &mut Vec<Problem>,
 ) -> Option<(Bastion, Tenant)> {
-    let (v, def) = entry_value(set, Section::Bastions, key)?;
-    let raw: RawBastion = serde_json::from_value(Value::Object(v)).ok()?;
+    let (raw, def): (RawBastion, Def) = entry_value(set, Section::Bastions, key)?;
     let file = set.file(&def);
     let Some((t, _)) = tenant(set, &raw.tenant) else {
         problems.push(
@@ -493,8 +491,7 @@ pub fn vm(
     default_tenant: Option<&str>,
     problems: &mut Vec<Problem>,
 ) -> Option<Vm> {
-    let (v, def) = entry_value(set, Section::Vms, key)?;
-    let raw: RawVm = serde_json::from_value(Value::Object(v)).ok()?;
+    let (raw, def): (RawVm, Def) = entry_value(set, Section::Vms, key)?;
     let file = set.file(&def);
     let at = |field: &str| format!("{}/{}", def.pointer, field);
     let before = problems.len();
@@ -810,8 +807,8 @@ fn build(
     let rdp = raw.rdp.unwrap_or_default();
     let origins = layered
         .origins
-        .keys()
-        .map(|k| (k.clone(), ctx.origin_text(k)))
+        .iter()
+        .filter_map(|(k, d)| Some((k.clone(), d.clone()?)))
         .collect();
     Some(Profile {
         name: name.to_string(),
@@ -845,7 +842,6 @@ fn build(
         tenant,
         bastion,
         vm,
-        fields: layered.value.clone(),
         origins,
         defined_at: set
             .file(&ctx.profile_def)

@@ -47,7 +47,7 @@ pub struct Entry {
 /// JSON pointer -> position of the key and value written there.
 #[derive(Debug, Default, Clone)]
 pub struct SpanIndex {
-    map: HashMap<String, Entry>,
+    map: HashMap<String, Entry, std::hash::BuildHasherDefault<Fnv>>,
 }
 
 impl SpanIndex {
@@ -84,7 +84,46 @@ impl SpanIndex {
 
 /// Escapes one JSON-pointer segment (RFC 6901).
 pub fn escape_segment(s: &str) -> String {
-    s.replace('~', "~0").replace('/', "~1")
+    let mut out = String::with_capacity(s.len());
+    push_segment(&mut out, s);
+    out
+}
+
+fn push_segment(out: &mut String, s: &str) {
+    if !s.contains(['~', '/']) {
+        out.push_str(s);
+        return;
+    }
+    for c in s.chars() {
+        match c {
+            '~' => out.push_str("~0"),
+            '/' => out.push_str("~1"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// FNV-1a: the index's keys are short pointers from the user's own files, so a fast
+/// non-keyed hash is enough.
+#[derive(Default, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
 }
 
 /// A YAML syntax or limit error, with where it happened.
@@ -121,7 +160,7 @@ pub fn parse(text: &str) -> Result<(Value, SpanIndex), SyntaxError> {
             message: clean_message(&e.without_snippet().to_string()),
         })?;
     let mut index = SpanIndex::default();
-    let value = flatten(tree, String::new(), None, &mut index)?;
+    let value = flatten(tree, &mut String::with_capacity(128), None, &mut index)?;
     Ok((value, index))
 }
 
@@ -153,11 +192,12 @@ fn clean_message(raw: &str) -> String {
 
 fn flatten(
     node: Spanned<Node>,
-    pointer: String,
+    pointer: &mut String,
     key: Option<Pos>,
     index: &mut SpanIndex,
 ) -> Result<Value, SyntaxError> {
     let pos = Pos::from_spanned(&node);
+    let len = pointer.len();
     let value = match node.value {
         Node::Null => Value::Null,
         Node::Bool(b) => Value::Bool(b),
@@ -169,7 +209,10 @@ fn flatten(
         Node::Seq(items) => {
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.into_iter().enumerate() {
-                out.push(flatten(item, format!("{pointer}/{i}"), None, index)?);
+                pointer.push('/');
+                pointer.push_str(&i.to_string());
+                out.push(flatten(item, pointer, None, index)?);
+                pointer.truncate(len);
             }
             Value::Array(out)
         }
@@ -191,14 +234,16 @@ fn flatten(
                         });
                     }
                 };
-                let child = format!("{pointer}/{}", escape_segment(&name));
-                let value = flatten(v, child, Some(kpos), index)?;
+                pointer.push('/');
+                push_segment(pointer, &name);
+                let value = flatten(v, pointer, Some(kpos), index)?;
+                pointer.truncate(len);
                 out.insert(name, value);
             }
             Value::Object(out)
         }
     };
-    index.map.insert(pointer, Entry { key, value: pos });
+    index.map.insert(pointer.clone(), Entry { key, value: pos });
     Ok(value)
 }
 
