@@ -127,64 +127,46 @@ fn check_az_accepts(argv: &[&str]) {
     );
 }
 
+/// The argv of the first step of `plan PROFILE --format json ARGS...` on the examples.
+fn first_argv(profile: &str, args: &[&str]) -> Vec<String> {
+    let r = Test::examples()
+        .signed_in(&SUBS)
+        .args(&["plan", profile, "--format", "json"])
+        .args(args)
+        .run();
+    r.code(0);
+    r.json()["steps"][0]["argv"]
+        .as_array()
+        .expect("argv")
+        .iter()
+        .map(|a| a.as_str().expect("str").to_string())
+        .collect()
+}
+
 #[test]
 fn rdp_is_az_rdp_on_windows_and_a_tunnel_elsewhere() {
-    let t = || Test::examples().signed_in(&SUBS);
-    let win = t()
-        .args(&[
-            "plan",
-            "prod-jumpbox",
-            "--os",
-            "windows",
-            "--format",
-            "json",
-        ])
-        .run();
-    let argv = win.json()["steps"][0]["argv"].clone();
+    let argv = first_argv("prod-jumpbox", &["--os", "windows"]);
     assert_eq!(argv[3], "rdp");
-    assert!(argv.as_array().unwrap().iter().any(|a| a == "--enable-mfa"));
+    assert!(argv.iter().any(|a| a == "--enable-mfa"));
     for os in ["linux", "macos"] {
-        let r = t()
-            .args(&["plan", "prod-jumpbox", "--os", os, "--format", "json"])
-            .run();
-        assert_eq!(r.json()["steps"][0]["argv"][3], "tunnel", "{os}");
+        assert_eq!(
+            first_argv("prod-jumpbox", &["--os", os])[3],
+            "tunnel",
+            "{os}"
+        );
     }
 }
 
 #[test]
 fn configure_flag_is_bare_and_for_this_run_only() {
-    let r = Test::examples()
-        .signed_in(&SUBS)
-        .args(&[
-            "plan",
-            "prod-jumpbox",
-            "--os",
-            "windows",
-            "--configure",
-            "--format",
-            "json",
-        ])
-        .run();
-    let argv = r.json()["steps"][0]["argv"].clone();
-    let list: Vec<&str> = argv
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
-    assert_eq!(list.last(), Some(&"--configure"), "{list:?}");
-    let r = Test::examples()
-        .signed_in(&SUBS)
-        .args(&[
-            "plan",
-            "prod-jumpbox",
-            "--os",
-            "windows",
-            "--format",
-            "json",
-        ])
-        .run();
-    assert!(!r.stdout.contains("--configure"));
+    let with = first_argv("prod-jumpbox", &["--os", "windows", "--configure"]);
+    assert_eq!(
+        with.last().map(String::as_str),
+        Some("--configure"),
+        "{with:?}"
+    );
+    let without = first_argv("prod-jumpbox", &["--os", "windows"]);
+    assert!(!without.iter().any(|a| a == "--configure"));
     Test::examples()
         .args(&["plan", "prod-app-ssh", "--configure"])
         .run()

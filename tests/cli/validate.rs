@@ -1,5 +1,18 @@
 use crate::harness::{Test, one_profile};
 
+/// `validate` of one file exits 65 and says `needle`.
+#[track_caller]
+fn assert_invalid(file: &str, content: &str, case: &str, needle: &str) -> crate::harness::Run {
+    let r = Test::new().file(file, content).args(&["validate"]).run();
+    assert_eq!(r.code, 65, "{case}: {}", r.stderr);
+    assert!(
+        r.stderr.contains(needle),
+        "{case}: want {needle:?}:\n{}",
+        r.stderr
+    );
+    r
+}
+
 #[test]
 fn bundled_examples_are_valid() {
     Test::examples()
@@ -173,16 +186,7 @@ const SEMANTIC: &[(&str, &str, &str)] = &[
 #[test]
 fn semantic_problems_quote_the_rule_and_exit_65() {
     for (name, profiles, needle) in SEMANTIC {
-        let r = Test::new()
-            .file("profiles/p.yaml", one_profile(profiles))
-            .args(&["validate"])
-            .run();
-        assert_eq!(r.code, 65, "{name}: {}", r.stderr);
-        assert!(
-            r.stderr.contains(needle),
-            "{name}: want {needle:?}:\n{}",
-            r.stderr
-        );
+        let r = assert_invalid("profiles/p.yaml", &one_profile(profiles), name, needle);
         assert!(
             r.stderr.contains("profiles/p.yaml:"),
             "{name}: {}",
@@ -253,16 +257,7 @@ fn vm_and_bastion_rules() {
         ),
     ];
     for (name, yaml, needle) in cases {
-        let r = Test::new()
-            .file("profiles/s.yaml", yaml)
-            .args(&["validate"])
-            .run();
-        assert_eq!(r.code, 65, "{name}: {}", r.stderr);
-        assert!(
-            r.stderr.contains(needle),
-            "{name}: want {needle:?}:\n{}",
-            r.stderr
-        );
+        assert_invalid("profiles/s.yaml", yaml, name, needle);
     }
 }
 
