@@ -199,6 +199,14 @@ pub fn discover(src: &Sources) -> Result<Vec<(PathBuf, FileKind)>, LoadError> {
             }
         }
     };
+    // `~` is expanded here too: shells leave `--profiles=~/x` and BPROF_PROFILES alone
+    let roots: Vec<PathBuf> = roots
+        .into_iter()
+        .map(|r| match r.to_str() {
+            Some(t) if t.starts_with('~') => PathBuf::from(expand_tilde(t)),
+            _ => r,
+        })
+        .collect();
     let mut files: Vec<PathBuf> = Vec::new();
     let mut dirs_seen: Vec<PathBuf> = Vec::new();
     for root in &roots {

@@ -261,14 +261,21 @@ impl Profile {
 fn unknown_name_help(set: &ProfileSet, section: Section, name: &str) -> String {
     match diag::did_you_mean(name, set.names(section)) {
         Some(s) => format!("did you mean `{s}`?"),
-        None => {
-            let names: Vec<&str> = set.names(section).take(8).collect();
-            if names.is_empty() {
-                format!("define it under `{}:`", section.key())
-            } else {
-                format!("known {}: {}", section.key(), names.join(", "))
-            }
-        }
+        None => known_names(set, section),
+    }
+}
+
+/// "known bastions: a, b" or, when the files read define none, where they would go.
+fn known_names(set: &ProfileSet, section: Section) -> String {
+    let names: Vec<&str> = set.names(section).take(8).collect();
+    if names.is_empty() {
+        format!(
+            "the files read define no {}: define them under `{}:` (validating single files? names in other files of the set are not loaded)",
+            section.key(),
+            section.key()
+        )
+    } else {
+        format!("known {}: {}", section.key(), names.join(", "))
     }
 }
 
@@ -662,23 +669,31 @@ fn build(
     let bastion_ref = match &raw.bastion {
         Some(b) => Some(b.clone()),
         None => {
-            let names: Vec<&str> = set.names(Section::Bastions).take(8).collect();
-            ctx.at_field("bastion", true, format!("profile `{name}` has no `bastion`"), Some(format!("add `bastion: NAME` to the profile, its `extends` parent or `defaults` (known bastions: {})", names.join(", "))));
+            let help = format!(
+                "add `bastion: NAME` to the profile, its `extends` parent or `defaults`; {}",
+                known_names(set, Section::Bastions)
+            );
+            ctx.at_field(
+                "bastion",
+                true,
+                format!("profile `{name}` has no `bastion`"),
+                Some(help),
+            );
             None
         }
     };
     let vm_ref = match &raw.vm {
         Some(v) => Some(v.clone()),
         None => {
-            let names: Vec<&str> = set.names(Section::Vms).take(8).collect();
+            let help = format!(
+                "add `vm: NAME` to the profile or its `extends` parent; {}",
+                known_names(set, Section::Vms)
+            );
             ctx.at_field(
                 "vm",
                 true,
                 format!("profile `{name}` has no `vm`"),
-                Some(format!(
-                    "add `vm: NAME` to the profile or its `extends` parent (known vms: {})",
-                    names.join(", ")
-                )),
+                Some(help),
             );
             None
         }
