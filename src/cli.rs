@@ -341,7 +341,7 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
             print(&crate::schema::schema_text())?;
             Ok(exit::OK)
         }
-        Command::Templates { name } => templates(name.as_deref(), out),
+        Command::Templates { name } => templates(cli, name.as_deref(), out),
         Command::Validate { paths } => validate(cli, paths, out),
         Command::List => list(&load_set(cli)?, out),
         Command::Rdp {
@@ -601,33 +601,66 @@ fn rdp_files(
     Ok(exit::OK)
 }
 
-fn templates(name: Option<&str>, out: &Out) -> Result<i32, Error> {
-    match name {
-        Some(n) => match crate::template::builtin_yaml(n) {
-            Some(y) => print(&y)?,
-            None => {
-                return Err(Error::Usage(format!(
-                    "no built-in template `{n}`; the built-in templates are rdp, ssh and tunnel"
-                )));
+/// `bprof templates [NAME]`: the built-in templates and, when a profile set is found, its own.
+fn templates(cli: &Cli, name: Option<&str>, out: &Out) -> Result<i32, Error> {
+    // templates need no profile set; a set that cannot be loaded only hides its own templates
+    let set = load_set(cli).ok();
+    let user: Vec<&str> = set
+        .iter()
+        .flat_map(|s| s.names(Section::Templates))
+        .collect();
+    if let Some(n) = name {
+        let text = set
+            .as_ref()
+            .and_then(|s| crate::template::user_yaml(s, n))
+            .or_else(|| crate::template::builtin_yaml(n));
+        return match text {
+            Some(y) => {
+                print(&y)?;
+                Ok(exit::OK)
             }
-        },
-        None => {
-            if out.format == Format::Json {
-                let list: Vec<Value> = crate::template::BUILTIN
-                    .iter()
-                    .map(|(n, about, steps)| json!({"name": n, "description": about, "steps": steps}))
-                    .collect();
-                print_json(&Value::Array(list))?;
-            } else {
-                let mut text = String::new();
-                for (n, about, _) in crate::template::BUILTIN {
-                    text.push_str(&format!("{n:<8} {about}\n"));
-                }
-                text.push_str("\n`bprof templates NAME` prints one as YAML.\n");
-                print(&text)?;
+            None => {
+                let mut known = vec!["rdp", "ssh", "tunnel"];
+                known.extend(&user);
+                Err(Error::Usage(format!(
+                    "no template `{n}`; the templates are {}",
+                    known.join(", ")
+                )))
+            }
+        };
+    }
+    if out.format == Format::Json {
+        let mut list: Vec<Value> = crate::template::BUILTIN
+            .iter()
+            .map(|(n, about, steps)| json!({"name": n, "description": about, "builtin": true, "steps": steps}))
+            .collect();
+        if let Some(set) = &set {
+            for n in &user {
+                let steps = crate::template::user_template(set, n).unwrap_or_default();
+                list.push(
+                    json!({"name": n, "description": null, "builtin": false, "steps": steps}),
+                );
             }
         }
+        print_json(&Value::Array(list))?;
+        return Ok(exit::OK);
     }
+    let mut text = String::new();
+    for (n, about, _) in crate::template::BUILTIN {
+        text.push_str(&format!("{n:<12} built-in: {about}\n"));
+    }
+    if let Some(set) = &set {
+        for n in &user {
+            let at = set
+                .entry(Section::Templates, n)
+                .and_then(|e| e.defs.last())
+                .map(|d| set.file(d).location(&d.pointer))
+                .unwrap_or_default();
+            text.push_str(&format!("{n:<12} {at}\n"));
+        }
+    }
+    text.push_str("\n`bprof templates NAME` prints one as YAML.\n");
+    print(&text)?;
     Ok(exit::OK)
 }
 

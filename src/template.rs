@@ -109,16 +109,42 @@ pub fn builtin(name: &str) -> Option<Vec<Vec<String>>> {
 /// A built-in template as YAML, as `bprof templates NAME` prints it.
 pub fn builtin_yaml(name: &str) -> Option<String> {
     let (_, about, steps) = BUILTIN.iter().find(|(n, _, _)| *n == name)?;
-    let mut out = format!(
-        "# built-in template `{name}`: {about}\n# copy it under `templates:` with a new name to adapt it\n{name}:\n"
+    let header = format!(
+        "# built-in template `{name}`: {about}\n# copy it under `templates:` with a new name to adapt it\n"
     );
-    for step in steps.iter() {
-        out.push_str("  - [");
-        let toks: Vec<String> = step.iter().map(|t| yaml_scalar(t)).collect();
-        out.push_str(&toks.join(", "));
-        out.push_str("]\n");
+    Some(to_yaml(
+        &header,
+        name,
+        steps.iter().map(|s| s.iter().copied()),
+    ))
+}
+
+/// A user template as YAML, as `bprof templates NAME` prints it.
+pub fn user_yaml(set: &ProfileSet, name: &str) -> Option<String> {
+    let def = set.entry(Section::Templates, name)?.defs.last()?;
+    let steps = user_template(set, name)?;
+    let header = format!(
+        "# template `{name}`, defined at {}\n",
+        set.file(def).location(&def.pointer)
+    );
+    Some(to_yaml(
+        &header,
+        name,
+        steps.iter().map(|s| s.iter().map(String::as_str)),
+    ))
+}
+
+fn to_yaml<'a, S: Iterator<Item = &'a str>>(
+    header: &str,
+    name: &str,
+    steps: impl Iterator<Item = S>,
+) -> String {
+    let mut out = format!("{header}{name}:\n");
+    for step in steps {
+        let toks: Vec<String> = step.map(yaml_scalar).collect();
+        out.push_str(&format!("  - [{}]\n", toks.join(", ")));
     }
-    Some(out)
+    out
 }
 
 fn yaml_scalar(t: &str) -> String {
@@ -129,7 +155,8 @@ fn yaml_scalar(t: &str) -> String {
     if plain {
         t.to_string()
     } else {
-        format!("{t:?}")
+        // a JSON string is a valid YAML double-quoted scalar
+        serde_json::to_string(t).unwrap_or_default()
     }
 }
 

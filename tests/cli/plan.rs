@@ -308,3 +308,43 @@ fn other_programs_need_the_persons_own_consent() {
         .code(65)
         .stderr_has("only a person's own override");
 }
+
+#[test]
+fn a_copied_builtin_template_plans_the_same() {
+    for builtin in ["ssh", "tunnel"] {
+        let shown = Test::new().args(&["templates", builtin]).run();
+        shown.code(0);
+        let body: String = shown
+            .stdout
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("  {}\n", l.replace(&format!("{builtin}:"), "mine:")))
+            .collect();
+        let profile = "  p:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: aad\n    extra_args: [--debug]\n    ssh_args: [-v]\n";
+        let own = one_profile(&format!("{profile}    template: mine\n")) + "templates:\n" + &body;
+        let t = Test::new()
+            .file("profiles/p.yaml", &own)
+            .signed_in(&["22222222-2222-2222-2222-222222222222"]);
+        let mine = t.run_with(&["plan", "p", "--format", "json"]);
+        mine.code(0);
+        let t2 = Test::new()
+            .file(
+                "profiles/p.yaml",
+                one_profile(&format!("{profile}    template: {builtin}\n")),
+            )
+            .signed_in(&["22222222-2222-2222-2222-222222222222"]);
+        let theirs = t2.run_with(&["plan", "p", "--format", "json"]);
+        assert_eq!(
+            mine.json()["steps"][0]["argv"],
+            theirs.json()["steps"][0]["argv"],
+            "{builtin}"
+        );
+        t.run_with(&["templates"])
+            .code(0)
+            .stdout_has("mine")
+            .stdout_has("profiles/p.yaml:");
+        t.run_with(&["templates", "mine"])
+            .code(0)
+            .stdout_has("mine:\n  - [az, network, bastion");
+    }
+}
