@@ -178,9 +178,7 @@ impl Error {
             Error::Run(RunError::TunnelTimeout { .. } | RunError::PortBusy { .. }) => {
                 exit::UNAVAILABLE
             }
-            Error::Rdp(
-                crate::rdp::RdpError::Exists { .. } | crate::rdp::RdpError::Write { .. },
-            ) => exit::CANT_CREATE,
+            Error::Rdp(_) | Error::Run(RunError::Rdp(_)) => exit::CANT_CREATE,
             Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
             Error::Output(_) => exit::CANT_CREATE,
         }

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use crate::plan::{Plan, StepKind};
 
+/// The polite stop signal (on Windows, where there are no signals, stopping kills).
+const SIGTERM: i32 = 15;
+
 /// Where to get the Azure CLI.
 pub const AZ_INSTALL_URL: &str = "https://learn.microsoft.com/cli/azure/install-azure-cli";
 
@@ -33,6 +36,8 @@ pub enum RunError {
     TunnelTimeout { port: u16, secs: f64 },
     #[error("the tunnel died again (az exited {code}) after {restarts} restarts")]
     TunnelDied { restarts: u32, code: i32 },
+    #[error(transparent)]
+    Rdp(#[from] crate::rdp::RdpError),
     #[error("local port {port} is busy")]
     PortBusy { port: u16, derived: bool },
 }
@@ -51,6 +56,7 @@ impl RunError {
             RunError::TunnelTimeout { .. } => Some("check the bastion and the VM; set BPROF_TUNNEL_TIMEOUT (seconds) to wait longer".into()),
             RunError::PortBusy { derived: true, .. } => Some("another tunnel for this profile may be open already; this port is derived from the profile name so that teammates' .rdp files match: close the other tunnel, or pass --port N".into()),
             RunError::PortBusy { .. } => Some("close what uses it, or pass --port N".into()),
+            RunError::Rdp(e) => Some(e.hint().into()),
             _ => None,
         }
     }
@@ -141,7 +147,6 @@ impl Signals {
 /// A started child process, in its own process group on Unix when it runs in the background.
 pub struct Child {
     handle: duct::Handle,
-    name: String,
     #[cfg_attr(not(unix), allow(dead_code))]
     own_group: bool,
 }
@@ -193,11 +198,7 @@ pub fn spawn(s: Spawn) -> Result<Child, RunError> {
             }
         }
     })?;
-    Ok(Child {
-        handle,
-        name: first.clone(),
-        own_group,
-    })
+    Ok(Child { handle, own_group })
 }
 
 impl Child {
@@ -208,10 +209,6 @@ impl Child {
             Ok(None) => None,
             Err(_) => Some(1),
         }
-    }
-
-    pub fn pids(&self) -> Vec<u32> {
-        self.handle.pids()
     }
 
     /// Sends `sig` to the child's process group (or the child alone when it shares bprof's).
@@ -287,10 +284,6 @@ impl Child {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
 }
 
 fn exit_code(status: &std::process::ExitStatus) -> i32 {
@@ -362,7 +355,7 @@ impl Tunnel<'_> {
         let Some(code) = child.try_code() else {
             return Ok(true);
         };
-        child.stop(15, Duration::from_millis(100));
+        child.stop(SIGTERM, Duration::from_millis(100));
         if code == 0 {
             eprintln!("bprof: the tunnel closed (az exited 0)");
             return Ok(false);
@@ -388,7 +381,7 @@ impl Tunnel<'_> {
 
     fn stop(&mut self) {
         if let Some(c) = self.child.take() {
-            c.stop(15, Duration::from_secs(3));
+            c.stop(SIGTERM, Duration::from_secs(3));
         }
     }
 }
@@ -453,17 +446,12 @@ fn run_steps<'a>(
             StepKind::WriteRdp { path, lines } => {
                 let path = PathBuf::from(path);
                 if let Some(dir) = path.parent() {
-                    create_private_dir(dir).map_err(|source| RunError::Spawn {
-                        program: format!("(writing {})", path.display()),
+                    create_private_dir(dir).map_err(|source| crate::rdp::RdpError::Write {
+                        path: dir.display().to_string(),
                         source,
                     })?;
                 }
-                crate::rdp::write_atomic(&path, &crate::rdp::encode(lines), true, true).map_err(
-                    |e| RunError::Spawn {
-                        program: format!("(writing {})", path.display()),
-                        source: std::io::Error::other(e.to_string()),
-                    },
-                )?;
+                crate::rdp::write_atomic(&path, &crate::rdp::encode(lines), true, true)?;
                 *written = Some(path);
             }
             StepKind::Client => {
@@ -487,11 +475,11 @@ fn run_steps<'a>(
                         match t.keep_alive(signals) {
                             Ok(true) => {}
                             Ok(false) => {
-                                client.stop(15, Duration::from_secs(5));
+                                client.stop(SIGTERM, Duration::from_secs(5));
                                 return Ok(0);
                             }
                             Err(e) => {
-                                client.stop(15, Duration::from_secs(5));
+                                client.stop(SIGTERM, Duration::from_secs(5));
                                 return Err(e);
                             }
                         }
