@@ -1,4 +1,6 @@
 //! Integration tests: the real binary, a fake az, temp directories.
+// the tests start bprof and helper programs themselves
+#![allow(clippy::disallowed_methods)]
 mod harness;
 
 mod discovery;
