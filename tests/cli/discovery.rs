@@ -151,3 +151,43 @@ fn list_json_shape() {
         assert!(first.get(k).is_some(), "list lacks {k}: {first}");
     }
 }
+
+/// The command-line reference is a snapshot: `--help` cannot drift from what is documented.
+#[test]
+fn help_texts() {
+    let mut all = String::new();
+    for cmd in [
+        &[][..],
+        &["list"],
+        &["show"],
+        &["plan"],
+        &["run"],
+        &["rdp"],
+        &["validate"],
+        &["schema"],
+        &["templates"],
+    ] {
+        let mut args: Vec<&str> = cmd.to_vec();
+        args.push("--help");
+        let r = Test::new().args(&args).run();
+        r.code(0);
+        all.push_str(&format!("$ bprof {}\n{}\n", args.join(" "), r.stdout));
+    }
+    insta::assert_snapshot!("help", all);
+}
+
+#[test]
+fn usage_errors_are_64() {
+    Test::new()
+        .args(&["prod-jumpbox"])
+        .run()
+        .code(64)
+        .stderr_has("unrecognized subcommand");
+    Test::new().args(&["plan"]).run().code(64);
+    Test::new()
+        .args(&["run", "p", "--os", "linux"])
+        .run()
+        .code(64)
+        .stderr_has("--dry-run");
+    Test::new().args(&["rdp", "p", "--all"]).run().code(64);
+}
