@@ -409,6 +409,14 @@ fn type_help(expected: &str, instance: &Value) -> Option<String> {
             Some("write the number without quotes".into())
         }
         _ if instance.is_null() => Some("the key has no value: give one, or remove the key".into()),
+        "string" if instance.is_number() || instance.is_boolean() => Some(format!(
+            "put it in quotes: \"{instance}\" (YAML reads it as a {})",
+            if instance.is_number() {
+                "number"
+            } else {
+                "boolean"
+            }
+        )),
         _ => None,
     }
 }
