@@ -135,6 +135,8 @@ pub struct SyntaxError {
 
 /// Nodes deeper than this are refused (profiles need about six levels).
 const MAX_DEPTH: usize = 32;
+/// Events replayed from aliases in one file.
+const MAX_ALIAS_EVENTS: usize = 20_000;
 /// Nodes in one file, aliases expanded (a set of 10,000 profiles in 20 files needs ~10% of it).
 const MAX_NODES: usize = 500_000;
 
@@ -147,6 +149,9 @@ pub fn parse(text: &str) -> Result<(Value, SpanIndex), SyntaxError> {
     budget.max_nodes = MAX_NODES;
     budget.max_documents = 1;
     options.budget = Some(budget);
+    // profiles barely use aliases: a few thousand replayed events are plenty, and an alias
+    // bomb stops here long before it costs time or memory
+    options.alias_limits.max_total_replayed_events = MAX_ALIAS_EVENTS;
     let tree: Spanned<Node> =
         serde_saphyr::from_str_with_options(text, options).map_err(|e| SyntaxError {
             pos: e
@@ -182,9 +187,9 @@ fn clean_message(raw: &str) -> String {
     if msg.starts_with("duplicate mapping key") {
         return format!("{msg}: a key may appear only once in a mapping; remove one of them");
     }
-    if msg.contains("budget breached") || msg.contains("recursion limit") {
+    if msg.contains("budget breached") || msg.contains("recursion limit") || msg.contains("alias") {
         return format!(
-            "{msg}: the file is nested too deeply or expands too many aliases; bprof reads at most {MAX_DEPTH} levels and {MAX_NODES} nodes"
+            "{msg}: the file is nested too deeply or expands too many aliases; bprof reads at most {MAX_DEPTH} levels, {MAX_NODES} nodes and {MAX_ALIAS_EVENTS} nodes from aliases"
         );
     }
     msg.to_string()
