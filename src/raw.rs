@@ -23,7 +23,7 @@ pub const RDP_KEY_PATTERN: &str = "^[A-Za-z][A-Za-z0-9 _.-]*:[sib]$";
 /// file) changes fields of existing entries, adds profiles, and may list `allow_programs`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "bprof profile file", extend("$id" = "https://bprof.dev/schema/bprof.schema.json"))]
+#[schemars(title = "bprof profile file")]
 pub struct RawFile {
     /// Format version of this file. Required in every file; only `1` exists.
     #[schemars(range(min = 1, max = 1), example = 1)]
