@@ -537,12 +537,16 @@ fn rdp_files(
         let Some(dir) = output else {
             return Err(Error::Usage("rdp --all needs -o DIR".into()));
         };
-        if !dir.is_dir() {
+        if dir.exists() && !dir.is_dir() {
             return Err(Error::Usage(format!(
                 "{}: not a directory (rdp --all -o DIR writes one file per rdp profile into DIR)",
                 dir.display()
             )));
         }
+        std::fs::create_dir_all(dir).map_err(|source| crate::rdp::RdpError::Write {
+            path: dir.display().to_string(),
+            source,
+        })?;
         let mut failed = None;
         let mut count = 0;
         for name in set.names(Section::Profiles) {

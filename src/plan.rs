@@ -240,13 +240,14 @@ pub fn build(
     })
 }
 
-/// How long `run` waits for a tunnel to accept connections (`BPROF_TUNNEL_TIMEOUT` seconds).
+/// How long `run` waits for a tunnel to accept connections (`BPROF_TUNNEL_TIMEOUT` seconds,
+/// default 30: az's tunnel is usually ready in a few seconds).
 pub fn tunnel_timeout() -> std::time::Duration {
     let secs = std::env::var("BPROF_TUNNEL_TIMEOUT")
         .ok()
         .and_then(|v| v.parse::<f64>().ok())
         .filter(|s| *s > 0.0)
-        .unwrap_or(60.0);
+        .unwrap_or(30.0);
     std::time::Duration::from_secs_f64(secs)
 }
 

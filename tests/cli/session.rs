@@ -404,3 +404,13 @@ fn rdp_all_writes_one_file_per_rdp_profile_and_survives_one_failure() {
         .code(0)
         .stderr_has("3 .rdp files written");
 }
+
+#[test]
+fn rdp_all_creates_its_directory_and_an_unwritable_one_is_73() {
+    let t = Test::examples().file("blocker", "a file, not a directory");
+    t.run_with(&["rdp", "--all", "-o", "new/dir"]).code(0);
+    assert!(t.path().join("new/dir/prod-jumpbox.rdp").exists());
+    t.run_with(&["rdp", "--all", "-o", "blocker/sub"])
+        .code(73)
+        .stderr_has("cannot write");
+}
