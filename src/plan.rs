@@ -292,11 +292,21 @@ fn session_steps(profile: &Profile, opts: &PlanOptions, port: u16, out: &mut Vec
             StepKind::WriteRdp { path: path.clone(), lines: crate::rdp::lines(profile, port) },
         ));
         if let Some(c) = &client {
+            let missing = opts.os == Os::current() && crate::run::which(&c.program).is_none();
+            let no_entra = profile.enable_mfa
+                && !c.freerdp3
+                && !["mstsc", "open"].contains(&c.program.as_str());
             out.push(Step {
                 name: "client".into(),
                 argv: c.argv(profile, &path, shown.configure),
                 when: None,
-                detail: None,
+                detail: if missing {
+                    Some(format!("`{}` is not on PATH: {}", c.program, crate::client::INSTALL_HINT))
+                } else if no_entra {
+                    Some(format!("`{}` has no Entra sign-in: this profile's `enable_mfa` needs FreeRDP 3 (xfreerdp3, sdl-freerdp3) or sign-in with a local account", c.program))
+                } else {
+                    None
+                },
                 kind: StepKind::Client,
             });
             if !c.detaches() {
@@ -331,12 +341,14 @@ impl Plan {
                     "# open the tunnel on localhost:{port} (in the background)\n"
                 ));
             }
-            if step.argv.is_empty() {
+            if step.argv.is_empty() || step.detail.is_some() {
                 out.push_str(&format!(
                     "# {}: {}\n",
                     step.name,
                     step.detail.as_deref().unwrap_or("")
                 ));
+            }
+            if step.argv.is_empty() {
                 continue;
             }
             out.push_str(&crate::shell::join(&step.argv, windows));
