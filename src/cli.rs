@@ -445,6 +445,9 @@ fn run_plan(plan: &plan::Plan, out: &Out) -> Result<i32, Error> {
         if let Some(program) = step.argv.first() {
             run::resolve_program(program)?;
         }
+        if let Some(note) = &step.detail {
+            out.note(&format!("bprof: note: {note}"));
+        }
     }
     let signals = Signals::install();
     if out.verbose {
