@@ -374,3 +374,72 @@ fn golden_stderr() {
     r.code(65);
     insta::assert_snapshot!("stderr_unknown_bastion", r.stderr);
 }
+
+/// Thousands of damaged versions of the bundled files (bytes flipped, dropped, repeated, cut):
+/// every one is either valid or a list of problems with positions, never a panic.
+#[test]
+fn damaged_files_never_panic() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let original = std::fs::read(entry.unwrap().path()).unwrap();
+        for _ in 0..400 {
+            let mut bytes = original.clone();
+            for _ in 0..(1 + next() % 4) {
+                let i = (next() as usize) % bytes.len().max(1);
+                match next() % 5 {
+                    0 => bytes[i] = (next() % 256) as u8,
+                    1 => {
+                        bytes.remove(i);
+                    }
+                    2 => {
+                        let specials = b"-:[]{}&*!|>'\"%@`#,?\n ";
+                        bytes.insert(i, specials[(next() as usize) % specials.len()]);
+                    }
+                    3 => bytes.truncate(i),
+                    _ => {
+                        let j = (next() as usize) % bytes.len().max(1);
+                        let (a, b) = (i.min(j), i.max(j));
+                        let chunk = bytes[a..b].to_vec();
+                        bytes.splice(a..a, chunk);
+                    }
+                }
+                if bytes.is_empty() {
+                    break;
+                }
+            }
+            let path = tmp.path().join("f.yaml");
+            std::fs::write(&path, &bytes).unwrap();
+            let mut problems = Vec::new();
+            let file = bprof::load::read_file(
+                &path,
+                "f.yaml".into(),
+                bprof::load::FileKind::Shared,
+                &mut problems,
+            )
+            .unwrap();
+            assert!(
+                file.is_some() || !problems.is_empty(),
+                "a file refused without a problem"
+            );
+            for p in &problems {
+                assert!(p.line >= 1 && p.column >= 1, "{p:?}");
+            }
+            if let Some(f) = file {
+                // whatever parsed also resolves or reports, without panicking
+                let set = bprof::load::assemble(vec![f], &mut problems);
+                let _ = bprof::resolve::validate_all(&set);
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1200);
+}
