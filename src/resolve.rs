@@ -801,19 +801,6 @@ fn build(
     if let Some(rdp) = &raw.rdp {
         check_rdp_properties(rdp, ctx);
     }
-    if raw.ssh_key.is_some()
-        && raw.auth_type != Some(AuthType::SshKey)
-        && mode == Mode::Ssh
-        && !ctx.set_by_defaults("ssh_key")
-    {
-        ctx.at_field(
-            "ssh_key",
-            true,
-            "`ssh_key` is only used with `auth_type: ssh-key`".into(),
-            Some("set `auth_type: ssh-key`, or remove `ssh_key`".into()),
-        );
-    }
-
     let (bastion, tenant) = bastion_tenant?;
     let vm = vm_res?;
     if !ctx.problems.is_empty() {
