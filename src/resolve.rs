@@ -658,6 +658,40 @@ const AZ_IP_PORT_RULE: &str =
     "Custom ports are not allowed. Allowed ports for Tunnel with IP connect is 22, 3389.";
 const AZ_IP_CONNECT_RULE: &str = "`--target-ip-address` flag cannot be used when IpConnect is not enabled. Please use --target-resource-id flag instead.";
 
+/// A required reference of profile `name` (`bastion`, `vm`): reported when missing or
+/// unknown; the name when it is defined.
+fn reference<'r>(
+    ctx: &mut Ctx,
+    name: &str,
+    value: Option<&'r str>,
+    section: Section,
+    where_else: &str,
+) -> Option<&'r str> {
+    let set = ctx.set;
+    let field = section.noun();
+    match value {
+        None => {
+            let help = format!(
+                "add `{field}: NAME` to the profile, {where_else}; {}",
+                known_names(set, section)
+            );
+            ctx.at_field(
+                field,
+                true,
+                format!("profile `{name}` has no `{field}`"),
+                Some(help),
+            );
+            None
+        }
+        Some(v) if set.entry(section, v).is_none() => {
+            let msg = format!("profile `{name}` names {field} `{v}`, which is not defined");
+            ctx.at_field(field, false, msg, Some(unknown_name_help(set, section, v)));
+            None
+        }
+        Some(v) => Some(v),
+    }
+}
+
 fn build(
     set: &ProfileSet,
     name: &str,
@@ -666,65 +700,25 @@ fn build(
     layered: &Layered,
 ) -> Option<Profile> {
     let mode = raw.mode.unwrap_or(Mode::Rdp);
-    let bastion_ref = match &raw.bastion {
-        Some(b) => Some(b.clone()),
-        None => {
-            let help = format!(
-                "add `bastion: NAME` to the profile, its `extends` parent or `defaults`; {}",
-                known_names(set, Section::Bastions)
-            );
-            ctx.at_field(
-                "bastion",
-                true,
-                format!("profile `{name}` has no `bastion`"),
-                Some(help),
-            );
-            None
-        }
-    };
-    let vm_ref = match &raw.vm {
-        Some(v) => Some(v.clone()),
-        None => {
-            let help = format!(
-                "add `vm: NAME` to the profile or its `extends` parent; {}",
-                known_names(set, Section::Vms)
-            );
-            ctx.at_field(
-                "vm",
-                true,
-                format!("profile `{name}` has no `vm`"),
-                Some(help),
-            );
-            None
-        }
-    };
-    let mut bastion_tenant = None;
-    if let Some(b) = &bastion_ref {
-        if set.entry(Section::Bastions, b).is_none() {
-            ctx.at_field(
-                "bastion",
-                false,
-                format!("profile `{name}` names bastion `{b}`, which is not defined"),
-                Some(unknown_name_help(set, Section::Bastions, b)),
-            );
-        } else {
-            bastion_tenant = bastion(set, b, &mut ctx.problems);
-        }
-    }
-    let mut vm_res = None;
-    if let Some(v) = &vm_ref {
-        if set.entry(Section::Vms, v).is_none() {
-            ctx.at_field(
-                "vm",
-                false,
-                format!("profile `{name}` names vm `{v}`, which is not defined"),
-                Some(unknown_name_help(set, Section::Vms, v)),
-            );
-        } else {
-            let default_tenant = bastion_tenant.as_ref().map(|(b, _)| b.tenant.clone());
-            vm_res = vm(set, v, default_tenant.as_deref(), &mut ctx.problems);
-        }
-    }
+    let bastion_tenant = reference(
+        ctx,
+        name,
+        raw.bastion.as_deref(),
+        Section::Bastions,
+        "its `extends` parent or `defaults`",
+    )
+    .and_then(|b| bastion(set, b, &mut ctx.problems));
+    let vm_res = reference(
+        ctx,
+        name,
+        raw.vm.as_deref(),
+        Section::Vms,
+        "or its `extends` parent",
+    )
+    .and_then(|v| {
+        let default_tenant = bastion_tenant.as_ref().map(|(b, _)| b.tenant.clone());
+        vm(set, v, default_tenant.as_deref(), &mut ctx.problems)
+    });
     if let Some(t) = &raw.template
         && set.entry(Section::Templates, t).is_none()
         && crate::template::builtin(t).is_none()
