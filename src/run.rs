@@ -231,7 +231,17 @@ impl Child {
         }
         #[cfg(not(unix))]
         {
+            // Windows has no signals or process groups: end the whole tree (az.cmd runs
+            // cmd.exe, which runs python) while its root is still alive to find it by
             let _ = sig;
+            for pid in self.handle.pids() {
+                #[allow(clippy::disallowed_methods)]
+                let _ = std::process::Command::new("taskkill")
+                    .args(["/T", "/F", "/PID", &pid.to_string()])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
             let _ = self.handle.kill();
         }
     }
