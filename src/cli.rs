@@ -453,7 +453,7 @@ fn run_plan(plan: &plan::Plan, out: &Out) -> Result<i32, Error> {
     if out.verbose {
         eprint!("{}", plan.to_text());
     }
-    Ok(run::execute(plan, &signals)?)
+    Ok(run::execute(plan, &signals, out.quiet)?)
 }
 
 /// The local port of a tunnel: `--port`, the profile's, or (auto) the derived one, or a free

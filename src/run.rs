@@ -402,10 +402,12 @@ impl Tunnel<'_> {
 /// tunnel step starts the tunnel in the background; the session steps after it (wait,
 /// write-rdp, client, hold) run while it lives; at the end (client exit, Ctrl-C, error) the
 /// tunnel's process group is stopped and the temporary .rdp removed.
-pub fn execute(plan: &Plan, signals: &Signals) -> Result<i32, RunError> {
+/// `quiet` (`-q`) leaves out the progress notes (tunnel ready, held open); warnings such as a
+/// tunnel restart are always said.
+pub fn execute(plan: &Plan, signals: &Signals, quiet: bool) -> Result<i32, RunError> {
     let mut tunnel: Option<Tunnel> = None;
     let mut written: Option<PathBuf> = None;
-    let result = run_steps(plan, signals, &mut tunnel, &mut written);
+    let result = run_steps(plan, signals, quiet, &mut tunnel, &mut written);
     if let Some(t) = &mut tunnel {
         t.stop();
     }
@@ -421,6 +423,7 @@ pub fn execute(plan: &Plan, signals: &Signals) -> Result<i32, RunError> {
 fn run_steps<'a>(
     plan: &'a Plan,
     signals: &Signals,
+    quiet: bool,
     tunnel: &mut Option<Tunnel<'a>>,
     written: &mut Option<PathBuf>,
 ) -> Result<i32, RunError> {
@@ -452,7 +455,9 @@ fn run_steps<'a>(
             StepKind::Wait { port } => {
                 if let Some(c) = tunnel.as_ref().and_then(|t| t.child.as_ref()) {
                     wait_ready(c, *port, signals)?;
-                    eprintln!("bprof: tunnel ready on localhost:{port}");
+                    if !quiet {
+                        eprintln!("bprof: tunnel ready on localhost:{port}");
+                    }
                 }
             }
             StepKind::WriteRdp { path, lines } => {
@@ -500,7 +505,9 @@ fn run_steps<'a>(
                 }
             }
             StepKind::Hold => {
-                if let Some(t) = tunnel.as_ref() {
+                if let Some(t) = tunnel.as_ref()
+                    && !quiet
+                {
                     eprintln!(
                         "bprof: tunnel open on localhost:{}; press Ctrl-C to close it",
                         t.port
