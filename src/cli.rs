@@ -285,6 +285,15 @@ fn color_enabled(choice: ColorChoice) -> bool {
 
 /// Runs bprof with these arguments; returns the exit code.
 pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
+    // a panic is a bug in bprof: say so, and exit 70 as documented (not Rust's 101)
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error in bprof (a bug: please report it): {info}");
+    }));
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    std::panic::catch_unwind(|| run_cli(args)).unwrap_or(exit::SOFTWARE)
+}
+
+fn run_cli(args: Vec<std::ffi::OsString>) -> i32 {
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
