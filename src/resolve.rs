@@ -684,7 +684,9 @@ fn reference<'r>(
             None
         }
         Some(v) if set.entry(section, v).is_none() => {
-            let msg = format!("profile `{name}` names {field} `{v}`, which is not defined");
+            // no profile name in the message: a value set in `defaults` or a parent is one
+            // problem, however many profiles inherit it
+            let msg = format!("{field} `{v}` is not defined");
             ctx.at_field(field, false, msg, Some(unknown_name_help(set, section, v)));
             None
         }
@@ -732,7 +734,7 @@ fn build(
         ctx.at_field(
             "template",
             false,
-            format!("profile `{name}` uses template `{t}`, which is not defined"),
+            format!("template `{t}` is not defined"),
             Some(help),
         );
     }

@@ -128,7 +128,7 @@ const SEMANTIC: &[(&str, &str, &str)] = &[
     (
         "unknown-vm",
         "  p:\n    bastion: b\n    vm: vv\n",
-        "names vm `vv`",
+        "vm `vv` is not defined",
     ),
     ("no-bastion", "  p:\n    vm: v\n", "has no `bastion`"),
     (
@@ -442,4 +442,18 @@ fn damaged_files_never_panic() {
         }
     }
     assert!(checked >= 1200);
+}
+
+#[test]
+fn a_bad_default_is_one_problem_however_many_profiles_inherit_it() {
+    let profiles: String = (0..50).map(|i| format!("  p{i}:\n    vm: v\n")).collect();
+    let yaml = one_profile(&profiles) + "defaults:\n  bastion: nope\n";
+    let r = Test::new()
+        .file("profiles/p.yaml", yaml)
+        .args(&["validate", "--format", "json"])
+        .run();
+    r.code(65);
+    let problems = r.json()["problems"].as_array().unwrap().clone();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0]["path"], "defaults.bastion");
 }
