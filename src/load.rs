@@ -139,8 +139,12 @@ pub fn home_dir() -> Option<PathBuf> {
 
 /// Expands a leading `~` to the home directory.
 pub fn expand_tilde(path: &str) -> String {
+    expand_tilde_in(path, home_dir().as_deref())
+}
+
+fn expand_tilde_in(path: &str, home: Option<&Path>) -> String {
     if (path == "~" || path.starts_with("~/") || path.starts_with("~\\"))
-        && let Some(home) = home_dir()
+        && let Some(home) = home
     {
         return format!("{}{}", home.display(), &path[1..]);
     }
@@ -701,12 +705,11 @@ mod tests {
 
     #[test]
     fn tilde() {
-        let home = home_dir()
-            .map(|h| h.display().to_string())
-            .unwrap_or_default();
-        if !home.is_empty() {
-            assert_eq!(expand_tilde("~/.ssh/k"), format!("{home}/.ssh/k"));
-        }
-        assert_eq!(expand_tilde("/abs/~x"), "/abs/~x");
+        let home = Some(Path::new("/home/alice"));
+        assert_eq!(expand_tilde_in("~/.ssh/k", home), "/home/alice/.ssh/k");
+        assert_eq!(expand_tilde_in("~", home), "/home/alice");
+        assert_eq!(expand_tilde_in("/abs/~x", home), "/abs/~x");
+        assert_eq!(expand_tilde_in("~bob/x", home), "~bob/x");
+        assert_eq!(expand_tilde_in("~/x", None), "~/x");
     }
 }

@@ -190,33 +190,29 @@ fn ctrl_c_stops_client_and_tunnel_and_removes_the_file() {
 
 #[test]
 fn auto_port_avoids_a_busy_one_but_tunnel_only_keeps_it() {
-    let name = "p";
-    let derived = {
-        let r = Test::new()
-            .file("profiles/p.yaml", rdp_profile(1, ""))
-            .args(&["plan", name, "--os", "linux", "--format", "json"])
-            .run();
-        // local_port 1 is refused for linux: ask for the derived port of an `auto` profile instead
-        drop(r);
-        let yaml = one_profile("  p:\n    bastion: b\n    vm: v\n    client: none\n");
-        let r = Test::new()
-            .file("profiles/p.yaml", yaml)
-            .args(&["plan", name, "--os", "linux", "--format", "json"])
-            .run();
-        let argv = r.json()["steps"][1]["argv"].clone();
-        let list: Vec<String> = argv
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_string())
-            .collect();
-        let i = list.iter().position(|a| a == "--port").unwrap();
-        list[i + 1].parse::<u16>().unwrap()
-    };
-    let Ok(_busy) = std::net::TcpListener::bind(("127.0.0.1", derived)) else {
-        return;
-    };
     let yaml = one_profile("  p:\n    bastion: b\n    vm: v\n    client: none\n");
+    let plan = Test::new()
+        .file("profiles/p.yaml", &yaml)
+        .signed_in(&[SUB])
+        .run_with(&["plan", "p", "--os", "linux", "--format", "json"]);
+    let tunnel = plan.json()["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "tunnel")
+        .unwrap()["argv"]
+        .clone();
+    let list: Vec<&str> = tunnel
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let derived: u16 = list[list.iter().position(|a| *a == "--port").unwrap() + 1]
+        .parse()
+        .unwrap();
+    // busy from here on (if something else already holds it, it is busy all the same)
+    let _busy = std::net::TcpListener::bind(("127.0.0.1", derived));
     let t = Test::new()
         .file("profiles/p.yaml", &yaml)
         .signed_in(&[SUB])
