@@ -689,7 +689,7 @@ fn validate(cli: &Cli, paths: &[PathBuf], out: &Out) -> Result<i32, Error> {
     }
     let files = load::discover(&src)?;
     let count = files.len();
-    let problems = match load::load(&src) {
+    let problems = match load::load_files(&files, &src.cwd) {
         Ok(set) => resolve::validate_all(&set),
         Err(LoadError::Invalid(p)) => p,
         Err(e) => return Err(e.into()),

@@ -489,7 +489,11 @@ type FileResult = (Option<SourceFile>, Vec<Problem>);
 
 /// Loads every file of the set; all problems at once.
 pub fn load(src: &Sources) -> Result<ProfileSet, LoadError> {
-    let paths = discover(src)?;
+    load_files(&discover(src)?, &src.cwd)
+}
+
+/// Loads these files (from [`discover`]); paths are shown relative to `cwd`.
+pub fn load_files(paths: &[(PathBuf, FileKind)], cwd: &Path) -> Result<ProfileSet, LoadError> {
     // files are parsed on all cores; their order (and so precedence) is kept
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -503,12 +507,7 @@ pub fn load(src: &Sources) -> Result<ProfileSet, LoadError> {
                     part.iter()
                         .map(|(path, kind)| {
                             let mut problems = Vec::new();
-                            let f = read_file(
-                                path,
-                                display_path(path, &src.cwd),
-                                *kind,
-                                &mut problems,
-                            )?;
+                            let f = read_file(path, display_path(path, cwd), *kind, &mut problems)?;
                             Ok((f, problems))
                         })
                         .collect::<Vec<_>>()
