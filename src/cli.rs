@@ -154,7 +154,7 @@ pub enum Error {
     #[error(transparent)]
     Run(#[from] RunError),
     #[error(transparent)]
-    Rdp(#[from] crate::rdp::RdpError),
+    Write(#[from] crate::write::WriteError),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -178,7 +178,7 @@ impl Error {
             Error::Run(RunError::TunnelTimeout { .. } | RunError::PortBusy { .. }) => {
                 exit::UNAVAILABLE
             }
-            Error::Rdp(_) | Error::Run(RunError::Rdp(_)) => exit::CANT_CREATE,
+            Error::Write(_) | Error::Run(RunError::Write(_)) => exit::CANT_CREATE,
             Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
             Error::Output(_) => exit::CANT_CREATE,
         }
@@ -254,7 +254,7 @@ impl Out {
                     }
                     Error::Template(t) => Some(t.hint()),
                     Error::Run(r) => r.hint(),
-                    Error::Rdp(r) => Some(r.hint().to_string()),
+                    Error::Write(r) => Some(r.hint().to_string()),
                     _ => None,
                 };
                 if let Some(h) = hint {
@@ -555,7 +555,7 @@ fn rdp_files(
                 dir.display()
             )));
         }
-        std::fs::create_dir_all(dir).map_err(|source| crate::rdp::RdpError::Write {
+        std::fs::create_dir_all(dir).map_err(|source| crate::write::WriteError::Write {
             path: dir.display().to_string(),
             source,
         })?;
@@ -572,7 +572,7 @@ fn rdp_files(
                 }
             };
             let path = dir.join(format!("{name}.rdp"));
-            match crate::rdp::write_atomic(&path, &render(&p), force, false) {
+            match crate::write::write_atomic(&path, &render(&p), force, false) {
                 Ok(()) => {
                     count += 1;
                     out.note(&format!("wrote {}", path.display()));
@@ -607,7 +607,7 @@ fn rdp_files(
             let path = other
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(format!("{name}.rdp")));
-            crate::rdp::write_atomic(&path, &bytes, force, false)?;
+            crate::write::write_atomic(&path, &bytes, force, false)?;
             out.note(&format!("wrote {}", path.display()));
         }
     }

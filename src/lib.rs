@@ -12,4 +12,5 @@ pub mod schema;
 pub mod shell;
 pub mod signin;
 pub mod template;
+pub mod write;
 pub mod yaml;

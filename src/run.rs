@@ -37,7 +37,7 @@ pub enum RunError {
     #[error("the tunnel died again (az exited {code}) after {restarts} restarts")]
     TunnelDied { restarts: u32, code: i32 },
     #[error(transparent)]
-    Rdp(#[from] crate::rdp::RdpError),
+    Write(#[from] crate::write::WriteError),
     #[error("local port {port} is busy")]
     PortBusy { port: u16, derived: bool },
 }
@@ -56,7 +56,7 @@ impl RunError {
             RunError::TunnelTimeout { .. } => Some("check the bastion and the VM; set BPROF_TUNNEL_TIMEOUT (seconds) to wait longer".into()),
             RunError::PortBusy { derived: true, .. } => Some("another tunnel for this profile may be open already; this port is derived from the profile name so that teammates' .rdp files match: close the other tunnel, or pass --port N".into()),
             RunError::PortBusy { .. } => Some("close what uses it, or pass --port N".into()),
-            RunError::Rdp(e) => Some(e.hint().into()),
+            RunError::Write(e) => Some(e.hint().into()),
             _ => None,
         }
     }
@@ -463,12 +463,12 @@ fn run_steps<'a>(
             StepKind::WriteRdp { path, lines } => {
                 let path = PathBuf::from(path);
                 if let Some(dir) = path.parent() {
-                    create_private_dir(dir).map_err(|source| crate::rdp::RdpError::Write {
+                    create_private_dir(dir).map_err(|source| crate::write::WriteError::Write {
                         path: dir.display().to_string(),
                         source,
                     })?;
                 }
-                crate::rdp::write_atomic(&path, &crate::rdp::encode(lines), true, true)?;
+                crate::write::write_atomic(&path, &crate::rdp::encode(lines), true, true)?;
                 *written = Some(path);
             }
             StepKind::Client => {
