@@ -120,6 +120,14 @@ pub enum Command {
         /// Files or directories (default: the discovered set).
         paths: Vec<PathBuf>,
     },
+    /// Scaffold a profile directory: a commented example, the schema, the .gitignore line.
+    Init {
+        /// The directory (default: ./profiles).
+        dir: Option<PathBuf>,
+        /// Replace an existing example.yaml.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print the JSON schema of profile files.
     Schema,
     /// List the templates, or print one as YAML.
@@ -351,6 +359,17 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
         Command::Templates { name } => templates(cli, name.as_deref(), out),
         Command::Validate { paths } => validate(cli, paths, out),
         Command::List => list(&load_set(cli)?, out),
+        Command::Init { dir, force } => {
+            let dir = dir.clone().unwrap_or_else(|| PathBuf::from("profiles"));
+            for written in crate::init::scaffold(&dir, *force)? {
+                out.note(&format!("wrote {}", written.display()));
+            }
+            out.note(&format!(
+                "next: edit {}, then `bprof validate` and `bprof run my-jumpbox --dry-run`",
+                dir.join("example.yaml").display()
+            ));
+            Ok(exit::OK)
+        }
         Command::Rdp {
             profile,
             all,

@@ -2,6 +2,7 @@
 pub mod cli;
 pub mod client;
 pub mod diag;
+pub mod init;
 pub mod load;
 pub mod plan;
 pub mod raw;

@@ -191,3 +191,37 @@ fn usage_errors_are_64() {
         .stderr_has("--dry-run");
     Test::new().args(&["rdp", "p", "--all"]).run().code(64);
 }
+
+#[test]
+fn init_scaffolds_a_set_that_validates_and_plans() {
+    let t = Test::new().file("profiles/.gitignore", "/target");
+    t.run_with(&["init"])
+        .code(0)
+        .stderr_has("wrote profiles/example.yaml");
+    t.run_with(&["validate"]).code(0);
+    t.run_with(&["plan", "my-jumpbox", "--os", "windows"])
+        .code(0)
+        .stdout_has("--enable-mfa");
+    let ignore = std::fs::read_to_string(t.path().join("profiles/.gitignore")).unwrap();
+    assert!(
+        ignore.starts_with("/target\n") && ignore.contains("\n*.local.yaml\n"),
+        "{ignore}"
+    );
+    let schema = std::fs::read_to_string(t.path().join("profiles/bprof.schema.json")).unwrap();
+    assert_eq!(schema, t.run_with(&["schema"]).stdout);
+    // the example is never replaced without --force
+    std::fs::write(t.path().join("profiles/example.yaml"), "version: 1\n").unwrap();
+    t.run_with(&["init"]).code(73).stderr_has("exists");
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("profiles/example.yaml")).unwrap(),
+        "version: 1\n"
+    );
+    t.run_with(&["init", "--force"]).code(0);
+    assert!(
+        std::fs::read_to_string(t.path().join("profiles/.gitignore"))
+            .unwrap()
+            .matches("*.local.yaml")
+            .count()
+            == 1
+    );
+}
