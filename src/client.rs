@@ -13,6 +13,17 @@ pub struct ClientCmd {
     pub freerdp3: bool,
 }
 
+/// Every program `choose` can pick (for the "missing client" hint).
+pub const PROGRAMS: [&str; 7] = [
+    "xfreerdp3",
+    "sdl-freerdp3",
+    "xfreerdp",
+    "sdl-freerdp",
+    "remmina",
+    "mstsc",
+    "open",
+];
+
 /// Linux, `client: auto`: the first of these on PATH.
 pub const LINUX_AUTO: [&str; 4] = ["xfreerdp3", "sdl-freerdp3", "xfreerdp", "remmina"];
 

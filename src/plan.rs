@@ -91,9 +91,6 @@ pub struct Plan {
     #[serde(skip)]
     pub os: Os,
     pub steps: Vec<Step>,
-    /// The local port of the tunnel, when there is one.
-    #[serde(skip)]
-    pub port: Option<u16>,
 }
 
 /// What the command line adds to a profile for one plan.
@@ -236,7 +233,6 @@ pub fn build(
         profile: profile.name.clone(),
         os: opts.os,
         steps: out,
-        port: tunnel.then_some(port),
     })
 }
 
@@ -284,8 +280,6 @@ fn session_steps(profile: &Profile, opts: &PlanOptions, port: u16, out: &mut Vec
     };
     if profile.mode == Mode::Rdp && !opts.tunnel_only {
         let path = temp_rdp_path(&profile.name);
-        let mut shown = profile.clone();
-        shown.configure = shown.configure || opts.configure;
         out.push(Step::internal(
             "write-rdp",
             format!("{path}: the profile's .rdp for localhost:{port}, readable by you only, removed at the end"),
@@ -298,7 +292,7 @@ fn session_steps(profile: &Profile, opts: &PlanOptions, port: u16, out: &mut Vec
                 && !["mstsc", "open"].contains(&c.program.as_str());
             out.push(Step {
                 name: "client".into(),
-                argv: c.argv(profile, &path, shown.configure),
+                argv: c.argv(profile, &path, profile.configure || opts.configure),
                 when: None,
                 detail: if missing {
                     Some(format!("`{}` is not on PATH: {}", c.program, crate::client::INSTALL_HINT))

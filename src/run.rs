@@ -48,7 +48,7 @@ impl RunError {
             RunError::Missing { program, .. } if program == "az" => Some(format!(
                 "install the Azure CLI ({AZ_INSTALL_URL}), or set BPROF_AZ to its path"
             )),
-            RunError::Missing { program, .. } if crate::client::LINUX_AUTO.contains(&program.as_str()) || ["mstsc", "open", "sdl-freerdp", "sdl-freerdp3"].contains(&program.as_str()) => {
+            RunError::Missing { program, .. } if crate::client::PROGRAMS.contains(&program.as_str()) => {
                 Some(crate::client::INSTALL_HINT.into())
             }
             RunError::Missing { .. } => Some("install it, or put it on PATH".into()),
