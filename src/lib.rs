@@ -1,17 +1,13 @@
 //! bprof: declarative Azure Bastion profiles, validated, planned and run.
+//!
+//! Layers, each using only those below it: `cli` (commands, output, exit codes) -> `session`
+//! (executing a plan) -> `azure` (what az and Azure know) -> `plan` (steps from a resolved
+//! profile) -> `profile` (files to resolved profiles). `process` (the one place that starts
+//! programs) and `write` (atomic file writes) are leaves any layer may use.
+pub mod azure;
 pub mod cli;
-pub mod client;
-pub mod diag;
-pub mod init;
-pub mod load;
 pub mod plan;
-pub mod raw;
-pub mod rdp;
-pub mod resolve;
-pub mod run;
-pub mod schema;
-pub mod shell;
-pub mod signin;
-pub mod template;
+pub mod process;
+pub mod profile;
+pub mod session;
 pub mod write;
-pub mod yaml;

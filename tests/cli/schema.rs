@@ -29,7 +29,8 @@ fn every_bundled_example_validates_against_the_committed_schema() {
         if p.extension().and_then(|x| x.to_str()) != Some("yaml") {
             continue;
         }
-        let (value, _) = bprof::yaml::parse(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        let (value, _) =
+            bprof::profile::yaml::parse(&std::fs::read_to_string(&p).unwrap()).unwrap();
         let errors: Vec<String> = validator
             .iter_errors(&value)
             .map(|e| e.to_string())

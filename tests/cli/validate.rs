@@ -419,10 +419,10 @@ fn damaged_files_never_panic() {
             let path = tmp.path().join("f.yaml");
             std::fs::write(&path, &bytes).unwrap();
             let mut problems = Vec::new();
-            let file = bprof::load::read_file(
+            let file = bprof::profile::load::read_file(
                 &path,
                 "f.yaml".into(),
-                bprof::load::FileKind::Shared,
+                bprof::profile::load::FileKind::Shared,
                 &mut problems,
             )
             .unwrap();
@@ -435,8 +435,8 @@ fn damaged_files_never_panic() {
             }
             if let Some(f) = file {
                 // whatever parsed also resolves or reports, without panicking
-                let set = bprof::load::assemble(vec![f], &mut problems);
-                let _ = bprof::resolve::validate_all(&set);
+                let set = bprof::profile::load::assemble(vec![f], &mut problems);
+                let _ = bprof::plan::validate_all(&set);
             }
             checked += 1;
         }

@@ -5,8 +5,8 @@
 use handlebars::Handlebars;
 use serde_json::Value;
 
-use crate::diag::Problem;
-use crate::load::{Def, ProfileSet, Section};
+use crate::profile::diag::Problem;
+use crate::profile::load::{Def, ProfileSet, Section};
 
 /// The built-in templates, as data. `bprof templates NAME` prints them; copy one into
 /// `templates:` to adapt it.
@@ -399,7 +399,9 @@ mod tests {
 
     #[test]
     fn builtins_exist() {
-        for n in ["rdp", "ssh", "tunnel"] {
+        let names: Vec<&str> = BUILTIN.iter().map(|(n, _, _)| *n).collect();
+        assert_eq!(names, crate::profile::raw::BUILTIN_TEMPLATES);
+        for n in crate::profile::raw::BUILTIN_TEMPLATES {
             assert!(builtin(n).is_some());
             assert!(builtin_yaml(n).unwrap().contains(&format!("{n}:")));
         }

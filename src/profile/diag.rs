@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::yaml::Pos;
+use crate::profile::yaml::Pos;
 
 /// One problem found in the profile data. Everything a user needs to find and fix it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

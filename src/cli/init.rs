@@ -65,7 +65,7 @@ pub fn scaffold(dir: &Path, force: bool) -> Result<Vec<PathBuf>, WriteError> {
     let schema = dir.join("bprof.schema.json");
     write_atomic(
         &schema,
-        crate::schema::schema_text().as_bytes(),
+        crate::profile::schema::schema_text().as_bytes(),
         true,
         false,
     )?;

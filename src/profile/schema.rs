@@ -6,9 +6,9 @@ use std::sync::OnceLock;
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::{Map, Value};
 
-use crate::diag::{self, Problem};
-use crate::raw::{GUID_PATTERN, NAME_PATTERN, RDP_KEY_PATTERN, RawFile};
-use crate::yaml::SpanIndex;
+use crate::profile::diag::{self, Problem};
+use crate::profile::raw::{GUID_PATTERN, NAME_PATTERN, RDP_KEY_PATTERN, RawFile};
+use crate::profile::yaml::SpanIndex;
 
 /// The schema as a JSON value, generated from [`RawFile`].
 pub fn schema_value() -> &'static Value {
@@ -139,7 +139,7 @@ pub fn check(
             ValidationErrorKind::AdditionalProperties { unexpected } => {
                 let known = known_keys(&pointer, value);
                 for key in unexpected {
-                    let ptr = format!("{pointer}/{}", crate::yaml::escape_segment(key));
+                    let ptr = format!("{pointer}/{}", crate::profile::yaml::escape_segment(key));
                     let mut p = at(
                         &ptr,
                         true,
@@ -204,7 +204,7 @@ pub fn check(
             }
             ValidationErrorKind::PropertyNames { error } => {
                 let key = error.instance().as_str().unwrap_or_default().to_string();
-                let ptr = format!("{pointer}/{}", crate::yaml::escape_segment(&key));
+                let ptr = format!("{pointer}/{}", crate::profile::yaml::escape_segment(&key));
                 let pat = match error.kind() {
                     ValidationErrorKind::Pattern { pattern } => pattern.clone(),
                     _ => String::new(),
@@ -563,7 +563,7 @@ mod tests {
     use super::*;
 
     fn problems(yaml: &str) -> Vec<Problem> {
-        let (v, idx) = crate::yaml::parse(yaml).unwrap();
+        let (v, idx) = crate::profile::yaml::parse(yaml).unwrap();
         check("t.yaml", yaml, &v, &idx, false)
     }
 

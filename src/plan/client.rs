@@ -2,8 +2,8 @@
 //! started here (that is `run`); this only decides.
 
 use crate::plan::Os;
-use crate::raw::Client;
-use crate::resolve::Profile;
+use crate::profile::raw::Client;
+use crate::profile::resolve::Profile;
 
 /// A chosen client: the program and how it takes the .rdp file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub const LINUX_AUTO: [&str; 4] = ["xfreerdp3", "sdl-freerdp3", "xfreerdp", "rem
 pub const INSTALL_HINT: &str = "install FreeRDP 3 (Debian/Ubuntu: apt install freerdp3-x11; Fedora: dnf install freerdp), or Remmina; on macOS the Windows App; or set `client: none` and connect with any client";
 
 fn on_path(p: &str) -> bool {
-    crate::run::which(p).is_some()
+    crate::process::which(p).is_some()
 }
 
 /// The client for a profile on `os`. `lookup`: look on PATH (only for this machine's OS).
@@ -125,12 +125,12 @@ mod tests {
         };
         // a minimal resolved profile is built through the loader in the integration tests;
         // here only the argv shape matters, so use the bundled-example shape
-        let set = crate::load::load(&crate::load::Sources {
+        let set = crate::profile::load::load(&crate::profile::load::Sources {
             paths: vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles")],
             ..Default::default()
         })
         .unwrap();
-        let p = crate::resolve::resolve(&set, "prod-jumpbox").unwrap();
+        let p = crate::profile::resolve::resolve(&set, "prod-jumpbox").unwrap();
         assert_eq!(
             v3.argv(&p, "f.rdp", false),
             ["xfreerdp3", "f.rdp", "/sec:aad", "/server-name:JUMPBOX01"]

@@ -8,12 +8,12 @@ use std::net::IpAddr;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::diag::{self, Problem};
-use crate::load::{Def, ProfileSet, Section};
-use crate::raw::{
+use crate::profile::diag::{self, Problem};
+use crate::profile::load::{Def, ProfileSet, Section};
+use crate::profile::raw::{
     AuthType, Client, LocalPort, Mode, RawBastion, RawProfile, RawRdp, RawTenant, RawVm, Sku, VmOs,
 };
-use crate::yaml::escape_segment;
+use crate::profile::yaml::escape_segment;
 
 /// A resolved tenant.
 #[derive(Debug, Clone, Serialize)]
@@ -56,14 +56,14 @@ pub struct Vm {
 /// Resolved .rdp settings (None: not written, the client's default applies).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RdpSettings {
-    pub screen: Option<crate::raw::Screen>,
+    pub screen: Option<crate::profile::raw::Screen>,
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub multimon: Option<bool>,
     pub clipboard: Option<bool>,
     pub drives: Option<bool>,
-    pub audio: Option<crate::raw::Audio>,
-    pub properties: BTreeMap<String, crate::raw::RdpValue>,
+    pub audio: Option<crate::profile::raw::Audio>,
+    pub properties: BTreeMap<String, crate::profile::raw::RdpValue>,
 }
 
 /// Where an effective value came from.
@@ -616,14 +616,18 @@ fn check_rdp_properties(rdp: &RawRdp, ctx: &mut Ctx) {
         let ty = key.rsplit(':').next().unwrap_or("");
         let field = format!("rdp.properties.{key}");
         let bad = match (ty, value) {
-            ("i", crate::raw::RdpValue::Int(_)) => None,
-            ("i", crate::raw::RdpValue::Text(t)) if t.trim().parse::<i64>().is_ok() => None,
+            ("i", crate::profile::raw::RdpValue::Int(_)) => None,
+            ("i", crate::profile::raw::RdpValue::Text(t)) if t.trim().parse::<i64>().is_ok() => {
+                None
+            }
             ("i", _) => Some("an integer"),
-            ("s", crate::raw::RdpValue::Text(t)) if t.contains(['\n', '\r']) => {
+            ("s", crate::profile::raw::RdpValue::Text(t)) if t.contains(['\n', '\r']) => {
                 Some("a string on one line")
             }
             ("s", _) => None,
-            ("b", crate::raw::RdpValue::Text(t)) if t.chars().all(|c| c.is_ascii_hexdigit()) => {
+            ("b", crate::profile::raw::RdpValue::Text(t))
+                if t.chars().all(|c| c.is_ascii_hexdigit()) =>
+            {
                 None
             }
             ("b", _) => Some("hex digits (binary)"),
@@ -723,10 +727,10 @@ fn build(
     });
     if let Some(t) = &raw.template
         && set.entry(Section::Templates, t).is_none()
-        && crate::template::builtin(t).is_none()
+        && !crate::profile::raw::BUILTIN_TEMPLATES.contains(&t.as_str())
     {
         let mut candidates: Vec<&str> = set.names(Section::Templates).collect();
-        candidates.extend(["rdp", "ssh", "tunnel"]);
+        candidates.extend(crate::profile::raw::BUILTIN_TEMPLATES);
         let help = match diag::did_you_mean(t, candidates.iter().copied()) {
             Some(s) => format!("did you mean `{s}`?"),
             None => format!("known templates: {}", candidates.join(", ")),
@@ -817,11 +821,11 @@ fn build(
         disable_gateway: raw.disable_gateway.unwrap_or(false) && mode == Mode::Rdp,
         auth_type: raw.auth_type,
         username: raw.username,
-        ssh_key: raw.ssh_key.map(|k| crate::load::expand_tilde(&k)),
+        ssh_key: raw.ssh_key.map(|k| crate::profile::load::expand_tilde(&k)),
         resource_port,
         local_port: raw
             .local_port
-            .unwrap_or(LocalPort::Auto(crate::raw::AutoWord::Auto)),
+            .unwrap_or(LocalPort::Auto(crate::profile::raw::AutoWord::Auto)),
         timeout: raw.timeout,
         ssh_args: raw.ssh_args.unwrap_or_default(),
         extra_args: raw.extra_args.unwrap_or_default(),
@@ -855,8 +859,8 @@ pub fn mode_name(m: Mode) -> &'static str {
     }
 }
 
-/// Every problem of the whole set: each profile resolved, each tenant, bastion and vm checked
-/// (used or not), each template checked.
+/// Every problem of the set's entries: each profile resolved, each tenant, bastion and vm
+/// checked (used or not). Templates are checked by [`crate::plan::template::check_all`].
 pub fn validate_all(set: &ProfileSet) -> Vec<Problem> {
     let mut problems = Vec::new();
     for name in set.names(Section::Bastions) {
@@ -871,7 +875,6 @@ pub fn validate_all(set: &ProfileSet) -> Vec<Problem> {
             problems.extend(p);
         }
     }
-    problems.extend(crate::template::check_all(set));
     diag::sort(&mut problems);
     problems
 }

@@ -3,7 +3,7 @@
 //! These types are the source of `schema/bprof.schema.json` (doc comments become descriptions)
 //! and the shape every loaded file is checked against. Nothing here is resolved: references are
 //! plain names, fields are optional where inheritance may fill them in. The resolved,
-//! validated form lives in [`crate::resolve`].
+//! validated form lives in [`crate::profile::resolve`].
 
 use std::collections::BTreeMap;
 
@@ -15,6 +15,8 @@ pub const GUID_PATTERN: &str =
     "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 /// Names of tenants, bastions, vms, profiles and templates (typed on the command line).
 pub const NAME_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,62}$";
+/// The names of the built-in templates (their steps are in [`crate::plan::template::BUILTIN`]).
+pub const BUILTIN_TEMPLATES: [&str; 3] = ["rdp", "ssh", "tunnel"];
 /// An .rdp property key as written under `rdp.properties`: `name:type`.
 pub const RDP_KEY_PATTERN: &str = "^[A-Za-z][A-Za-z0-9 _.-]*:[sib]$";
 

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::diag::{self, Problem};
-use crate::yaml::{self, SpanIndex};
+use crate::profile::diag::{self, Problem};
+use crate::profile::yaml::{self, SpanIndex};
 
 /// Profile files larger than this are refused before they are read.
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -79,7 +79,7 @@ impl SourceFile {
             &self.display,
             &self.text,
             pos,
-            crate::schema::human_path(&self.value, pointer),
+            crate::profile::schema::human_path(&self.value, pointer),
             message,
         )
     }
@@ -382,7 +382,8 @@ pub fn read_file(
             return Ok(None);
         }
     };
-    let found = crate::schema::check(&display, &text, &value, &index, kind == FileKind::Override);
+    let found =
+        crate::profile::schema::check(&display, &text, &value, &index, kind == FileKind::Override);
     let ok = found.is_empty();
     problems.extend(found);
     if !ok {

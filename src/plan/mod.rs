@@ -1,12 +1,19 @@
 //! The plan: the exact steps `run` executes, as argv lists, for a given OS. Nothing runs here.
+//! `template` renders argv tokens, `shell` quotes them for display, `rdp` makes .rdp content and
+//! `client` chooses the RDP client.
+
+pub mod client;
+pub mod rdp;
+pub mod shell;
+pub mod template;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::load::ProfileSet;
-use crate::raw::{Client, LocalPort, Mode};
-use crate::resolve::Profile;
-use crate::template::{self, TemplateError};
+use crate::profile::load::ProfileSet;
+use crate::profile::raw::{Client, LocalPort, Mode};
+use crate::profile::resolve::Profile;
+use template::TemplateError;
 
 /// The operating system a plan is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -107,6 +114,15 @@ pub struct PlanOptions {
     pub tunnel_only: bool,
     /// Whether the bastion's subscription is known to the local az profile.
     pub signed_in: bool,
+}
+
+/// Every problem of the set: its entries ([`crate::profile::resolve::validate_all`]) and its
+/// templates, sorted by file and line.
+pub fn validate_all(set: &ProfileSet) -> Vec<crate::profile::diag::Problem> {
+    let mut problems = crate::profile::resolve::validate_all(set);
+    problems.extend(template::check_all(set));
+    crate::profile::diag::sort(&mut problems);
+    problems
 }
 
 /// The port `local_port: auto` means for a profile: the same on every machine (FNV-1a of the
@@ -274,7 +290,7 @@ fn session_steps(profile: &Profile, opts: &PlanOptions, port: u16, out: &mut Vec
         StepKind::Wait { port },
     ));
     let client = if profile.mode == Mode::Rdp && !opts.tunnel_only {
-        crate::client::choose(profile, opts.os, opts.os == Os::current())
+        crate::plan::client::choose(profile, opts.os, opts.os == Os::current())
     } else {
         None
     };
@@ -283,10 +299,10 @@ fn session_steps(profile: &Profile, opts: &PlanOptions, port: u16, out: &mut Vec
         out.push(Step::internal(
             "write-rdp",
             format!("{path}: the profile's .rdp for localhost:{port}, readable by you only, removed at the end"),
-            StepKind::WriteRdp { path: path.clone(), lines: crate::rdp::lines(profile, port) },
+            StepKind::WriteRdp { path: path.clone(), lines: crate::plan::rdp::lines(profile, port) },
         ));
         if let Some(c) = &client {
-            let missing = opts.os == Os::current() && crate::run::which(&c.program).is_none();
+            let missing = opts.os == Os::current() && crate::process::which(&c.program).is_none();
             let no_entra = profile.enable_mfa
                 && !c.freerdp3
                 && !["mstsc", "open"].contains(&c.program.as_str());
@@ -295,7 +311,7 @@ fn session_steps(profile: &Profile, opts: &PlanOptions, port: u16, out: &mut Vec
                 argv: c.argv(profile, &path, profile.configure || opts.configure),
                 when: None,
                 detail: if missing {
-                    Some(format!("`{}` is not on PATH: {}", c.program, crate::client::INSTALL_HINT))
+                    Some(format!("`{}` is not on PATH: {}", c.program, crate::plan::client::INSTALL_HINT))
                 } else if no_entra {
                     Some(format!("`{}` has no Entra sign-in: this profile's `enable_mfa` needs FreeRDP 3 (xfreerdp3, sdl-freerdp3) or sign-in with a local account", c.program))
                 } else {
@@ -345,7 +361,7 @@ impl Plan {
             if step.argv.is_empty() {
                 continue;
             }
-            out.push_str(&crate::shell::join(&step.argv, windows));
+            out.push_str(&crate::plan::shell::join(&step.argv, windows));
             out.push('\n');
         }
         out

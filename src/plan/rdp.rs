@@ -3,8 +3,8 @@
 //! mstsc writes them (FreeRDP reads that; a UTF-8 BOM would corrupt FreeRDP's first key).
 //! Files are written by [`crate::write::write_atomic`].
 
-use crate::raw::{Audio, RdpValue, Screen};
-use crate::resolve::Profile;
+use crate::profile::raw::{Audio, RdpValue, Screen};
+use crate::profile::resolve::Profile;
 
 /// The properties of a profile's .rdp file, in order, as `name:type:value` lines.
 pub fn lines(profile: &Profile, port: u16) -> Vec<String> {

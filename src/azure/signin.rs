@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub fn config_dir() -> Option<PathBuf> {
     match std::env::var_os("AZURE_CONFIG_DIR").filter(|v| !v.is_empty()) {
         Some(d) => Some(PathBuf::from(d)),
-        None => crate::load::home_dir().map(|h| h.join(".azure")),
+        None => crate::profile::load::home_dir().map(|h| h.join(".azure")),
     }
 }
 

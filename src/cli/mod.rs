@@ -1,0 +1,302 @@
+//! The command line: flags (clap), dispatch, output (text or JSON on stdout, diagnostics on
+//! stderr) and exit codes.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::plan::Os;
+use crate::plan::template::TemplateError;
+use crate::process::ProcessError;
+use crate::profile::load::{self, LoadError, ProfileSet, Sources};
+use crate::profile::resolve::{self, ResolveError};
+use crate::session::RunError;
+
+pub mod exit;
+pub mod init;
+mod list;
+mod output;
+mod rdp;
+mod run;
+mod show;
+mod templates;
+mod validate;
+
+use exit::{interrupted_code, pass_through};
+use output::{Out, color_enabled, print};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bprof",
+    version,
+    about = "Azure Bastion connection profiles: validated, planned and run",
+    long_about = "Azure Bastion connection profiles: validated, planned and run.\n\n\
+        Profiles are YAML files (tenants, bastions, vms, profiles) found through --profiles, \
+        BPROF_PROFILES, or the nearest profiles/ directory. `bprof run NAME --dry-run` shows \
+        exactly what would run."
+)]
+pub struct Cli {
+    /// Profile files or directories (repeatable); default: BPROF_PROFILES, then the nearest
+    /// profiles/ directory upwards.
+    #[arg(long = "profiles", global = true, value_name = "PATH")]
+    pub profiles: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// When to color diagnostics.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Say more on stderr.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Say only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the profiles: name, mode, target vm, bastion, tenant, description.
+    List,
+    /// Show a profile's effective values, each with the file:line it came from.
+    Show { profile: String },
+    /// Print the exact steps `run` would execute; nothing is executed.
+    Plan {
+        profile: String,
+        /// Plan for another system (default: this one).
+        #[arg(long, value_enum)]
+        os: Option<Os>,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+    /// Execute a profile's plan.
+    Run {
+        profile: String,
+        /// Print the plan instead of running it.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: the plan for another system.
+        #[arg(long, value_enum, requires = "dry_run")]
+        os: Option<Os>,
+        #[command(flatten)]
+        session: SessionArgs,
+        /// Appended to the connect step's az options (before ssh's `--`).
+        #[arg(last = true, value_name = "EXTRA")]
+        extra: Vec<String>,
+    },
+    /// Write .rdp files for teammates (the local end of the profile's tunnel; never a secret).
+    Rdp {
+        /// The profile (not with --all).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        profile: Option<String>,
+        /// One file per rdp profile, into the directory given by -o.
+        #[arg(long, requires = "output")]
+        all: bool,
+        /// The file (default ./PROFILE.rdp; - for stdout), or the directory with --all.
+        #[arg(short, long, value_name = "FILE|DIR")]
+        output: Option<PathBuf>,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check profile files: every problem, not just the first.
+    Validate {
+        /// Files or directories (default: the discovered set).
+        paths: Vec<PathBuf>,
+    },
+    /// Scaffold a profile directory: a commented example, the schema, the .gitignore line.
+    Init {
+        /// The directory (default: ./profiles).
+        dir: Option<PathBuf>,
+        /// Replace an existing example.yaml.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the JSON schema of profile files.
+    Schema,
+    /// List the templates, or print one as YAML.
+    Templates { name: Option<String> },
+}
+
+/// What `run` (and `plan`, to show it) adds to a profile for one session.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct SessionArgs {
+    /// Add --configure for this run (rdp: sign in as another Entra user).
+    #[arg(long)]
+    pub configure: bool,
+    /// The local port of the tunnel.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Open the tunnel alone (any profile) and wait for Ctrl-C.
+    #[arg(long)]
+    pub tunnel_only: bool,
+}
+
+/// Everything that can end a command, with its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Write(#[from] crate::write::WriteError),
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => exit::USAGE,
+            Error::Load(LoadError::Invalid(_))
+            | Error::Resolve(ResolveError::Invalid { .. })
+            | Error::Template(_) => exit::DATA,
+            Error::Load(LoadError::Panicked) => exit::SOFTWARE,
+            Error::Load(_) | Error::Resolve(ResolveError::UnknownProfile { .. }) => exit::NO_INPUT,
+            Error::Run(RunError::Process(
+                ProcessError::Missing { .. } | ProcessError::Spawn { .. },
+            )) => exit::UNAVAILABLE,
+            Error::Run(RunError::StepFailed { code, .. }) => pass_through(*code),
+            Error::Run(RunError::Process(ProcessError::Interrupted { signal })) => {
+                interrupted_code(*signal)
+            }
+            Error::Run(RunError::TunnelExited { code } | RunError::TunnelDied { code, .. }) => {
+                pass_through(*code)
+            }
+            Error::Run(RunError::TunnelTimeout { .. } | RunError::PortBusy { .. }) => {
+                exit::UNAVAILABLE
+            }
+            Error::Write(_) | Error::Run(RunError::Write(_)) => exit::CANT_CREATE,
+            Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+            Error::Output(_) => exit::CANT_CREATE,
+        }
+    }
+}
+
+/// Runs bprof with these arguments; returns the exit code.
+pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
+    // a panic is a bug in bprof: say so, and exit 70 as documented (not Rust's 101)
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error in bprof (a bug: please report it): {info}");
+    }));
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    std::panic::catch_unwind(|| run_cli(args)).unwrap_or(exit::SOFTWARE)
+}
+
+fn run_cli(args: Vec<std::ffi::OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    exit::OK
+                }
+                _ => exit::USAGE,
+            };
+        }
+    };
+    let out = Out {
+        color: color_enabled(cli.color),
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+        format: cli.format,
+    };
+    match dispatch(&cli, &out) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = e.exit_code();
+            if !matches!(&e, Error::Output(io) if io.kind() == std::io::ErrorKind::BrokenPipe) {
+                out.error(&e);
+            }
+            code
+        }
+    }
+}
+
+pub(crate) fn load_set(cli: &Cli) -> Result<ProfileSet, Error> {
+    Ok(load::load(&Sources::from_env(cli.profiles.clone()))?)
+}
+
+fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
+    match &cli.command {
+        Command::Schema => {
+            print(&crate::profile::schema::schema_text())?;
+            Ok(exit::OK)
+        }
+        Command::Templates { name } => templates::templates(cli, name.as_deref(), out),
+        Command::Validate { paths } => validate::validate(cli, paths, out),
+        Command::List => list::list(&load_set(cli)?, out),
+        Command::Init { dir, force } => {
+            let dir = dir.clone().unwrap_or_else(|| PathBuf::from("profiles"));
+            for written in crate::cli::init::scaffold(&dir, *force)? {
+                out.note(&format!("wrote {}", written.display()));
+            }
+            out.note(&format!(
+                "next: edit {}, then `bprof validate` and `bprof run my-jumpbox --dry-run`",
+                dir.join("example.yaml").display()
+            ));
+            Ok(exit::OK)
+        }
+        Command::Rdp {
+            profile,
+            all,
+            output,
+            force,
+        } => rdp::rdp_files(
+            &load_set(cli)?,
+            profile.as_deref(),
+            *all,
+            output.as_ref(),
+            *force,
+            out,
+        ),
+        Command::Show { profile } => {
+            let set = load_set(cli)?;
+            show::show(&set, &resolve::resolve(&set, profile)?, out)
+        }
+        Command::Plan {
+            profile,
+            os,
+            session,
+        } => {
+            let plan = run::make_plan(cli, profile, *os, session, Vec::new(), false, out)?;
+            run::show_plan(&plan, out)
+        }
+        Command::Run {
+            profile,
+            dry_run,
+            os,
+            session,
+            extra,
+        } => {
+            let plan = run::make_plan(cli, profile, *os, session, extra.clone(), !*dry_run, out)?;
+            if *dry_run {
+                return run::show_plan(&plan, out);
+            }
+            run::run_plan(&plan, out)
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! `plan` and `run`: a profile's plan, shown or executed.
+
+use super::output::{print, print_json};
+use super::{Cli, Error, Format, Out, SessionArgs, exit, load_set};
+use crate::plan::{self, Os, PlanOptions};
+use crate::process::{self, Signals};
+use crate::profile::resolve::{self, Profile};
+use crate::session::{self, RunError};
+/// Loads the set, resolves the profile and builds its plan for `run` (`for_run`: check that
+/// the local port is free) or `plan`.
+pub(super) fn make_plan(
+    cli: &Cli,
+    profile: &str,
+    os: Option<Os>,
+    session: &SessionArgs,
+    extra: Vec<String>,
+    for_run: bool,
+    out: &Out,
+) -> Result<plan::Plan, Error> {
+    let set = load_set(cli)?;
+    let p = resolve::resolve(&set, profile)?;
+    let os = os.unwrap_or_else(Os::current);
+    let SessionArgs {
+        configure,
+        port,
+        tunnel_only,
+    } = *session;
+    if configure && p.mode != crate::profile::raw::Mode::Rdp {
+        return Err(Error::Usage(format!(
+            "--configure is an rdp option, and profile `{}` has mode {}",
+            p.name,
+            resolve::mode_name(p.mode)
+        )));
+    }
+    if port.is_some() && !plan::uses_tunnel(&p, os, tunnel_only) {
+        return Err(Error::Usage(format!(
+            "--port sets the local end of a tunnel, and profile `{}` opens none on {} (add --tunnel-only to open one)",
+            p.name,
+            os.name()
+        )));
+    }
+    let opts = PlanOptions {
+        os,
+        configure,
+        port: choose_port(&p, os, port, tunnel_only, for_run, out)?,
+        extra,
+        tunnel_only,
+        signed_in: crate::azure::signin::is_signed_in(&p.bastion.subscription),
+    };
+    Ok(plan::build(&set, &p, &opts)?)
+}
+
+pub(super) fn show_plan(plan: &plan::Plan, out: &Out) -> Result<i32, Error> {
+    match out.format {
+        Format::Json => print_json(&plan.to_json())?,
+        Format::Text => print(&plan.to_text())?,
+    }
+    Ok(exit::OK)
+}
+
+pub(super) fn run_plan(plan: &plan::Plan, out: &Out) -> Result<i32, Error> {
+    // a missing RDP client is found before the tunnel starts
+    for step in plan
+        .steps
+        .iter()
+        .filter(|s| s.kind == plan::StepKind::Client)
+    {
+        if let Some(program) = step.argv.first() {
+            process::resolve_program(program).map_err(RunError::from)?;
+        }
+        if let Some(note) = &step.detail {
+            out.note(&format!("bprof: note: {note}"));
+        }
+    }
+    let signals = Signals::install();
+    if out.verbose {
+        eprint!("{}", plan.to_text());
+    }
+    Ok(session::execute(plan, &signals, out.quiet)?)
+}
+
+/// The local port of a tunnel: `--port`, the profile's, or (auto) the derived one, or a free
+/// one when that is busy. On Linux and macOS a port below 1024 is refused (binding it needs
+/// root). Busy ports are checked by `run` only.
+pub(super) fn choose_port(
+    p: &Profile,
+    os: Os,
+    requested: Option<u16>,
+    tunnel_only: bool,
+    for_run: bool,
+    out: &Out,
+) -> Result<Option<u16>, Error> {
+    if !plan::uses_tunnel(p, os, tunnel_only) {
+        return Ok(requested);
+    }
+    let port = plan::local_port(p, requested);
+    if os != Os::Windows && port < 1024 {
+        return Err(Error::Usage(format!(
+            "local port {port} is below 1024: binding it needs root on {}; use a port from 1024 up, or `auto`",
+            os.name()
+        )));
+    }
+    // plans show the configured (or derived) port; only a run checks that it is free
+    if !for_run || port_is_free(port) {
+        return Ok(Some(port));
+    }
+    let derived =
+        requested.is_none() && matches!(p.local_port, crate::profile::raw::LocalPort::Auto(_));
+    if !derived || tunnel_only {
+        return Err(RunError::PortBusy { port, derived }.into());
+    }
+    let free = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|_| RunError::PortBusy { port, derived })?;
+    out.note(&format!(
+        "bprof: port {port} (derived from the profile name) is busy; using {free} for this run"
+    ));
+    Ok(Some(free))
+}
+
+pub(super) fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
