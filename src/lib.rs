@@ -10,4 +10,5 @@ pub mod plan;
 pub mod process;
 pub mod profile;
 pub mod session;
+pub mod terminal;
 pub mod write;

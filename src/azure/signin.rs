@@ -11,15 +11,34 @@ pub fn config_dir() -> Option<PathBuf> {
     }
 }
 
+fn profile_bytes() -> Option<Vec<u8>> {
+    std::fs::read(config_dir()?.join("azureProfile.json")).ok()
+}
+
 /// The subscription ids az knows locally (lower-case). Missing or unreadable file: none.
 pub fn known_subscriptions() -> Vec<String> {
-    let Some(dir) = config_dir() else {
-        return Vec::new();
-    };
-    let Ok(bytes) = std::fs::read(dir.join("azureProfile.json")) else {
-        return Vec::new();
-    };
-    parse_subscriptions(&bytes)
+    profile_bytes()
+        .map(|b| parse_subscriptions(&b))
+        .unwrap_or_default()
+}
+
+/// az's default subscription (`isDefault`), if any.
+pub fn default_subscription() -> Option<String> {
+    parse_default(&profile_bytes()?)
+}
+
+/// The subscription `azureProfile.json` marks `isDefault`.
+pub fn parse_default(bytes: &[u8]) -> Option<String> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    v.get("subscriptions")?
+        .as_array()?
+        .iter()
+        .find(|s| s.get("isDefault").and_then(|d| d.as_bool()) == Some(true))?
+        .get("id")?
+        .as_str()
+        .filter(|id| crate::profile::resolve::regex_guid(id))
+        .map(str::to_string)
 }
 
 /// Parses `azureProfile.json` (az writes it with a UTF-8 byte-order mark).
@@ -54,5 +73,14 @@ mod tests {
         let text = b"\xEF\xBB\xBF{\"subscriptions\": [{\"id\": \"AAAA-1\", \"tenantId\": \"t\"}]}";
         assert_eq!(parse_subscriptions(text), ["aaaa-1"]);
         assert!(parse_subscriptions(b"not json").is_empty());
+        let two = br#"{"subscriptions": [{"id": "00000000-0000-0000-0000-000000000001", "isDefault": false}, {"id": "00000000-0000-0000-0000-000000000002", "isDefault": true}]}"#;
+        assert_eq!(
+            parse_default(two).as_deref(),
+            Some("00000000-0000-0000-0000-000000000002")
+        );
+        assert_eq!(
+            parse_default(br#"{"subscriptions": [{"id": "-x", "isDefault": true}]}"#),
+            None
+        );
     }
 }

@@ -7,6 +7,8 @@ pub const NO_INPUT: i32 = 66;
 pub const UNAVAILABLE: i32 = 69;
 pub const SOFTWARE: i32 = 70;
 pub const CANT_CREATE: i32 = 73;
+/// Refused for lack of the person's consent (`bprof trust`).
+pub const NO_PERMISSION: i32 = 77;
 pub const INTERRUPTED: i32 = 130;
 
 /// az's failing status, passed on unchanged when it is in 1..=63; a status that would read as

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::plan::Os;
-use crate::plan::template::TemplateError;
+use crate::plan::PlanError;
 use crate::process::ProcessError;
 use crate::profile::load::{self, LoadError, ProfileSet, Sources};
 use crate::profile::resolve::{self, ResolveError};
@@ -157,7 +157,7 @@ pub enum Error {
     #[error(transparent)]
     Resolve(#[from] ResolveError),
     #[error(transparent)]
-    Template(#[from] TemplateError),
+    Plan(#[from] PlanError),
     #[error(transparent)]
     Run(#[from] RunError),
     #[error(transparent)]
@@ -172,7 +172,8 @@ impl Error {
             Error::Usage(_) => exit::USAGE,
             Error::Load(LoadError::Invalid(_))
             | Error::Resolve(ResolveError::Invalid { .. })
-            | Error::Template(_) => exit::DATA,
+            | Error::Plan(PlanError::Template(_) | PlanError::Invalid { .. }) => exit::DATA,
+            Error::Plan(PlanError::Consent { .. }) => exit::NO_PERMISSION,
             Error::Load(LoadError::Panicked) => exit::SOFTWARE,
             Error::Load(_) | Error::Resolve(ResolveError::UnknownProfile { .. }) => exit::NO_INPUT,
             Error::Run(RunError::Process(
@@ -199,7 +200,9 @@ impl Error {
 pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     // a panic is a bug in bprof: say so, and exit 70 as documented (not Rust's 101)
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("error: internal error in bprof (a bug: please report it): {info}");
+        crate::terminal::eprintln(&format!(
+            "error: internal error in bprof (a bug: please report it): {info}"
+        ));
     }));
     let args: Vec<std::ffi::OsString> = args.into_iter().collect();
     std::panic::catch_unwind(|| run_cli(args)).unwrap_or(exit::SOFTWARE)

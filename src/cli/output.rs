@@ -7,9 +7,11 @@ use serde_json::Value;
 
 use super::exit::pass_through;
 use super::{ColorChoice, Error, Format};
+use crate::plan::PlanError;
 use crate::profile::diag::Problem;
 use crate::profile::load::LoadError;
 use crate::profile::resolve::ResolveError;
+use crate::profile::trust::{Consent, Request};
 use crate::session::RunError;
 /// How diagnostics are printed.
 pub struct Out {
@@ -22,14 +24,38 @@ pub struct Out {
 impl Out {
     pub fn note(&self, msg: &str) {
         if !self.quiet {
-            eprintln!("{msg}");
+            crate::terminal::eprint(&format!("{msg}\n"), self.color);
         }
     }
 
     pub fn problems(&self, problems: &[Problem]) {
         for p in problems {
-            eprint!("{}", p.render(self.color));
+            crate::terminal::eprint(&p.render(self.color), self.color);
         }
+    }
+
+    /// What shared content asks for, where it is written, and how to review and approve it.
+    fn consent(&self, profile: &str, requests: &[(Request, Consent)], e: &Error) {
+        let (red, bold, reset) = if self.color {
+            ("\x1b[1;31m", "\x1b[1m", "\x1b[0m")
+        } else {
+            ("", "", "")
+        };
+        let mut text = format!("{red}error{reset}{bold}: {e}{reset}\n");
+        for (r, status) in requests {
+            let changed = match status {
+                Consent::Changed(_) => " (changed since you approved it)",
+                _ => "",
+            };
+            text.push_str(&format!("  - {} at {}{changed}\n", r.what, r.location));
+            for why in &r.reasons {
+                text.push_str(&format!("      {why}\n"));
+            }
+        }
+        text.push_str(&format!(
+            "  {bold}help{reset}: review it with `bprof trust show {profile}`, then approve it with `bprof trust allow {profile}`\n  note: nothing was run\n"
+        ));
+        crate::terminal::eprint(&text, self.color);
     }
 
     pub fn error(&self, e: &Error) {
@@ -39,13 +65,23 @@ impl Out {
             ("", "", "")
         };
         match e {
+            Error::Plan(PlanError::Consent { profile, requests }) => {
+                self.consent(profile, requests, e);
+            }
             Error::Load(LoadError::Invalid(problems))
-            | Error::Resolve(ResolveError::Invalid { problems, .. }) => {
+            | Error::Resolve(ResolveError::Invalid { problems, .. })
+            | Error::Plan(PlanError::Invalid { problems, .. }) => {
                 self.problems(problems);
-                eprintln!("{red}error{reset}{bold}: {e}{reset}; nothing was run");
+                crate::terminal::eprint(
+                    &(format!("{red}error{reset}{bold}: {e}{reset}; nothing was run") + "\n"),
+                    self.color,
+                );
             }
             other => {
-                eprintln!("{red}error{reset}{bold}: {other}{reset}");
+                crate::terminal::eprint(
+                    &(format!("{red}error{reset}{bold}: {other}{reset}") + "\n"),
+                    self.color,
+                );
                 let hint = match other {
                     Error::Load(l) => l.hint().map(str::to_string),
                     Error::Resolve(ResolveError::UnknownProfile { suggestions, .. })
@@ -63,19 +99,25 @@ impl Out {
                     Error::Resolve(ResolveError::UnknownProfile { .. }) => {
                         Some("`bprof list` shows the profiles".into())
                     }
-                    Error::Template(t) => Some(t.hint()),
+                    Error::Plan(PlanError::Template(t)) => Some(t.hint()),
                     Error::Run(r) => r.hint(),
                     Error::Write(r) => Some(r.hint().to_string()),
                     _ => None,
                 };
                 if let Some(h) = hint {
-                    eprintln!("  {bold}help{reset}: {h}");
+                    crate::terminal::eprint(
+                        &(format!("  {bold}help{reset}: {h}") + "\n"),
+                        self.color,
+                    );
                 }
                 if let Error::Run(RunError::StepFailed { code, .. }) = other
                     && pass_through(*code) != *code
                 {
-                    eprintln!(
-                        "  note: bprof exits 1 for it, since {code} is one of bprof's own exit codes"
+                    crate::terminal::eprint(
+                        &(format!(
+                            "  note: bprof exits 1 for it, since {code} is one of bprof's own exit codes"
+                        ) + "\n"),
+                        self.color,
                     );
                 }
             }
@@ -94,16 +136,23 @@ pub(super) fn color_enabled(choice: ColorChoice) -> bool {
     }
 }
 
+/// Text for people on stdout, through the one output rule ([`crate::terminal::text`]).
 pub(super) fn print(text: &str) -> Result<(), Error> {
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
+    stdout.write_all(crate::terminal::text(text, false).as_bytes())?;
     stdout.flush()?;
     Ok(())
 }
 
+/// One JSON document on stdout, exact (JSON escapes what it must itself).
 pub(super) fn print_json(v: &Value) -> Result<(), Error> {
-    print(&format!(
-        "{}\n",
-        serde_json::to_string_pretty(v).unwrap_or_default()
-    ))
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(
+        serde_json::to_string_pretty(v)
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
+    stdout.write_all(b"\n")?;
+    stdout.flush()?;
+    Ok(())
 }

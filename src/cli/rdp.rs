@@ -28,6 +28,7 @@ pub(super) fn rdp_files(
             extra: Vec::new(),
             tunnel_only: true,
             signed_in: true,
+            default_subscription: None,
         };
         let raw = plan::build(set, p, &opts)
             .ok()
@@ -65,7 +66,9 @@ pub(super) fn rdp_files(
                 Ok(p) if p.mode == crate::profile::raw::Mode::Rdp => p,
                 Ok(_) => continue,
                 Err(e) => {
-                    eprintln!("error: {name}: {e} (see `bprof validate`)");
+                    crate::terminal::eprintln(&format!(
+                        "error: {name}: {e} (see `bprof validate`)"
+                    ));
                     failed.get_or_insert(exit::DATA);
                     continue;
                 }
@@ -77,7 +80,7 @@ pub(super) fn rdp_files(
                     out.note(&format!("wrote {}", path.display()));
                 }
                 Err(e) => {
-                    eprintln!("error: {e}: {}", e.hint());
+                    crate::terminal::eprintln(&format!("error: {e}: {}", e.hint()));
                     failed.get_or_insert(exit::CANT_CREATE);
                 }
             }

@@ -39,13 +39,19 @@ pub(super) fn make_plan(
             os.name()
         )));
     }
+    let signed_in = crate::azure::signin::is_signed_in(&p.bastion.subscription);
     let opts = PlanOptions {
         os,
         configure,
         port: choose_port(&p, os, port, tunnel_only, for_run, out)?,
         extra,
         tunnel_only,
-        signed_in: crate::azure::signin::is_signed_in(&p.bastion.subscription),
+        signed_in,
+        default_subscription: if signed_in {
+            None
+        } else {
+            crate::azure::signin::default_subscription()
+        },
     };
     Ok(plan::build(&set, &p, &opts)?)
 }
@@ -74,7 +80,7 @@ pub(super) fn run_plan(plan: &plan::Plan, out: &Out) -> Result<i32, Error> {
     }
     let signals = Signals::install();
     if out.verbose {
-        eprint!("{}", plan.to_text());
+        crate::terminal::eprint(&plan.to_text(), false);
     }
     Ok(session::execute(plan, &signals, out.quiet)?)
 }

@@ -35,12 +35,12 @@ pub(super) fn validate(cli: &Cli, paths: &[PathBuf], out: &Out) -> Result<i32, E
         ));
     } else {
         out.problems(&problems);
-        eprintln!(
+        crate::terminal::eprintln(&format!(
             "{} problem{} in {count} file{}",
             problems.len(),
             if problems.len() == 1 { "" } else { "s" },
             if count == 1 { "" } else { "s" }
-        );
+        ));
     }
     Ok(if problems.is_empty() {
         exit::OK

@@ -2,6 +2,7 @@
 //! `template` renders argv tokens, `shell` quotes them for display, `rdp` makes .rdp content and
 //! `client` chooses the RDP client.
 
+pub mod check;
 pub mod client;
 pub mod rdp;
 pub mod shell;
@@ -14,6 +15,40 @@ use crate::profile::load::ProfileSet;
 use crate::profile::raw::{Client, LocalPort, Mode};
 use crate::profile::resolve::Profile;
 use template::TemplateError;
+
+use crate::profile::diag::Problem;
+use crate::profile::load::{Def, Section};
+use crate::profile::trust::{Consent, Request};
+
+/// Errors of this layer.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(
+        "profile `{profile}` uses shared content that asks for more than shared files may, and you have not approved it"
+    )]
+    Consent {
+        profile: String,
+        requests: Vec<(Request, Consent)>,
+    },
+    #[error("{} problem{} in the plan of profile `{profile}`", .problems.len(), if .problems.len() == 1 { "" } else { "s" })]
+    Invalid {
+        profile: String,
+        problems: Vec<Problem>,
+    },
+}
+
+/// A value that reaches a program or an .rdp file, and who asked for it (shown by `plan`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Source {
+    /// What it is: `profiles.p.ssh_args`, template `t`, the command line.
+    pub what: String,
+    /// `file:line`, or `command line`.
+    pub from: String,
+    /// shared | personal | user-config | command-line, and whether it was approved.
+    pub trust: String,
+}
 
 /// The operating system a plan is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -62,6 +97,8 @@ pub enum StepKind {
     Client,
     /// Keep the tunnel open until Ctrl-C.
     Hold,
+    /// `az account set --subscription PREVIOUS`, only when the login changed the default.
+    RestoreDefault { previous: String },
 }
 
 /// One step of a plan.
@@ -98,6 +135,9 @@ pub struct Plan {
     #[serde(skip)]
     pub os: Os,
     pub steps: Vec<Step>,
+    /// Capability-bearing values in the plan and where they came from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<Source>,
 }
 
 /// What the command line adds to a profile for one plan.
@@ -114,6 +154,8 @@ pub struct PlanOptions {
     pub tunnel_only: bool,
     /// Whether the bastion's subscription is known to the local az profile.
     pub signed_in: bool,
+    /// az's default subscription before bprof signs in (set back if `az login` changes it).
+    pub default_subscription: Option<String>,
 }
 
 /// Every problem of the set: its entries ([`crate::profile::resolve::validate_all`]) and its
@@ -154,6 +196,7 @@ pub fn uses_tunnel(profile: &Profile, os: Os, tunnel_only: bool) -> bool {
 }
 
 /// The template context: profile, tenant, bastion, vm, port, env.
+/// No environment variables: a shared template could send them anywhere.
 pub fn context(profile: &Profile, opts: &PlanOptions, port: u16) -> Value {
     let mut p = serde_json::to_value(profile).unwrap_or(Value::Null);
     if opts.configure {
@@ -164,25 +207,17 @@ pub fn context(profile: &Profile, opts: &PlanOptions, port: u16) -> Value {
     {
         list.extend(opts.extra.iter().cloned().map(Value::String));
     }
-    let env: serde_json::Map<String, Value> = std::env::vars()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
     json!({
         "profile": p,
         "tenant": profile.tenant,
         "bastion": profile.bastion,
         "vm": profile.vm,
         "port": port,
-        "env": env,
     })
 }
 
 /// Builds the plan of one resolved profile.
-pub fn build(
-    set: &ProfileSet,
-    profile: &Profile,
-    opts: &PlanOptions,
-) -> Result<Plan, TemplateError> {
+pub fn build(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<Plan, PlanError> {
     let port = local_port(profile, opts.port);
     let tunnel = uses_tunnel(profile, opts.os, opts.tunnel_only);
     let (template_name, steps) = match (&profile.template, opts.tunnel_only) {
@@ -206,7 +241,44 @@ pub fn build(
         }
     };
     let ctx = context(profile, opts, port);
-    let rendered = template::render(&template_name, &steps, &ctx, &set.allow_programs)?;
+    let rendered = template::render(&template_name, &steps, &ctx)?;
+    let template_def = match (&profile.template, opts.tunnel_only) {
+        (Some(t), false) => set
+            .entry(Section::Templates, t)
+            .and_then(|e| e.defs.last().cloned()),
+        _ => None,
+    };
+    let mut requests = profile.requests.clone();
+    requests.extend(check_steps(
+        set,
+        profile,
+        opts,
+        &template_name,
+        template_def.as_ref(),
+        &steps,
+        &rendered,
+    )?);
+    let statuses: Vec<(Request, Consent)> = requests
+        .into_iter()
+        .map(|r| {
+            let s = set.consents.status(&r);
+            (r, s)
+        })
+        .collect();
+    if statuses.iter().any(|(_, s)| *s != Consent::Approved) {
+        return Err(PlanError::Consent {
+            profile: profile.name.clone(),
+            requests: statuses
+                .into_iter()
+                .filter(|(_, s)| *s != Consent::Approved)
+                .collect(),
+        });
+    }
+    let sources = sources(set, profile, opts, template_def.as_ref(), &statuses);
+    let rendered: Vec<Vec<String>> = rendered
+        .into_iter()
+        .map(|step| step.into_iter().map(|a| a.value).collect())
+        .collect();
     let mut out = Vec::new();
     if !opts.signed_in {
         let mut argv = vec![
@@ -223,6 +295,25 @@ pub fn build(
             detail: None,
             kind: StepKind::Login,
         });
+        if let Some(previous) = &opts.default_subscription {
+            out.push(Step {
+                name: "restore-default".into(),
+                argv: vec![
+                    "az".into(),
+                    "account".into(),
+                    "set".into(),
+                    "--subscription".into(),
+                    previous.clone(),
+                ],
+                when: Some("login-changed-default".into()),
+                detail: Some(format!(
+                    "only if `az login` changed your default subscription: set it back to {previous}"
+                )),
+                kind: StepKind::RestoreDefault {
+                    previous: previous.clone(),
+                },
+            });
+        }
     }
     let n = rendered.len();
     for (i, argv) in rendered.into_iter().enumerate() {
@@ -249,7 +340,200 @@ pub fn build(
         profile: profile.name.clone(),
         os: opts.os,
         steps: out,
+        sources,
     })
+}
+
+/// Checks every rendered step ([`check::step`]): what the template's own text asks for becomes
+/// a request for consent (when the template comes from a file that grants nothing); a value
+/// that would be read as an option, or interpreted by cmd.exe, is refused.
+fn check_steps(
+    set: &ProfileSet,
+    profile: &Profile,
+    opts: &PlanOptions,
+    template_name: &str,
+    template_def: Option<&Def>,
+    steps: &[Vec<String>],
+    rendered: &[Vec<template::Arg>],
+) -> Result<Vec<Request>, PlanError> {
+    let trusted = template_def.is_some_and(|d| set.file(d).kind.trusted());
+    let programs: &[String] = if trusted { &set.allow_programs } else { &[] };
+    let mut reasons = Vec::new();
+    let mut problems = Vec::new();
+    for (si, step) in rendered.iter().enumerate() {
+        for finding in check::step(step, opts.os, programs) {
+            match finding {
+                check::Finding::Template(reason) if trusted => {
+                    if let Some(program) = step.first().filter(|p| p.value != "az") {
+                        return Err(TemplateError::ProgramNotAllowed {
+                            template: template_name.to_string(),
+                            step: si + 1,
+                            program: program.value.clone(),
+                        }
+                        .into());
+                    }
+                    let _ = reason; // the person's own template may pass what it likes to az
+                }
+                check::Finding::Template(reason) => {
+                    reasons.push(format!("step {}: {reason}", si + 1))
+                }
+                check::Finding::Data { index, reason } => {
+                    let arg = &step[index];
+                    problems.push(data_problem(set, profile, template_def, steps, arg, reason));
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        crate::profile::diag::sort(&mut problems);
+        return Err(PlanError::Invalid {
+            profile: profile.name.clone(),
+            problems,
+        });
+    }
+    if reasons.is_empty() {
+        return Ok(Vec::new());
+    }
+    match template_def {
+        Some(def) => Ok(vec![Request::new(
+            set.file(def),
+            &def.pointer,
+            format!("template `{template_name}`"),
+            reasons,
+        )]),
+        // a built-in template only says what bprof's own steps say
+        None => Err(PlanError::Invalid {
+            profile: profile.name.clone(),
+            problems: vec![Problem::file_level(&profile.defined_at, reasons.join("; "))],
+        }),
+    }
+}
+
+/// A refused value, at the place it was written: the template token of a user template, or
+/// the field a built-in template's token reads.
+fn data_problem(
+    set: &ProfileSet,
+    profile: &Profile,
+    template_def: Option<&Def>,
+    steps: &[Vec<String>],
+    arg: &template::Arg,
+    reason: String,
+) -> Problem {
+    if let Some(def) = template_def {
+        let ptr = format!("{}/{}/{}", def.pointer, arg.step, arg.token);
+        return set
+            .file(def)
+            .problem(&ptr, false, reason)
+            .with_help("a value from a profile file lands here; fix the value, or the template");
+    }
+    let token = steps
+        .get(arg.step)
+        .and_then(|s| s.get(arg.token))
+        .map(String::as_str)
+        .unwrap_or("");
+    let field = match &arg.kind {
+        template::ArgKind::Splice { path } => path.rsplit('.').next().unwrap_or("").to_string(),
+        _ => token
+            .split("profile.")
+            .nth(1)
+            .map(|r| {
+                r.chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    match profile.origins.get(&field) {
+        Some(def) => set.file(def).problem(&def.pointer, false, reason),
+        None => {
+            let mut p = Problem::file_level(&profile.defined_at, reason);
+            p.path = format!("profiles.{}", profile.name);
+            p
+        }
+    }
+    .with_help(format!("fix the value of `{field}`"))
+}
+
+/// The capability-bearing values of a plan, each with where it was written and why it may run.
+fn sources(
+    set: &ProfileSet,
+    profile: &Profile,
+    opts: &PlanOptions,
+    template_def: Option<&Def>,
+    statuses: &[(Request, Consent)],
+) -> Vec<Source> {
+    let trust = |def: &Def| {
+        let file = set.file(def);
+        let location = file.location(&def.pointer);
+        let approved = statuses.iter().any(|(r, _)| r.location == location);
+        let kind = match file.kind {
+            crate::profile::load::FileKind::User => "your user config",
+            crate::profile::load::FileKind::Override => "personal override (counts as shared)",
+            crate::profile::load::FileKind::Shared => "shared",
+        };
+        let status = if file.kind.trusted() {
+            ""
+        } else if approved {
+            ", approved by you"
+        } else {
+            ", within the allow-list"
+        };
+        (location, format!("{kind}{status}"))
+    };
+    let mut out = Vec::new();
+    let mut push = |what: String, def: &Def| {
+        let (from, trust) = trust(def);
+        out.push(Source { what, from, trust });
+    };
+    if let Some(def) = template_def {
+        push(
+            format!(
+                "template `{}`",
+                profile.template.clone().unwrap_or_default()
+            ),
+            def,
+        );
+    }
+    for field in ["ssh_args", "extra_args", "rdp.drives"] {
+        let used = match field {
+            "ssh_args" => !profile.ssh_args.is_empty(),
+            "extra_args" => !profile.extra_args.is_empty(),
+            _ => profile.rdp.drives == Some(true),
+        };
+        if used && let Some(def) = profile.origins.get(field) {
+            push(format!("`{field}`"), def);
+        }
+    }
+    for key in profile.rdp.properties.keys() {
+        if let Some(def) = profile.origins.get(&format!("rdp.properties.{key}")) {
+            push(format!("`rdp.properties.{key}`"), def);
+        }
+    }
+    if !opts.signed_in && !profile.tenant.login.is_empty() {
+        let def = set
+            .entry(Section::Tenants, &profile.tenant.name)
+            .and_then(|e| {
+                e.defs
+                    .iter()
+                    .rev()
+                    .find(|d| set.value(d).and_then(|v| v.get("login")).is_some())
+                    .map(|d| Def {
+                        file: d.file,
+                        pointer: format!("{}/login", d.pointer),
+                    })
+            });
+        if let Some(def) = def {
+            push(format!("`login` of tenant `{}`", profile.tenant.name), &def);
+        }
+    }
+    if !opts.extra.is_empty() {
+        out.push(Source {
+            what: format!("`-- {}`", opts.extra.join(" ")),
+            from: "the command line".into(),
+            trust: "yours".into(),
+        });
+    }
+    out
 }
 
 /// How long `run` waits for a tunnel to accept connections (`BPROF_TUNNEL_TIMEOUT` seconds,
@@ -342,9 +626,18 @@ impl Plan {
             self.profile,
             self.os.name()
         );
+        if !self.sources.is_empty() {
+            out.push_str("# values that reach a program or an .rdp file, and who set them:\n");
+            for s in &self.sources {
+                out.push_str(&format!("#   {}: {} ({})\n", s.what, s.from, s.trust));
+            }
+        }
         for step in &self.steps {
             if step.when.as_deref() == Some("not-signed-in") {
                 out.push_str("# not signed in to this tenant: sign in first\n");
+            }
+            if step.when.as_deref() == Some("login-changed-default") {
+                out.push_str("# only if the login changed your default subscription:\n");
             }
             if let StepKind::Tunnel { port } = step.kind {
                 out.push_str(&format!(

@@ -160,6 +160,100 @@ fn yaml_scalar(t: &str) -> String {
     }
 }
 
+/// Where a rendered argv element came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgKind {
+    /// A token with no `{{`: the template's own text.
+    Literal,
+    /// A rendered token: values from profiles, bastions, vms. `dash` when the token's own
+    /// text (outside every `{{...}}`) begins with `-`, so a leading `-` is the template's.
+    Data { dash: bool },
+    /// One element of a spliced list (`{{...path}}`).
+    Splice { path: String },
+}
+
+/// One element of a rendered step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arg {
+    pub value: String,
+    pub kind: ArgKind,
+    /// The step and token (0-based) of the template it was rendered from.
+    pub step: usize,
+    pub token: usize,
+}
+
+/// The most steps, tokens per step, bytes per token and nested blocks a template may have.
+pub const MAX_STEPS: usize = 32;
+pub const MAX_TOKENS: usize = 256;
+pub const MAX_TOKEN_BYTES: usize = 2048;
+pub const MAX_NESTING: usize = 8;
+
+/// Checks one token before it is compiled: no partials, inline partials or decorators, and
+/// bounded size and nesting (handlebars recurses on both).
+pub fn check_token(token: &str) -> Result<(), String> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(format!(
+            "the token is {} bytes long; at most {MAX_TOKEN_BYTES}",
+            token.len()
+        ));
+    }
+    let mut depth: usize = 0;
+    let mut rest = token;
+    while let Some(i) = rest.find("{{") {
+        let tag = rest[i + 2..]
+            .trim_start_matches(['~', '{', '&'])
+            .trim_start();
+        if tag.starts_with('>')
+            || tag.starts_with("#>")
+            || tag.starts_with('*')
+            || tag.starts_with("#*")
+        {
+            return Err(
+                "partials, inline partials and decorators are not allowed in templates".into(),
+            );
+        }
+        if tag.starts_with('#') {
+            depth += 1;
+            if depth > MAX_NESTING {
+                return Err(format!("blocks are nested more than {MAX_NESTING} deep"));
+            }
+        } else if tag.starts_with('/') {
+            depth = depth.saturating_sub(1);
+        }
+        rest = &rest[i + 2..];
+    }
+    Ok(())
+}
+
+/// Checks a template's shape: bounded steps and tokens.
+pub fn check_shape(steps: &[Vec<String>]) -> Result<(), String> {
+    if steps.len() > MAX_STEPS {
+        return Err(format!("{} steps; at most {MAX_STEPS}", steps.len()));
+    }
+    if let Some(s) = steps.iter().find(|s| s.len() > MAX_TOKENS) {
+        return Err(format!(
+            "a step of {} tokens; at most {MAX_TOKENS}",
+            s.len()
+        ));
+    }
+    Ok(())
+}
+
+/// The token's own text outside every `{{...}}`.
+fn literal_text(token: &str) -> String {
+    let mut out = String::new();
+    let mut rest = token;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        match rest[i..].find("}}") {
+            Some(j) => rest = &rest[i + j + 2..],
+            None => return out,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Errors of this layer; each names the template, step and token.
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -172,22 +266,26 @@ pub enum TemplateError {
         reason: String,
     },
     #[error(
-        "template `{template}`, step {step} runs `{program}`; only `az` runs unless your own override allows it"
+        "template `{template}`, step {step} runs `{program}`; your own templates run only `az` and the programs your user config lists in `allow_programs`"
     )]
     ProgramNotAllowed {
         template: String,
         step: usize,
         program: String,
     },
+    #[error("template `{template}`: {reason}")]
+    Shape { template: String, reason: String },
 }
 
 impl TemplateError {
     pub fn hint(&self) -> String {
         match self {
-            TemplateError::Token { .. } => "the context holds profile, tenant, bastion, vm, port and env; see `bprof templates`".into(),
+            TemplateError::Token { .. } => "the context holds profile, tenant, bastion, vm and port (no environment variables: they could leak secrets); see `bprof templates`".into(),
             TemplateError::ProgramNotAllowed { program, .. } => format!(
-                "if you trust this template, add `allow_programs: [{program}]` to your personal override (a *.local.yaml file or bprof/local.yaml in your config directory)"
+                "add `allow_programs: [{program}]` to your user config file ({})",
+                crate::profile::load::user_config_path().map(|p| p.display().to_string()).unwrap_or_else(|| "bprof/local.yaml in your config directory".into())
             ),
+            TemplateError::Shape { .. } => "keep templates small: a few steps of plain az command lines".into(),
         }
     }
 }
@@ -205,12 +303,16 @@ fn lookup<'a>(ctx: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 /// Renders a template's steps with `ctx`; each token on its own, empty results dropped.
+/// What a step may run is checked by [`crate::plan::check`].
 pub fn render(
     template: &str,
     steps: &[Vec<String>],
     ctx: &Value,
-    allowed: &[String],
-) -> Result<Vec<Vec<String>>, TemplateError> {
+) -> Result<Vec<Vec<Arg>>, TemplateError> {
+    check_shape(steps).map_err(|reason| TemplateError::Shape {
+        template: template.to_string(),
+        reason,
+    })?;
     let mut hb = Handlebars::new();
     hb.set_strict_mode(true);
     hb.register_escape_fn(handlebars::no_escape);
@@ -225,6 +327,18 @@ pub fn render(
                 text: token.clone(),
                 reason,
             };
+            let arg = |value: String, kind: ArgKind| Arg {
+                value,
+                kind,
+                step: si,
+                token: ti,
+            };
+            if token.len() > MAX_TOKEN_BYTES {
+                return Err(err(format!(
+                    "the token is {} bytes long; at most {MAX_TOKEN_BYTES}",
+                    token.len()
+                )));
+            }
             if let Some(path) = splice_path(token) {
                 match lookup(ctx, path) {
                     Some(Value::Array(items)) => {
@@ -234,7 +348,12 @@ pub fn render(
                                 other => other.to_string(),
                             };
                             if !s.is_empty() {
-                                argv.push(s);
+                                argv.push(arg(
+                                    s,
+                                    ArgKind::Splice {
+                                        path: path.to_string(),
+                                    },
+                                ));
                             }
                         }
                     }
@@ -244,25 +363,23 @@ pub fn render(
                 }
                 continue;
             }
-            let rendered = if token.contains("{{") {
-                hb.render_template(token, ctx)
-                    .map_err(|e| err(render_reason(&e)))?
+            let (rendered, kind) = if token.contains("{{") {
+                check_token(token).map_err(&err)?;
+                let r = hb
+                    .render_template(token, ctx)
+                    .map_err(|e| err(render_reason(&e)))?;
+                (
+                    r,
+                    ArgKind::Data {
+                        dash: literal_text(token).starts_with('-'),
+                    },
+                )
             } else {
-                token.clone()
+                (token.clone(), ArgKind::Literal)
             };
             if !rendered.is_empty() {
-                argv.push(rendered);
+                argv.push(arg(rendered, kind));
             }
-        }
-        if let Some(program) = argv.first()
-            && program != "az"
-            && !allowed.iter().any(|a| a == program)
-        {
-            return Err(TemplateError::ProgramNotAllowed {
-                template: template.to_string(),
-                step: si + 1,
-                program: program.clone(),
-            });
         }
         if !argv.is_empty() {
             out.push(argv);
@@ -304,10 +421,16 @@ pub fn check_all(set: &ProfileSet) -> Vec<Problem> {
             for (ti, tok) in tokens.iter().enumerate() {
                 let Some(t) = tok.as_str() else { continue };
                 let ptr = format!("{}/{si}/{ti}", def.pointer);
-                if splice_path(t).is_none()
-                    && t.contains("{{")
-                    && let Err(e) = handlebars::Template::compile(t)
-                {
+                let compiled = if splice_path(t).is_none() && t.contains("{{") {
+                    check_token(t).and_then(|()| {
+                        handlebars::Template::compile(t)
+                            .map(|_| ())
+                            .map_err(|e| e.reason().to_string())
+                    })
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = compiled {
                     problems.push(
                         file.problem(
                             &ptr,
@@ -316,20 +439,13 @@ pub fn check_all(set: &ProfileSet) -> Vec<Problem> {
                                 "template `{name}`, step {}, token {}: {}",
                                 si + 1,
                                 ti + 1,
-                                e.reason()
+                                e
                             ),
                         )
                         .with_help(
                             "fix the handlebars syntax; see `bprof templates rdp` for examples",
                         ),
                     );
-                }
-                if ti == 0
-                    && !t.contains("{{")
-                    && t != "az"
-                    && !set.allow_programs.iter().any(|a| a == t)
-                {
-                    problems.push(file.problem(&ptr, false, format!("template `{name}`, step {} runs `{t}`; only `az` runs unless your own override allows it", si + 1)).with_help(format!("a shared profile repo cannot make bprof run other programs; if you trust it, add `allow_programs: [{t}]` to your personal override")));
                 }
             }
         }
@@ -350,7 +466,7 @@ mod tests {
 
     fn ctx() -> Value {
         json!({"profile": {"enable_mfa": true, "configure": false, "auth_type": null, "extra_args": ["--debug", "a b"], "ssh_args": []},
-               "bastion": {"name": "bas; rm -rf / $(x)"}, "vm": {"ip": null, "resource_id": "/subscriptions/x"}, "port": 5000, "env": {}})
+               "bastion": {"name": "bas; rm -rf / $(x)"}, "vm": {"ip": null, "resource_id": "/subscriptions/x"}, "port": 5000})
     }
 
     #[test]
@@ -365,9 +481,10 @@ mod tests {
             "{{...extra_args}}".into(),
             "{{#if profile.ssh_args}}--{{/if}}".into(),
         ]];
-        let out = render("t", &steps, &ctx(), &[]).unwrap();
+        let out = render("t", &steps, &ctx()).unwrap();
+        let values: Vec<&str> = out[0].iter().map(|a| a.value.as_str()).collect();
         assert_eq!(
-            out[0],
+            values,
             [
                 "az",
                 "--name",
@@ -382,19 +499,54 @@ mod tests {
     #[test]
     fn unknown_variable_names_template_step_and_token() {
         let steps = vec![vec!["az".into(), "{{bastion.nmae}}".into()]];
-        let e = render("mine", &steps, &ctx(), &[]).unwrap_err().to_string();
+        let e = render("mine", &steps, &ctx()).unwrap_err().to_string();
         assert!(e.contains("template `mine`, step 1, token 2"), "{e}");
         assert!(e.contains("bastion.nmae"), "{e}");
     }
 
     #[test]
-    fn other_programs_need_consent() {
-        let steps = vec![vec!["pwsh".into(), "-c".into()]];
+    fn partials_deep_nesting_and_long_tokens_are_refused_before_compiling() {
+        for bad in [
+            "{{> evil}}".to_string(),
+            "{{#> layout}}x{{/layout}}".into(),
+            "{{#*inline \"p\"}}x{{/inline}}".into(),
+            "{{~> evil}}".into(),
+            "{{#if a}}".repeat(5000),
+            "x".repeat(MAX_TOKEN_BYTES + 1),
+        ] {
+            let steps = vec![vec!["az".into(), bad.clone()]];
+            let e = render("t", &steps, &ctx());
+            assert!(
+                matches!(e, Err(TemplateError::Token { .. })),
+                "{}",
+                &bad[..bad.len().min(40)]
+            );
+        }
+        let too_many = vec![vec!["az".to_string()]; MAX_STEPS + 1];
         assert!(matches!(
-            render("t", &steps, &ctx(), &[]),
-            Err(TemplateError::ProgramNotAllowed { .. })
+            render("t", &too_many, &ctx()),
+            Err(TemplateError::Shape { .. })
         ));
-        assert!(render("t", &steps, &ctx(), &["pwsh".into()]).is_ok());
+    }
+
+    #[test]
+    fn tokens_know_where_a_leading_dash_comes_from() {
+        let steps = vec![vec![
+            "az".into(),
+            "{{#if profile.enable_mfa}}--enable-mfa{{/if}}".into(),
+            "{{bastion.name}}".into(),
+            "{{...extra_args}}".into(),
+        ]];
+        let out = render("t", &steps, &ctx()).unwrap();
+        assert_eq!(out[0][0].kind, ArgKind::Literal);
+        assert_eq!(out[0][1].kind, ArgKind::Data { dash: true });
+        assert_eq!(out[0][2].kind, ArgKind::Data { dash: false });
+        assert_eq!(
+            out[0][3].kind,
+            ArgKind::Splice {
+                path: "extra_args".into()
+            }
+        );
     }
 
     #[test]

@@ -8,9 +8,20 @@ use serde_json::Value;
 
 use crate::profile::yaml::Pos;
 
+/// How bad a problem is: an error stops what depends on it; a warning is said and nothing stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    Error,
+    Warning,
+}
+
 /// One problem found in the profile data. Everything a user needs to find and fix it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
+    #[serde(skip)]
+    pub severity: Severity,
     pub file: String,
     pub line: u32,
     pub column: u32,
@@ -33,6 +44,7 @@ impl Problem {
             .nth(pos.line.saturating_sub(1) as usize)
             .map(|l| l.trim_end_matches('\r').to_string());
         Problem {
+            severity: Severity::Error,
             file: file.to_string(),
             line: pos.line,
             column: pos.column,
@@ -47,6 +59,7 @@ impl Problem {
     /// A problem about a whole file (or a path with no position).
     pub fn file_level(file: &str, message: impl Into<String>) -> Self {
         Problem {
+            severity: Severity::Error,
             file: file.to_string(),
             line: 1,
             column: 1,
@@ -56,6 +69,16 @@ impl Problem {
             len: 0,
             source_line: None,
         }
+    }
+
+    /// The same problem as a warning.
+    pub fn warning(mut self) -> Self {
+        self.severity = Severity::Warning;
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
@@ -70,6 +93,7 @@ impl Problem {
             None => self.message.clone(),
         };
         serde_json::json!({
+            "severity": self.severity,
             "file": self.file,
             "line": self.line,
             "column": self.column,
@@ -86,7 +110,11 @@ impl Problem {
             ("", "", "", "")
         };
         let mut out = String::new();
-        let _ = writeln!(out, "{red}error{reset}{bold}: {}{reset}", self.message);
+        let (label, tint) = match self.severity {
+            Severity::Error => ("error", red),
+            Severity::Warning => ("warning", if color { "\x1b[1;33m" } else { "" }),
+        };
+        let _ = writeln!(out, "{tint}{label}{reset}{bold}: {}{reset}", self.message);
         let gutter = " ".repeat(self.line.to_string().len());
         let at = if self.path.is_empty() {
             String::new()

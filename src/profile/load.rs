@@ -48,11 +48,24 @@ impl LoadError {
     }
 }
 
-/// Shared files are committed and read by the whole team; overrides are one person's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a file is, and so what it may do. Shared files and `*.local.yaml` overrides arrive
+/// through the repository (anyone can commit a `*.local.yaml`): they describe connections and
+/// grant nothing. Only the user config file, while it is the person's own, grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FileKind {
     Shared,
+    /// A `*.local.yaml` beside the shared files, or a user config file that may not grant.
     Override,
+    /// The person's own config file (`$XDG_CONFIG_HOME/bprof/local.yaml`): it may define
+    /// templates, list `allow_programs`, and its values are the person's own.
+    User,
+}
+
+impl FileKind {
+    /// Whether content of this file is the person's own (grants capabilities).
+    pub fn trusted(self) -> bool {
+        self == FileKind::User
+    }
 }
 
 /// One profile file, read and parsed.
@@ -101,6 +114,8 @@ pub struct Sources {
     pub cwd: PathBuf,
     /// The personal config file (`$XDG_CONFIG_HOME/bprof/local.yaml`), if any.
     pub user_config: Option<PathBuf>,
+    /// The consent file beside it (`trust.json`), if any.
+    pub trust_store: Option<PathBuf>,
 }
 
 impl Sources {
@@ -111,6 +126,7 @@ impl Sources {
             env: std::env::var_os("BPROF_PROFILES").filter(|v| !v.is_empty()),
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             user_config: user_config_path(),
+            trust_store: user_config_path().map(|p| p.with_file_name("trust.json")),
         }
     }
 }
@@ -263,10 +279,23 @@ pub fn discover(src: &Sources) -> Result<Vec<(PathBuf, FileKind)>, LoadError> {
     out.sort_by_key(|(_, k)| *k == FileKind::Override);
     if let Some(user) = &src.user_config
         && user.is_file()
+        && !out.iter().any(|(p, _)| same_file(p, user))
     {
-        out.push((user.clone(), FileKind::Override));
+        // a user config inside a profile directory is just another file of that directory
+        let kind = match crate::profile::trust::may_grant(user) {
+            Ok(()) => FileKind::User,
+            Err(_) => FileKind::Override,
+        };
+        out.push((user.clone(), kind));
     }
     Ok(out)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 /// How a path is shown in messages: relative to `cwd` when it is below it or below one of its
@@ -383,20 +412,26 @@ pub fn read_file(
         }
     };
     let found =
-        crate::profile::schema::check(&display, &text, &value, &index, kind == FileKind::Override);
+        crate::profile::schema::check(&display, &text, &value, &index, kind != FileKind::Shared);
     let ok = found.is_empty();
     problems.extend(found);
     if !ok {
         return Ok(None);
     }
-    Ok(Some(SourceFile {
+    let file = SourceFile {
         path: path.to_path_buf(),
         display,
         text,
         value,
         index,
         kind,
-    }))
+    };
+    let found = crate::profile::trust::check_text(&file);
+    if !found.is_empty() {
+        problems.extend(found);
+        return Ok(None);
+    }
+    Ok(Some(file))
 }
 
 /// The five kinds of named entries; names are global within each.
@@ -460,8 +495,12 @@ pub struct ProfileSet {
     pub sections: BTreeMap<Section, BTreeMap<String, Entry>>,
     /// `defaults` layers, shared first, then overrides.
     pub defaults: Vec<Def>,
-    /// Programs the person's own overrides allow besides `az`.
+    /// Programs the person's own user config allows besides `az`, for their own templates.
     pub allow_programs: Vec<String>,
+    /// The consents the person has recorded (`bprof trust`).
+    pub consents: crate::profile::trust::Consents,
+    /// Problems that do not stop anything (a user config that grants nothing, and why).
+    pub warnings: Vec<Problem>,
 }
 
 impl ProfileSet {
@@ -490,7 +529,19 @@ type FileResult = (Option<SourceFile>, Vec<Problem>);
 
 /// Loads every file of the set; all problems at once.
 pub fn load(src: &Sources) -> Result<ProfileSet, LoadError> {
-    load_files(&discover(src)?, &src.cwd)
+    let mut set = load_files(&discover(src)?, &src.cwd)?;
+    set.consents = crate::profile::trust::Consents::load(src.trust_store.clone());
+    if let (Some(why), Some(path)) = (&set.consents.ignored, &set.consents.path) {
+        set.warnings.push(
+            Problem::file_level(
+                &display_path(path, &src.cwd),
+                format!("your recorded consents are ignored: {why}"),
+            )
+            .warning()
+                .with_help("consents are read only from a file that is yours alone; `bprof trust allow` writes it"),
+        );
+    }
+    Ok(set)
 }
 
 /// Loads these files (from [`discover`]); paths are shown relative to `cwd`.
@@ -544,12 +595,18 @@ pub fn assemble(files: Vec<SourceFile>, problems: &mut Vec<Problem>) -> ProfileS
     };
     let mut allow = Vec::new();
     let mut default_fields: BTreeMap<String, usize> = BTreeMap::new();
-    for kind in [FileKind::Shared, FileKind::Override] {
+    for kind in [FileKind::Shared, FileKind::Override, FileKind::User] {
         for (fi, file) in set.files.iter().enumerate().filter(|(_, f)| f.kind == kind) {
             for section in Section::ALL {
                 let Some(map) = file.value.get(section.key()).and_then(Value::as_object) else {
                     continue;
                 };
+                if section == Section::Templates
+                    && kind == FileKind::Override
+                    && !is_override(&file.path)
+                {
+                    continue; // a user config that may not grant: said in a warning below
+                }
                 for name in map.keys() {
                     let pointer = format!("/{}/{}", section.key(), yaml::escape_segment(name));
                     let table = set.sections.entry(section).or_default();
@@ -564,7 +621,10 @@ pub fn assemble(files: Vec<SourceFile>, problems: &mut Vec<Problem>) -> ProfileS
                             );
                             continue;
                         }
-                        (FileKind::Override, false) if section != Section::Profiles => {
+                        (FileKind::User, false) if section == Section::Templates => {}
+                        (FileKind::Override | FileKind::User, false)
+                            if section != Section::Profiles =>
+                        {
                             let known: Vec<&str> = table.keys().map(String::as_str).collect();
                             let mut p = file.problem(
                                 &pointer,
@@ -629,18 +689,37 @@ pub fn assemble(files: Vec<SourceFile>, problems: &mut Vec<Problem>) -> ProfileS
                 });
             }
             if let Some(list) = file.value.get("allow_programs").and_then(Value::as_array) {
-                if kind == FileKind::Shared {
-                    problems.push(
-                        file.problem("/allow_programs", true, "`allow_programs` in a shared file is ignored: only a person's own override may allow programs")
-                            .with_help("move it to a *.local.yaml file or to your user config file (bprof/local.yaml)"),
-                    );
-                } else {
-                    allow.extend(list.iter().filter_map(Value::as_str).map(str::to_string));
+                let user = user_config_path().unwrap_or_else(|| PathBuf::from("bprof/local.yaml"));
+                match kind {
+                    FileKind::User => {
+                        allow.extend(list.iter().filter_map(Value::as_str).map(str::to_string))
+                    }
+                    FileKind::Shared => problems.push(
+                        file.problem("/allow_programs", true, "`allow_programs` in a shared file grants nothing: only your own user config file may allow programs")
+                            .with_help(format!("move it to {}", user.display())),
+                    ),
+                    FileKind::Override if is_override(&file.path) => problems.push(
+                        file.problem("/allow_programs", true, "`allow_programs` in a *.local.yaml grants nothing: anyone can commit such a file, so bprof treats it as shared")
+                            .with_help(format!("move it to your user config file, {}", user.display())),
+                    ),
+                    FileKind::Override => {}
                 }
             }
         }
     }
     set.allow_programs = allow;
+    for file in &set.files {
+        if file.kind == FileKind::Override
+            && !is_override(&file.path)
+            && let Err(why) = crate::profile::trust::may_grant(&file.path)
+        {
+            set.warnings.push(
+                Problem::file_level(&file.display, format!("your user config grants nothing (its templates and allow_programs are ignored): {why}"))
+                    .warning()
+                    .with_help("bprof believes a user config only while it is yours alone and outside every git work tree"),
+            );
+        }
+    }
     set
 }
 
@@ -673,6 +752,7 @@ mod tests {
             env: None,
             cwd: d.path().join("profiles"),
             user_config: Some(user.clone()),
+            trust_store: None,
         };
         let found = discover(&src).unwrap();
         let names: Vec<String> = found
@@ -681,7 +761,11 @@ mod tests {
             .collect();
         assert_eq!(names, ["a.yml", "b.yaml", "me.local.yaml", "local.yaml"]);
         assert_eq!(found[2].1, FileKind::Override);
-        assert_eq!(found[3], (user, FileKind::Override));
+        assert_eq!(
+            found[3],
+            (user, FileKind::User),
+            "the person's own, outside git"
+        );
     }
 
     #[test]
@@ -694,6 +778,7 @@ mod tests {
             env: Some(env),
             cwd: PathBuf::from("/"),
             user_config: None,
+            trust_store: None,
         };
         assert_eq!(discover(&src).unwrap().len(), 1);
         let src = Sources {

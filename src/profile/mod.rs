@@ -2,9 +2,11 @@
 //! written), `schema` (the JSON schema and its run-time check), `load` (discovery, files, names,
 //! overrides), `resolve` (inheritance, references, az's rules) and `diag` (problems and how they
 //! print).
+pub mod allow;
 pub mod diag;
 pub mod load;
 pub mod raw;
 pub mod resolve;
 pub mod schema;
+pub mod trust;
 pub mod yaml;

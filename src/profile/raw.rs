@@ -15,6 +15,12 @@ pub const GUID_PATTERN: &str =
     "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 /// Names of tenants, bastions, vms, profiles and templates (typed on the command line).
 pub const NAME_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,62}$";
+/// An Azure resource group name (Azure's rule: letters, digits, `_`, `-`, `.`, `(`, `)`, not
+/// ending in `.`); a leading `-` is refused too, since az would read it as an option.
+pub const RESOURCE_GROUP_PATTERN: &str = r"^[\w()](?:[-\w.()]*[-\w()])?$";
+/// An Azure resource name of a bastion or VM: letters, digits, `_`, `-`, `.`, starting with a
+/// letter or digit and not ending in `.` or `-` (no `/`, `?` or `#` that would reroute a request).
+pub const RESOURCE_NAME_PATTERN: &str = "^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$";
 /// The names of the built-in templates (their steps are in [`crate::plan::template::BUILTIN`]).
 pub const BUILTIN_TEMPLATES: [&str; 3] = ["rdp", "ssh", "tunnel"];
 /// An .rdp property key as written under `rdp.properties`: `name:type`.
@@ -102,10 +108,10 @@ pub struct RawBastion {
     #[schemars(regex(pattern = GUID_PATTERN))]
     pub subscription: Option<String>,
     /// The bastion's resource group.
-    #[schemars(length(min = 1, max = 90), example = &"rg-hub-net")]
+    #[schemars(length(min = 1, max = 90), regex(pattern = RESOURCE_GROUP_PATTERN), example = &"rg-hub-net")]
     pub resource_group: String,
     /// The bastion's Azure resource name.
-    #[schemars(length(min = 1, max = 80), example = &"bas-hub-weu")]
+    #[schemars(length(min = 1, max = 80), regex(pattern = RESOURCE_NAME_PATTERN), example = &"bas-hub-weu")]
     pub name: String,
     /// The SKU. Native-client connections (`az network bastion rdp|ssh|tunnel`) need standard or
     /// premium.
@@ -138,11 +144,11 @@ pub struct RawVm {
     pub subscription: Option<String>,
     /// The VM's resource group (with `name`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 90), example = &"rg-prod")]
+    #[schemars(length(min = 1, max = 90), regex(pattern = RESOURCE_GROUP_PATTERN), example = &"rg-prod")]
     pub resource_group: Option<String>,
     /// The VM's Azure resource name (with `resource_group`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 64), example = &"vm-jumpbox-01")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = RESOURCE_NAME_PATTERN), example = &"vm-jumpbox-01")]
     pub name: Option<String>,
     /// The VM's full ARM resource id.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -8,11 +8,13 @@ use std::net::IpAddr;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::profile::allow;
 use crate::profile::diag::{self, Problem};
 use crate::profile::load::{Def, ProfileSet, Section};
 use crate::profile::raw::{
     AuthType, Client, LocalPort, Mode, RawBastion, RawProfile, RawRdp, RawTenant, RawVm, Sku, VmOs,
 };
+use crate::profile::trust::Request;
 use crate::profile::yaml::escape_segment;
 
 /// A resolved tenant.
@@ -115,6 +117,10 @@ pub struct Profile {
     /// Where the profile itself is defined (`file:line`).
     #[serde(skip)]
     pub defined_at: String,
+    /// Capability-bearing content this profile uses from files that grant nothing, outside the
+    /// allow-lists: it runs only with the person's consent (`bprof trust`).
+    #[serde(skip)]
+    pub requests: Vec<Request>,
 }
 
 /// Errors of this layer.
@@ -801,11 +807,34 @@ fn build(
     if let Some(rdp) = &raw.rdp {
         check_rdp_properties(rdp, ctx);
     }
+    for (field, value) in [("username", &raw.username), ("ssh_key", &raw.ssh_key)] {
+        if let Some(v) = value
+            && v.starts_with('-')
+        {
+            ctx.at_field(
+                field,
+                false,
+                format!("`{field}` begins with `-`: az and ssh would read \"{v}\" as an option"),
+                Some(format!("fix the value of `{field}`")),
+            );
+        }
+    }
     let (bastion, tenant) = bastion_tenant?;
     let vm = vm_res?;
     if !ctx.problems.is_empty() {
         return None;
     }
+    let raw_lists = Lists {
+        ssh_args: raw.ssh_args.clone(),
+        extra_args: raw.extra_args.clone(),
+        properties: raw
+            .rdp
+            .as_ref()
+            .and_then(|r| r.properties.clone())
+            .unwrap_or_default(),
+        drives: raw.rdp.as_ref().and_then(|r| r.drives),
+    };
+    let raw_tenant = tenant.name.clone();
     let rdp = raw.rdp.unwrap_or_default();
     let origins = layered
         .origins
@@ -848,7 +877,102 @@ fn build(
         defined_at: set
             .file(&ctx.profile_def)
             .location(&ctx.profile_def.pointer),
+        requests: requests(set, ctx.origins, &raw_lists, &raw_tenant),
     })
+}
+
+/// The lists of a profile that reach a process or an .rdp file, as written.
+struct Lists {
+    ssh_args: Option<Vec<String>>,
+    extra_args: Option<Vec<String>>,
+    properties: BTreeMap<String, crate::profile::raw::RdpValue>,
+    drives: Option<bool>,
+}
+
+/// The content at `field`'s origin, when it comes from a file that grants nothing.
+fn untrusted<'s>(
+    set: &'s ProfileSet,
+    origins: &BTreeMap<String, Option<Def>>,
+    field: &str,
+) -> Option<(&'s crate::profile::load::SourceFile, Def)> {
+    let def = origins.get(field).cloned().flatten()?;
+    let file = set.file(&def);
+    (!file.kind.trusted()).then_some((file, def))
+}
+
+fn request(file: &crate::profile::load::SourceFile, def: &Def, reasons: Vec<String>) -> Request {
+    let what = format!(
+        "`{}`",
+        crate::profile::schema::human_path(&file.value, &def.pointer)
+    );
+    Request::new(file, &def.pointer, what, reasons)
+}
+
+/// An allow-list check of a list field.
+type ListCheck = fn(&[String]) -> Vec<allow::Outside>;
+
+/// Capability-bearing values from files that grant nothing, outside their allow-lists.
+fn requests(
+    set: &ProfileSet,
+    origins: &BTreeMap<String, Option<Def>>,
+    lists: &Lists,
+    tenant: &str,
+) -> Vec<Request> {
+    let mut out = Vec::new();
+    let checks: [(&str, &Option<Vec<String>>, ListCheck); 2] = [
+        ("ssh_args", &lists.ssh_args, allow::ssh_args),
+        ("extra_args", &lists.extra_args, allow::az_extra_args),
+    ];
+    for (field, value, check) in checks {
+        if let (Some(list), Some((file, def))) = (value, untrusted(set, origins, field)) {
+            let reasons: Vec<String> = check(list).into_iter().map(|o| o.reason).collect();
+            if !reasons.is_empty() {
+                out.push(request(file, &def, reasons));
+            }
+        }
+    }
+    for (key, value) in &lists.properties {
+        if let Some((file, def)) = untrusted(set, origins, &format!("rdp.properties.{key}"))
+            && let Err(reason) = allow::rdp_property(key, value)
+        {
+            out.push(request(file, &def, vec![reason]));
+        }
+    }
+    if lists.drives == Some(true)
+        && let Some((file, def)) = untrusted(set, origins, "rdp.drives")
+    {
+        out.push(request(
+            file,
+            &def,
+            vec!["`drives: true` hands the VM all your local drives; a shared file may only turn it off".into()],
+        ));
+    }
+    // the tenant's login argv: the last layer that sets it
+    let login = set.entry(Section::Tenants, tenant).and_then(|e| {
+        e.defs.iter().rev().find_map(|d| {
+            let list = set.value(d)?.get("login")?.as_array()?;
+            let def = Def {
+                file: d.file,
+                pointer: format!("{}/login", d.pointer),
+            };
+            let args: Vec<String> = list
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
+            Some((def, args))
+        })
+    });
+    if let Some((def, args)) = login {
+        let file = set.file(&def);
+        let reasons: Vec<String> = allow::login_args(&args)
+            .into_iter()
+            .map(|o| o.reason)
+            .collect();
+        if !file.kind.trusted() && !reasons.is_empty() {
+            out.push(request(file, &def, reasons));
+        }
+    }
+    out
 }
 
 pub fn mode_name(m: Mode) -> &'static str {

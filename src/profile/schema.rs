@@ -7,7 +7,10 @@ use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::{Map, Value};
 
 use crate::profile::diag::{self, Problem};
-use crate::profile::raw::{GUID_PATTERN, NAME_PATTERN, RDP_KEY_PATTERN, RawFile};
+use crate::profile::raw::{
+    GUID_PATTERN, NAME_PATTERN, RDP_KEY_PATTERN, RESOURCE_GROUP_PATTERN, RESOURCE_NAME_PATTERN,
+    RawFile,
+};
 use crate::profile::yaml::SpanIndex;
 
 /// The schema as a JSON value, generated from [`RawFile`].
@@ -327,6 +330,16 @@ fn pattern_problem(base: Problem, name: &str, instance: &Value, pattern: &str) -
         (
             format!("{shown} is not an .rdp property key"),
             "write the key as `name:type`, where type is s (string), i (integer) or b (binary), like `smart sizing:i`".to_string(),
+        )
+    } else if pattern == RESOURCE_GROUP_PATTERN {
+        (
+            format!("`{name}` is {shown}, which is not an Azure resource group name"),
+            "Azure allows letters, digits, `_`, `-`, `.`, `(` and `)`, not ending in `.` (and az reads a leading `-` as an option)".to_string(),
+        )
+    } else if pattern == RESOURCE_NAME_PATTERN {
+        (
+            format!("`{name}` is {shown}, which is not an Azure resource name"),
+            "write the Azure name: letters, digits, `_`, `-` and `.`, starting with a letter or digit".to_string(),
         )
     } else if pattern == "^/subscriptions/" {
         (

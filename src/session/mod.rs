@@ -108,7 +108,7 @@ impl Tunnel<'_> {
         };
         child.stop(SIGTERM, Duration::from_millis(100));
         if code == 0 {
-            eprintln!("bprof: the tunnel closed (az exited 0)");
+            crate::terminal::eprintln("bprof: the tunnel closed (az exited 0)");
             return Ok(false);
         }
         if self.restarts >= MAX_TUNNEL_RESTARTS {
@@ -118,15 +118,18 @@ impl Tunnel<'_> {
             });
         }
         self.restarts += 1;
-        eprintln!(
+        crate::terminal::eprintln(&format!(
             "bprof: the tunnel on localhost:{} died (az exited {code}); restarting it ({}/{MAX_TUNNEL_RESTARTS})",
             self.port, self.restarts
-        );
+        ));
         self.start()?;
         if let Some(c) = &self.child {
             wait_ready(c, self.port, signals)?;
         }
-        eprintln!("bprof: the tunnel is back on localhost:{}", self.port);
+        crate::terminal::eprintln(&format!(
+            "bprof: the tunnel is back on localhost:{}",
+            self.port
+        ));
         Ok(true)
     }
 
@@ -181,6 +184,25 @@ fn run_steps<'a>(
                     });
                 }
             }
+            StepKind::RestoreDefault { previous } => {
+                let now = crate::azure::signin::default_subscription();
+                if now.is_some_and(|n| !n.eq_ignore_ascii_case(previous)) {
+                    crate::terminal::eprintln(&format!(
+                        "bprof: az login changed your default subscription; setting it back to {previous}"
+                    ));
+                    let child = spawn(Spawn {
+                        argv: &step.argv,
+                        background: false,
+                    })?;
+                    let code = child.wait(signals)?;
+                    if code != 0 {
+                        return Err(RunError::StepFailed {
+                            step: step.name.clone(),
+                            code,
+                        });
+                    }
+                }
+            }
             StepKind::Tunnel { port } => {
                 let mut t = Tunnel {
                     argv: &step.argv,
@@ -195,7 +217,9 @@ fn run_steps<'a>(
                 if let Some(c) = tunnel.as_ref().and_then(|t| t.child.as_ref()) {
                     wait_ready(c, *port, signals)?;
                     if !quiet {
-                        eprintln!("bprof: tunnel ready on localhost:{port}");
+                        crate::terminal::eprintln(&format!(
+                            "bprof: tunnel ready on localhost:{port}"
+                        ));
                     }
                 }
             }
@@ -247,10 +271,10 @@ fn run_steps<'a>(
                 if let Some(t) = tunnel.as_ref()
                     && !quiet
                 {
-                    eprintln!(
+                    crate::terminal::eprintln(&format!(
                         "bprof: tunnel open on localhost:{}; press Ctrl-C to close it",
                         t.port
-                    );
+                    ));
                 }
                 loop {
                     if let Some(sig) = signals.received() {

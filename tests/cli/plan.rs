@@ -208,7 +208,7 @@ fn login_step_only_when_not_signed_in() {
 #[test]
 fn text_plan_is_quoted_for_the_target_shell() {
     let yaml = one_profile(
-        "  p:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: aad\n    ssh_args: [\"-o\", \"ProxyCommand=it's $(x)\"]\n",
+        "  p:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: aad\n    ssh_args: [\"-v\", \"echo it's $x\"]\n",
     );
     let t = || {
         Test::new()
@@ -216,11 +216,9 @@ fn text_plan_is_quoted_for_the_target_shell() {
             .signed_in(&["22222222-2222-2222-2222-222222222222"])
     };
     let sh = t().args(&["plan", "p", "--os", "linux"]).run();
-    sh.code(0)
-        .stdout_has(" -- -o 'ProxyCommand=it'\\''s $(x)'\n");
+    sh.code(0).stdout_has(" -- -v 'echo it'\\''s $x'\n");
     let ps = t().args(&["plan", "p", "--os", "windows"]).run();
-    ps.code(0)
-        .stdout_has(" '--' -o 'ProxyCommand=it''s $(x)'\n");
+    ps.code(0).stdout_has(" '--' -v 'echo it''s $x'\n");
 }
 
 #[test]
@@ -258,7 +256,7 @@ fn templates_are_shown_and_user_templates_render() {
         .code(0)
         .stdout_has("{{profile.auth_type}}");
     let yaml = one_profile(
-        "  p:\n    bastion: b\n    vm: v\n    template: mine\n    extra_args: [--debug]\n",
+        "  p:\n    bastion: b\n    vm: v\n    template: mine\n    extra_args: [--only-show-errors]\n",
     ) + "templates:\n  mine:\n    - [az, network, bastion, rdp, --name, \"{{bastion.name}}\", --subscription, \"{{bastion.subscription}}\", --target-resource-id, \"{{vm.resource_id}}\", \"{{...extra_args}}\"]\n";
     let r = Test::new()
         .file("profiles/p.yaml", &yaml)
@@ -267,7 +265,7 @@ fn templates_are_shown_and_user_templates_render() {
         .run();
     r.code(0);
     assert_eq!(r.json()["steps"][0]["argv"][5], "bas-1");
-    assert_eq!(r.json()["steps"][0]["argv"][10], "--debug");
+    assert_eq!(r.json()["steps"][0]["argv"][10], "--only-show-errors");
 }
 
 #[test]
@@ -288,25 +286,43 @@ fn other_programs_need_the_persons_own_consent() {
     let yaml = one_profile("  p:\n    bastion: b\n    vm: v\n    template: mine\n")
         + "templates:\n  mine:\n    - [pwsh, -c, hello]\n";
     let t = || Test::new().file("profiles/p.yaml", &yaml);
+    // a shared template that runs another program needs the person's pinned consent
     t().args(&["plan", "p"])
         .run()
-        .code(65)
+        .code(77)
         .stderr_has("runs `pwsh`")
-        .stderr_has("allow_programs");
+        .stderr_has("bprof trust allow p");
+    // a *.local.yaml can be committed by anyone: it grants nothing
     t().file(
         "profiles/me.local.yaml",
         "version: 1\nallow_programs: [pwsh]\n",
     )
     .args(&["plan", "p"])
     .run()
-    .code(0)
-    .stdout_has("pwsh -c hello");
-    // a shared file cannot give that consent
+    .code(65)
+    .stderr_has("grants nothing");
+    // a shared file cannot give that consent either
     t().file("profiles/z.yaml", "version: 1\nallow_programs: [pwsh]\n")
         .args(&["plan", "p"])
         .run()
         .code(65)
-        .stderr_has("only a person's own override");
+        .stderr_has("only your own user config file may allow programs");
+    // the person's own config: their own template, and the programs it may run
+    let own = "version: 1\nallow_programs: [pwsh]\ntemplates:\n  me:\n    - [pwsh, -c, hi]\nprofiles:\n  p:\n    template: me\n";
+    t().file("config/bprof/local.yaml", own)
+        .args(&["plan", "p"])
+        .run()
+        .code(0)
+        .stdout_has("pwsh -c hi");
+    // without allow_programs, even the person's own template runs only az
+    t().file(
+        "config/bprof/local.yaml",
+        own.replace("allow_programs: [pwsh]\n", ""),
+    )
+    .args(&["plan", "p"])
+    .run()
+    .code(65)
+    .stderr_has("allow_programs");
 }
 
 #[test]
@@ -320,7 +336,7 @@ fn a_copied_builtin_template_plans_the_same() {
             .filter(|l| !l.starts_with('#'))
             .map(|l| format!("  {}\n", l.replace(&format!("{builtin}:"), "mine:")))
             .collect();
-        let profile = "  p:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: aad\n    extra_args: [--debug]\n    ssh_args: [-v]\n";
+        let profile = "  p:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: aad\n    extra_args: [--only-show-errors]\n    ssh_args: [-v]\n";
         let own = one_profile(&format!("{profile}    template: mine\n")) + "templates:\n" + &body;
         let t = Test::new()
             .file("profiles/p.yaml", &own)

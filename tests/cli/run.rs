@@ -114,19 +114,22 @@ fn hostile_values_stay_one_argument() {
         "`touch pwned3`",
         "it's \"quoted\"",
         "two words",
-        "line\nbreak",
         "&& touch pwned4 |",
     ];
     let yaml_list: Vec<String> = hostile
         .iter()
         .map(|h| serde_json::to_string(h).unwrap())
         .collect();
-    let yaml = ssh_profile(&format!(
-        "    extra_args: [{}]\n    ssh_args: [{}]\n",
+    // the person's own values (from a shared file these lists pass only their allow-lists)
+    let own = format!(
+        "version: 1\nprofiles:\n  p:\n    extra_args: [{}]\n    ssh_args: [{}]\n",
         yaml_list.join(", "),
         yaml_list.join(", ")
-    ));
-    let t = Test::new().file("profiles/p.yaml", yaml).signed_in(&[SUB]);
+    );
+    let t = Test::new()
+        .file("profiles/p.yaml", ssh_profile(""))
+        .file("config/bprof/local.yaml", own)
+        .signed_in(&[SUB]);
     let dir = t.path().to_path_buf();
     let r = t
         .args(&["run", "p", "--", "--extra", "$(touch pwned5)"])

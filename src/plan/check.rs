@@ -1,0 +1,351 @@
+//! The final argv of every step against what may run: az's bastion commands and login, their
+//! own options, the allow-listed extra options and ssh arguments. Whatever a token came from
+//! (a template's text, a field, an override), the step as it would run is what is checked.
+//! Findings are the template's (its text asks for more: consent) or the data's (a value that
+//! would be read as an option, or that cmd.exe would interpret: refused).
+
+use crate::plan::Os;
+use crate::plan::template::{Arg, ArgKind};
+use crate::profile::allow;
+
+/// What is wrong with a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// The template's own text asks for something outside the lists.
+    Template(String),
+    /// A value from a file, at this element, is refused whoever wrote the template.
+    Data { index: usize, reason: String },
+}
+
+/// Options of `az network bastion rdp|ssh|tunnel` that take a value.
+fn value_options(sub: &str) -> &'static [&'static str] {
+    const COMMON: [&str; 9] = [
+        "--name",
+        "-n",
+        "--resource-group",
+        "-g",
+        "--subscription",
+        "--target-resource-id",
+        "--target-ip-address",
+        "--resource-port",
+        "--auth-type",
+    ];
+    const SSH: [&str; 11] = [
+        "--name",
+        "-n",
+        "--resource-group",
+        "-g",
+        "--subscription",
+        "--target-resource-id",
+        "--target-ip-address",
+        "--resource-port",
+        "--auth-type",
+        "--username",
+        "--ssh-key",
+    ];
+    const TUNNEL: [&str; 10] = [
+        "--name",
+        "-n",
+        "--resource-group",
+        "-g",
+        "--subscription",
+        "--target-resource-id",
+        "--target-ip-address",
+        "--resource-port",
+        "--port",
+        "--timeout",
+    ];
+    match sub {
+        "ssh" => &SSH,
+        "tunnel" => &TUNNEL,
+        _ => &COMMON,
+    }
+}
+
+/// Flags of `az network bastion rdp` (three-state ones may take `true`/`false`).
+const RDP_FLAGS: [&str; 3] = ["--enable-mfa", "--disable-gateway", "--configure"];
+
+fn is_splice_of(a: &Arg, field: &str) -> bool {
+    matches!(&a.kind, ArgKind::Splice { path } if path == field || path.ends_with(&format!(".{field}")))
+}
+
+/// A value slot: a value that comes from data must not begin with `-`.
+fn value_slot(args: &[Arg], i: usize, out: &mut Vec<Finding>) {
+    if let Some(a) = args.get(i)
+        && a.value.starts_with('-')
+        && !matches!(a.kind, ArgKind::Literal | ArgKind::Data { dash: true })
+    {
+        out.push(Finding::Data {
+            index: i,
+            reason: format!(
+                "the value \"{}\" begins with `-`: the program would read it as an option",
+                a.value
+            ),
+        });
+    }
+}
+
+fn cmd_special(args: &[Arg], i: usize, out: &mut Vec<Finding>) {
+    if let Some(a) = args.get(i)
+        && let Some(c) = a.value.chars().find(|c| allow::CMD_SPECIAL.contains(c))
+    {
+        out.push(Finding::Data {
+            index: i,
+            reason: format!(
+                "\"{}\" contains `{c}`: on Windows az starts ssh through cmd.exe, which would interpret it",
+                a.value
+            ),
+        });
+    }
+}
+
+/// Checks one rendered step of a template for `os`. `programs`: what else the template may
+/// run (the person's own `allow_programs`, for the person's own templates).
+pub fn step(args: &[Arg], os: Os, programs: &[String]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let Some(program) = args.first() else {
+        return out;
+    };
+    if program.value != "az" {
+        if !programs.contains(&program.value) {
+            out.push(Finding::Template(format!(
+                "runs `{}`, not az",
+                program.value
+            )));
+        }
+        return out;
+    }
+    let words: Vec<&str> = args.iter().map(|a| a.value.as_str()).collect();
+    match words.get(1..4) {
+        Some(["network", "bastion", sub @ ("rdp" | "ssh" | "tunnel")]) => {
+            bastion(args, 4, sub, os, &mut out)
+        }
+        _ if words.get(1) == Some(&"login") => login(args, &mut out),
+        _ => {
+            let sub: Vec<&str> = words
+                .iter()
+                .skip(1)
+                .take_while(|w| !w.starts_with('-'))
+                .copied()
+                .collect();
+            out.push(Finding::Template(format!(
+                "runs `az {}`: only `az network bastion rdp|ssh|tunnel` and `az login` run from shared files",
+                sub.join(" ")
+            )));
+        }
+    }
+    out
+}
+
+fn bastion(args: &[Arg], start: usize, sub: &str, os: Os, out: &mut Vec<Finding>) {
+    let mut i = start;
+    while i < args.len() {
+        let a = &args[i];
+        if a.value == "--" && sub == "ssh" {
+            ssh_tail(args, i + 1, os, out);
+            return;
+        }
+        if is_splice_of(a, "extra_args") {
+            i += 1; // judged as a field (`extra_args`), where it is written
+            continue;
+        }
+        if is_splice_of(a, "ssh_args") {
+            out.push(Finding::Template(format!(
+                "splices `ssh_args` among az's options (`{}`): ssh arguments go after `--`",
+                a.value
+            )));
+            i += 1;
+            continue;
+        }
+        let (name, inline) = match a.value.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
+            _ => (a.value.as_str(), None),
+        };
+        if value_options(sub).contains(&name) {
+            if inline.is_none() {
+                value_slot(args, i + 1, out);
+                if os == Os::Windows && sub == "ssh" && matches!(name, "--username" | "--ssh-key") {
+                    cmd_special(args, i + 1, out);
+                }
+            }
+            i += if inline.is_some() { 1 } else { 2 };
+            continue;
+        }
+        if sub == "rdp" && RDP_FLAGS.contains(&name) {
+            i += 1;
+            if name != "--configure"
+                && args.get(i).is_some_and(|v| {
+                    matches!(v.value.to_ascii_lowercase().as_str(), "true" | "false")
+                })
+            {
+                i += 1;
+            }
+            continue;
+        }
+        let pair: Vec<String> = args[i..args.len().min(i + 2)]
+            .iter()
+            .map(|a| a.value.clone())
+            .collect();
+        if allow::az_extra_args(&pair[..1]).is_empty() {
+            i += 1;
+        } else if pair.len() == 2 && allow::az_extra_args(&pair).is_empty() {
+            i += 2;
+        } else if a.value.starts_with('-') {
+            out.push(Finding::Template(format!(
+                "passes `{}` to `az network bastion {sub}`, which is not one of its connection options or the allow-listed extra options",
+                a.value
+            )));
+            i += 1;
+        } else {
+            out.push(Finding::Template(format!(
+                "passes the argument `{}` to `az network bastion {sub}`, which takes none",
+                a.value
+            )));
+            i += 1;
+        }
+    }
+}
+
+/// ssh's arguments after `--`: spliced `ssh_args` are judged as a field; whatever else the
+/// template adds there is checked against the same list. On Windows nothing there may hold a
+/// character cmd.exe interprets.
+fn ssh_tail(args: &[Arg], start: usize, os: Os, out: &mut Vec<Finding>) {
+    if os == Os::Windows {
+        for i in start..args.len() {
+            cmd_special(args, i, out);
+        }
+    }
+    if args[start..].iter().all(|a| is_splice_of(a, "ssh_args")) {
+        return;
+    }
+    let values: Vec<String> = args[start..].iter().map(|a| a.value.clone()).collect();
+    for o in allow::ssh_args(&values) {
+        if !is_splice_of(&args[start + o.index], "ssh_args") {
+            out.push(Finding::Template(o.reason));
+        }
+    }
+}
+
+fn login(args: &[Arg], out: &mut Vec<Finding>) {
+    let mut i = 2;
+    while i < args.len() {
+        let a = &args[i];
+        if a.value == "--tenant" {
+            value_slot(args, i + 1, out);
+            i += 2;
+        } else if allow::LOGIN_FLAGS.contains(&a.value.as_str()) || is_splice_of(a, "login") {
+            i += 1;
+        } else {
+            out.push(Finding::Template(format!(
+                "passes `{}` to `az login`: options that choose an identity, a credential or a tenant come only from you",
+                a.value
+            )));
+            i += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lit(v: &[&str]) -> Vec<Arg> {
+        v.iter()
+            .enumerate()
+            .map(|(i, s)| Arg {
+                value: s.to_string(),
+                kind: ArgKind::Literal,
+                step: 0,
+                token: i,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bastion_commands_and_login_pass() {
+        let rdp = lit(&[
+            "az",
+            "network",
+            "bastion",
+            "rdp",
+            "--name",
+            "b",
+            "-g",
+            "rg",
+            "--enable-mfa",
+            "--configure",
+            "--only-show-errors",
+        ]);
+        assert_eq!(step(&rdp, Os::Windows, &[]), []);
+        let ssh = lit(&[
+            "az",
+            "network",
+            "bastion",
+            "ssh",
+            "--name",
+            "b",
+            "--auth-type",
+            "aad",
+            "--",
+            "-L",
+            "8080:localhost:80",
+            "uptime",
+        ]);
+        assert_eq!(step(&ssh, Os::Linux, &[]), []);
+        assert_eq!(
+            step(
+                &lit(&["az", "login", "--tenant", "t", "--use-device-code"]),
+                Os::Linux,
+                &[]
+            ),
+            []
+        );
+    }
+
+    #[test]
+    fn other_programs_commands_and_options_are_the_templates() {
+        for bad in [
+            &["pwsh", "-c", "x"][..],
+            &["az", "extension", "add", "--source", "https://x"],
+            &["az", "rest", "--url", "https://x"],
+            &["az", "network", "bastion", "tunnel", "--debug"],
+            &["az", "network", "bastion", "ssh", "--", "-oProxyCommand=x"],
+            &["az", "login", "--service-principal", "-u", "x"],
+            &["az", "--debug", "network", "bastion", "rdp"],
+        ] {
+            let f = step(&lit(bad), Os::Linux, &[]);
+            assert!(
+                matches!(f.first(), Some(Finding::Template(_))),
+                "{bad:?}: {f:?}"
+            );
+        }
+        assert_eq!(
+            step(&lit(&["pwsh", "-c", "x"]), Os::Linux, &["pwsh".into()]),
+            []
+        );
+    }
+
+    #[test]
+    fn data_that_reads_as_an_option_or_cmd_syntax_is_refused() {
+        let mut ssh = lit(&[
+            "az",
+            "network",
+            "bastion",
+            "ssh",
+            "--username",
+            "-oProxyCommand=x",
+        ]);
+        ssh[5].kind = ArgKind::Data { dash: false };
+        assert!(matches!(
+            step(&ssh, Os::Linux, &[])[..],
+            [Finding::Data { index: 5, .. }]
+        ));
+        let mut win = lit(&["az", "network", "bastion", "ssh", "--username", "a&calc"]);
+        win[5].kind = ArgKind::Data { dash: false };
+        assert_eq!(step(&win, Os::Linux, &[]), []);
+        assert!(matches!(
+            step(&win, Os::Windows, &[])[..],
+            [Finding::Data { index: 5, .. }]
+        ));
+    }
+}
