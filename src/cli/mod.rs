@@ -20,6 +20,7 @@ mod rdp;
 mod run;
 mod show;
 mod templates;
+mod trust;
 mod validate;
 
 use exit::{interrupted_code, pass_through};
@@ -131,6 +132,36 @@ pub enum Command {
     Schema,
     /// List the templates, or print one as YAML.
     Templates { name: Option<String> },
+    /// Review, approve and revoke shared content that asks for more than shared files may
+    /// (consent pinned to the exact content; a change makes bprof ask again).
+    Trust {
+        #[command(subcommand)]
+        action: Option<TrustAction>,
+    },
+}
+
+/// What `bprof trust` does (default: list).
+#[derive(Debug, Subcommand)]
+pub enum TrustAction {
+    /// What the profiles ask consent for, its status, and who uses it.
+    List,
+    /// What one profile asks for, exactly as written, and what changed since you approved it.
+    Show { profile: String },
+    /// Approve what these profiles ask for, pinned to the content as written.
+    Allow {
+        #[arg(required = true, value_name = "PROFILE")]
+        names: Vec<String>,
+        /// Approve without asking (for scripts); what is approved is still printed.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Revoke consent for what these profiles use, or for everything.
+    Revoke {
+        #[arg(required_unless_present = "all", value_name = "PROFILE")]
+        names: Vec<String>,
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
+    },
 }
 
 /// What `run` (and `plan`, to show it) adds to a profile for one session.
@@ -252,6 +283,11 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
         Command::Templates { name } => templates::templates(cli, name.as_deref(), out),
         Command::Validate { paths } => validate::validate(cli, paths, out),
         Command::List => list::list(&load_set(cli)?, out),
+        Command::Trust { action } => trust::trust(
+            &load_set(cli)?,
+            action.as_ref().unwrap_or(&TrustAction::List),
+            out,
+        ),
         Command::Init { dir, force } => {
             let dir = dir.clone().unwrap_or_else(|| PathBuf::from("profiles"));
             for written in crate::cli::init::scaffold(&dir, *force)? {

@@ -216,8 +216,26 @@ pub fn context(profile: &Profile, opts: &PlanOptions, port: u16) -> Value {
     })
 }
 
-/// Builds the plan of one resolved profile.
-pub fn build(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<Plan, PlanError> {
+/// A profile's steps rendered and checked, before consent is asked for.
+struct Prepared {
+    port: u16,
+    tunnel: bool,
+    rendered: Vec<Vec<template::Arg>>,
+    template_def: Option<Def>,
+    requests: Vec<Request>,
+}
+
+/// Everything a plan of this profile asks consent for: its own fields' requests and its
+/// template's (`bprof trust` approves these).
+pub fn requests(
+    set: &ProfileSet,
+    profile: &Profile,
+    opts: &PlanOptions,
+) -> Result<Vec<Request>, PlanError> {
+    Ok(prepare(set, profile, opts)?.requests)
+}
+
+fn prepare(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<Prepared, PlanError> {
     let port = local_port(profile, opts.port);
     let tunnel = uses_tunnel(profile, opts.os, opts.tunnel_only);
     let (template_name, steps) = match (&profile.template, opts.tunnel_only) {
@@ -258,6 +276,25 @@ pub fn build(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<
         &steps,
         &rendered,
     )?);
+    Ok(Prepared {
+        port,
+        tunnel,
+        rendered,
+        template_def,
+        requests,
+    })
+}
+
+/// Builds the plan of one resolved profile; refuses (`PlanError::Consent`) while the person
+/// has not approved what it asks for.
+pub fn build(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<Plan, PlanError> {
+    let Prepared {
+        port,
+        tunnel,
+        rendered,
+        template_def,
+        requests,
+    } = prepare(set, profile, opts)?;
     let statuses: Vec<(Request, Consent)> = requests
         .into_iter()
         .map(|r| {
