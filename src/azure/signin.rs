@@ -11,15 +11,20 @@ pub fn config_dir() -> Option<PathBuf> {
     }
 }
 
-/// The subscription ids az knows locally (lower-case). Missing or unreadable file: none.
+/// az's profile file is read up to this size; a larger one counts as no subscriptions known.
+pub const MAX_PROFILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The subscription ids az knows locally (lower-case). Missing, unreadable, oversized or
+/// not a regular file (a FIFO never blocks): none.
 pub fn known_subscriptions() -> Vec<String> {
     let Some(dir) = config_dir() else {
         return Vec::new();
     };
-    let Ok(bytes) = std::fs::read(dir.join("azureProfile.json")) else {
-        return Vec::new();
-    };
-    parse_subscriptions(&bytes)
+    let path = dir.join("azureProfile.json");
+    match crate::profile::files::read_regular(&path, MAX_PROFILE_BYTES) {
+        Ok(bytes) => parse_subscriptions(&bytes),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Parses `azureProfile.json` (az writes it with a UTF-8 byte-order mark).
