@@ -15,6 +15,11 @@ pub enum WriteError {
         #[source]
         source: std::io::Error,
     },
+    /// An existing file bprof would change is a link or not a regular file: not written through.
+    #[error("{path} is {what}: bprof does not write through it")]
+    NotRegular { path: String, what: &'static str },
+    #[error("{path} is larger than bprof reads ({limit} bytes): left as it is")]
+    TooLarge { path: String, limit: u64 },
 }
 
 impl WriteError {
@@ -22,6 +27,9 @@ impl WriteError {
         match self {
             WriteError::Exists { .. } => "bprof never overwrites a file without --force",
             WriteError::Write { .. } => "check the directory exists and that you may write to it",
+            WriteError::NotRegular { .. } | WriteError::TooLarge { .. } => {
+                "replace it with a regular file, or add the lines yourself"
+            }
         }
     }
 }

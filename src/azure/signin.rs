@@ -11,17 +11,22 @@ pub fn config_dir() -> Option<PathBuf> {
     }
 }
 
+/// az's profile file is read up to this size; a larger one counts as no subscriptions known.
+pub const MAX_PROFILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// `azureProfile.json`, read as untrusted input: bounded, regular files only (a FIFO never
+/// blocks). Missing, unreadable, oversized or not a regular file: None.
 fn profile_bytes() -> Option<Vec<u8>> {
-    std::fs::read(config_dir()?.join("azureProfile.json")).ok()
+    let path = config_dir()?.join("azureProfile.json");
+    crate::profile::files::read_regular(&path, MAX_PROFILE_BYTES).ok()
 }
 
-/// The subscription ids az knows locally (lower-case). Missing or unreadable file: none.
+/// The subscription ids az knows locally (lower-case). No readable profile file: none.
 pub fn known_subscriptions() -> Vec<String> {
     profile_bytes()
         .map(|b| parse_subscriptions(&b))
         .unwrap_or_default()
 }
-
 /// az's default subscription (`isDefault`), if any.
 pub fn default_subscription() -> Option<String> {
     parse_default(&profile_bytes()?)

@@ -2,8 +2,10 @@
 //! JSON schema beside it (editors validate and complete through the first line of the
 //! example), and the `.gitignore` line that keeps personal overrides out of git.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::profile::files::{self, ReadError, Special};
 use crate::write::{WriteError, write_atomic};
 
 /// The example profile file `init` writes. Every GUID in it is a placeholder.
@@ -50,9 +52,12 @@ profiles:
 /// The `.gitignore` lines for personal overrides.
 pub const GITIGNORE: &str = "*.local.yaml\n*.local.yml\n";
 
+/// A `.gitignore` larger than this is left alone.
+const MAX_GITIGNORE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Writes the example, the schema and the `.gitignore` lines into `dir` (created if needed).
 /// The example is not overwritten without `force`; the schema is refreshed; `.gitignore` is
-/// appended to when it lacks the line.
+/// appended to when it lacks the line (never rewritten).
 /// Returns the files written.
 pub fn scaffold(dir: &Path, force: bool) -> Result<Vec<PathBuf>, WriteError> {
     let err = |path: &Path| {
@@ -70,15 +75,115 @@ pub fn scaffold(dir: &Path, force: bool) -> Result<Vec<PathBuf>, WriteError> {
         false,
     )?;
     let ignore = dir.join(".gitignore");
-    let existing = std::fs::read_to_string(&ignore).unwrap_or_default();
-    if !existing.lines().any(|l| l.trim() == "*.local.yaml") {
-        let mut text = existing;
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push_str("# personal bprof overrides\n");
-        text.push_str(GITIGNORE);
-        write_atomic(&ignore, text.as_bytes(), true, false)?;
-    }
+    add_ignore_lines(&ignore)?;
     Ok(vec![example, schema, ignore])
+}
+
+/// Appends the override lines to the `.gitignore` at `path` unless it has them, keeping every
+/// byte that is there (whatever its encoding); creates it when missing. A link or anything but
+/// a regular file is not written through.
+fn add_ignore_lines(path: &Path) -> Result<(), WriteError> {
+    let shown = path.display().to_string();
+    let block = format!("# personal bprof overrides\n{GITIGNORE}");
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return write_atomic(path, block.as_bytes(), false, false);
+        }
+        Err(source) => {
+            return Err(WriteError::Write {
+                path: shown,
+                source,
+            });
+        }
+        Ok(meta) => {
+            if let Some(what) = Special::of(&meta.file_type()) {
+                return Err(WriteError::NotRegular {
+                    path: shown,
+                    what: what.describe(),
+                });
+            }
+        }
+    }
+    let refused = |e: ReadError| match e {
+        ReadError::NotRegular(what) => WriteError::NotRegular {
+            path: shown.clone(),
+            what: what.describe(),
+        },
+        ReadError::TooLarge { limit } => WriteError::TooLarge {
+            path: shown.clone(),
+            limit,
+        },
+        ReadError::Io(source) => WriteError::Write {
+            path: shown.clone(),
+            source,
+        },
+    };
+    let file = files::open_regular(
+        path,
+        std::fs::OpenOptions::new().read(true).append(true),
+        false,
+    )
+    .map_err(refused)?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let existing = files::read_limited(&file, MAX_GITIGNORE_BYTES, len).map_err(refused)?;
+    if has_ignore_line(&existing) {
+        return Ok(());
+    }
+    let mut add = Vec::new();
+    if !existing.is_empty() && !existing.ends_with(b"\n") {
+        add.push(b'\n');
+    }
+    add.extend_from_slice(block.as_bytes());
+    (&file)
+        .write_all(&add)
+        .and_then(|()| file.sync_all())
+        .map_err(|source| WriteError::Write {
+            path: shown,
+            source,
+        })
+}
+
+/// Whether a `.gitignore` (any bytes) has the `*.local.yaml` line.
+fn has_ignore_line(text: &[u8]) -> bool {
+    text.split(|b| *b == b'\n')
+        .any(|line| line.trim_ascii() == b"*.local.yaml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_is_found_in_any_bytes() {
+        assert!(has_ignore_line(b"\xff\xfe junk\r\n  *.local.yaml \r\n"));
+        assert!(!has_ignore_line(b"*.local.yaml.bak\n#*.local.yaml"));
+    }
+
+    #[test]
+    fn appends_keeping_every_byte() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(".gitignore");
+        std::fs::write(&p, b"/target\n\xff\xfeold").unwrap();
+        add_ignore_lines(&p).unwrap();
+        let after = std::fs::read(&p).unwrap();
+        assert!(
+            after.starts_with(b"/target\n\xff\xfeold\n# personal"),
+            "{after:?}"
+        );
+        add_ignore_lines(&p).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), after, "added once");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_is_not_written_through() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("elsewhere"), b"x").unwrap();
+        std::os::unix::fs::symlink("elsewhere", d.path().join(".gitignore")).unwrap();
+        assert!(matches!(
+            add_ignore_lines(&d.path().join(".gitignore")),
+            Err(WriteError::NotRegular { .. })
+        ));
+        assert_eq!(std::fs::read(d.path().join("elsewhere")).unwrap(), b"x");
+    }
 }

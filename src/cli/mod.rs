@@ -132,8 +132,10 @@ pub enum Command {
     Schema,
     /// List the templates, or print one as YAML.
     Templates { name: Option<String> },
-    /// Review, approve and revoke shared content that asks for more than shared files may
-    /// (consent pinned to the exact content; a change makes bprof ask again).
+    /// Review, approve and revoke what shared files ask for beyond their allow-lists.
+    ///
+    /// Consent is pinned to the exact content where it is written; a change makes bprof ask
+    /// again.
     Trust {
         #[command(subcommand)]
         action: Option<TrustAction>,

@@ -81,6 +81,13 @@ impl Problem {
         self.severity == Severity::Error
     }
 
+    /// The same problem without the quoted source line (for files whose lines must not be
+    /// printed: not profile files, or not text).
+    pub fn without_excerpt(mut self) -> Self {
+        self.source_line = None;
+        self
+    }
+
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::profile::diag::{self, Problem};
+use crate::profile::files::{self, EntryError, ReadError, Special};
 use crate::profile::yaml::{self, SpanIndex};
 
-/// Profile files larger than this are refused before they are read.
+/// Profile files larger than this are refused (by the bytes read: at most one more is read).
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Errors of this layer. Data problems are collected, not returned one at a time.
@@ -23,8 +24,10 @@ pub enum LoadError {
     NotFound { path: String },
     #[error("reading the profile files failed unexpectedly (a bug: please report it)")]
     Panicked,
-    #[error("{path}: not a regular file or directory")]
-    NotAFile { path: String },
+    #[error("{path}: is {what}, not a regular file or directory")]
+    NotAFile { path: String, what: Special },
+    #[error("{path}: the profiles directory found here is a symlink; bprof does not follow it")]
+    DiscoveredLink { path: String },
     #[error("{path}: contains no .yaml or .yml files")]
     EmptyDir { path: String },
     #[error("cannot read {path}: {source}")]
@@ -42,6 +45,9 @@ impl LoadError {
         match self {
             LoadError::NoProfiles { .. } => Some(
                 "point bprof at your profiles with --profiles DIR or BPROF_PROFILES, or create a profiles/ directory (bprof init)",
+            ),
+            LoadError::DiscoveredLink { .. } => Some(
+                "bprof follows no link it finds on its own; if you trust it, name it with --profiles or BPROF_PROFILES",
             ),
             _ => None,
         }
@@ -78,6 +84,9 @@ pub struct SourceFile {
     pub value: Value,
     pub index: SpanIndex,
     pub kind: FileKind,
+    /// Whether problems may quote its source lines: only for files named `*.yaml`/`*.yml`
+    /// (and, for a link, its target too), so no line of another file is ever printed.
+    pub excerpts: bool,
 }
 
 impl SourceFile {
@@ -88,18 +97,43 @@ impl SourceFile {
         } else {
             self.index.value_pos(pointer)
         };
-        Problem::new(
+        let p = Problem::new(
             &self.display,
             &self.text,
             pos,
             crate::profile::schema::human_path(&self.value, pointer),
             message,
-        )
+        );
+        if self.excerpts {
+            p
+        } else {
+            p.without_excerpt()
+        }
     }
 
     /// `file:line` of the key at `pointer`.
     pub fn location(&self, pointer: &str) -> String {
         format!("{}:{}", self.display, self.index.key_pos(pointer).line)
+    }
+}
+
+/// A file of the set, as discovery found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub path: PathBuf,
+    pub kind: FileKind,
+    /// The directory listing it came from (canonical), when it was not named itself: such an
+    /// entry is read only when it is a regular file or a symlink to one inside the directory.
+    pub listed_in: Option<PathBuf>,
+}
+
+impl Found {
+    fn named(path: PathBuf, kind: FileKind) -> Found {
+        Found {
+            path,
+            kind,
+            listed_in: None,
+        }
     }
 }
 
@@ -173,7 +207,11 @@ fn is_yaml(p: &Path) -> bool {
         .file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.starts_with('.'));
-    !hidden && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+    !hidden && has_yaml_extension(p)
+}
+
+fn has_yaml_extension(p: &Path) -> bool {
+    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
 
 fn is_override(p: &Path) -> bool {
@@ -181,23 +219,27 @@ fn is_override(p: &Path) -> bool {
     name.ends_with(".local.yaml") || name.ends_with(".local.yml")
 }
 
-/// The YAML files of a directory, not recursive, in name order.
-fn yaml_files_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let rd = std::fs::read_dir(dir).map_err(|source| LoadError::Io {
+/// The entries of a directory named like YAML files, not recursive, in name order, each with
+/// the directory's canonical path. Entries that are not regular files are listed too: reading
+/// them reports what they are.
+fn yaml_files_in(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>, LoadError> {
+    let io = |source| LoadError::Io {
         path: dir.display().to_string(),
         source,
-    })?;
+    };
+    let canonical = std::fs::canonicalize(dir).map_err(io)?;
+    let rd = std::fs::read_dir(dir).map_err(io)?;
     let mut files: Vec<PathBuf> = rd
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| is_yaml(p) && p.is_file())
+        .filter(|p| is_yaml(p))
         .collect();
     files.sort();
-    Ok(files)
+    Ok(files.into_iter().map(|f| (f, canonical.clone())).collect())
 }
 
 /// The files of the set, shared first, then personal overrides in precedence order.
-pub fn discover(src: &Sources) -> Result<Vec<(PathBuf, FileKind)>, LoadError> {
+pub fn discover(src: &Sources) -> Result<Vec<Found>, LoadError> {
     let roots: Vec<PathBuf> = if !src.paths.is_empty() {
         src.paths.clone()
     } else if let Some(env) = &src.env {
@@ -211,6 +253,16 @@ pub fn discover(src: &Sources) -> Result<Vec<(PathBuf, FileKind)>, LoadError> {
             .map(|d| d.join("profiles"))
             .find(|d| d.is_dir());
         match found {
+            // a link found on the way up is not a path the person named
+            Some(dir)
+                if dir
+                    .symlink_metadata()
+                    .is_ok_and(|m| m.file_type().is_symlink()) =>
+            {
+                return Err(LoadError::DiscoveredLink {
+                    path: display_path(&dir, &src.cwd),
+                });
+            }
             Some(dir) => vec![dir],
             None => {
                 return Err(LoadError::NoProfiles {
@@ -227,7 +279,7 @@ pub fn discover(src: &Sources) -> Result<Vec<(PathBuf, FileKind)>, LoadError> {
             _ => r,
         })
         .collect();
-    let mut files: Vec<PathBuf> = Vec::new();
+    let mut files: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
     let mut dirs_seen: Vec<PathBuf> = Vec::new();
     for root in &roots {
         if root.is_dir() {
@@ -237,10 +289,10 @@ pub fn discover(src: &Sources) -> Result<Vec<(PathBuf, FileKind)>, LoadError> {
                     path: root.display().to_string(),
                 });
             }
-            files.extend(found);
+            files.extend(found.into_iter().map(|(f, d)| (f, Some(d))));
             dirs_seen.push(root.clone());
         } else if root.is_file() {
-            files.push(root.clone());
+            files.push((root.clone(), None));
             let dir = root.parent().map(Path::to_path_buf).unwrap_or_default();
             let dir = if dir.as_os_str().is_empty() {
                 PathBuf::from(".")
@@ -250,13 +302,19 @@ pub fn discover(src: &Sources) -> Result<Vec<(PathBuf, FileKind)>, LoadError> {
             if !dirs_seen.contains(&dir) {
                 // personal overrides beside a named file count too
                 if let Ok(beside) = yaml_files_in(&dir) {
-                    files.extend(beside.into_iter().filter(|p| is_override(p)));
+                    files.extend(
+                        beside
+                            .into_iter()
+                            .filter(|(p, _)| is_override(p))
+                            .map(|(f, d)| (f, Some(d))),
+                    );
                 }
                 dirs_seen.push(dir);
             }
-        } else if root.exists() {
+        } else if let Ok(meta) = std::fs::metadata(root) {
             return Err(LoadError::NotAFile {
                 path: root.display().to_string(),
+                what: Special::of(&meta.file_type()).unwrap_or(Special::Other),
             });
         } else {
             return Err(LoadError::NotFound {
@@ -264,29 +322,33 @@ pub fn discover(src: &Sources) -> Result<Vec<(PathBuf, FileKind)>, LoadError> {
             });
         }
     }
-    let mut out: Vec<(PathBuf, FileKind)> = Vec::new();
-    for f in files {
-        let kind = if is_override(&f) {
+    let mut out: Vec<Found> = Vec::new();
+    for (path, listed_in) in files {
+        let kind = if is_override(&path) {
             FileKind::Override
         } else {
             FileKind::Shared
         };
-        if !out.iter().any(|(p, _)| *p == f) {
-            out.push((f, kind));
+        if !out.iter().any(|f| f.path == path) {
+            out.push(Found {
+                path,
+                kind,
+                listed_in,
+            });
         }
     }
     // shared files first, then overrides; the order within each group is kept
-    out.sort_by_key(|(_, k)| *k == FileKind::Override);
+    out.sort_by_key(|f| f.kind == FileKind::Override);
     if let Some(user) = &src.user_config
         && user.is_file()
-        && !out.iter().any(|(p, _)| same_file(p, user))
+        && !out.iter().any(|f| same_file(&f.path, user))
     {
         // a user config inside a profile directory is just another file of that directory
         let kind = match crate::profile::trust::may_grant(user) {
             Ok(()) => FileKind::User,
             Err(_) => FileKind::Override,
         };
-        out.push((user.clone(), kind));
+        out.push(Found::named(user.clone(), kind));
     }
     Ok(out)
 }
@@ -320,29 +382,105 @@ pub fn display_path(path: &Path, cwd: &Path) -> String {
     path.display().to_string()
 }
 
-/// Reads, decodes and parses one file; schema-checks it. Data problems go to `problems`.
+/// Reads, decodes and parses one file named by path; schema-checks it. Data problems go to
+/// `problems`.
 pub fn read_file(
     path: &Path,
     display: String,
     kind: FileKind,
     problems: &mut Vec<Problem>,
 ) -> Result<Option<SourceFile>, LoadError> {
+    read_found(&Found::named(path.to_path_buf(), kind), display, problems)
+}
+
+/// Reads, decodes and parses one file of the set; schema-checks it. Data problems go to
+/// `problems`. Problems of a file not named `*.yaml`/`*.yml` carry no excerpt of its lines.
+pub fn read_found(
+    found: &Found,
+    display: String,
+    problems: &mut Vec<Problem>,
+) -> Result<Option<SourceFile>, LoadError> {
+    let mut found_here = Vec::new();
+    let excerpts = excerpts_allowed(&found.path);
+    let file = read_checked(found, display, excerpts, &mut found_here);
+    problems.extend(
+        found_here
+            .into_iter()
+            .map(|p| if excerpts { p } else { p.without_excerpt() }),
+    );
+    file
+}
+
+/// Whether problems in the file at `path` may quote its lines: its name, and the name of what
+/// it links to, end in `.yaml`/`.yml`.
+fn excerpts_allowed(path: &Path) -> bool {
+    has_yaml_extension(path)
+        && std::fs::canonicalize(path).is_ok_and(|target| has_yaml_extension(&target))
+}
+
+fn read_checked(
+    found: &Found,
+    display: String,
+    excerpts: bool,
+    problems: &mut Vec<Problem>,
+) -> Result<Option<SourceFile>, LoadError> {
+    let path = found.path.as_path();
+    let kind = found.kind;
     let io = |source| LoadError::Io {
         path: display.clone(),
         source,
     };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if meta.len() > MAX_FILE_BYTES {
-        problems.push(
-            Problem::file_level(
-                &display,
-                format!("the file is {:.1} MiB, larger than bprof reads ({} MiB)", meta.len() as f64 / 1048576.0, MAX_FILE_BYTES / 1048576),
-            )
-            .with_help("profile files are small; is this the right file? split a large set into several files"),
-        );
-        return Ok(None);
-    }
-    let bytes = std::fs::read(path).map_err(io)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| display.clone());
+    // an entry of a directory: a regular file, or a link to one inside the directory
+    let open = match &found.listed_in {
+        None => path.to_path_buf(),
+        Some(dir) => match files::dir_entry(path, dir) {
+            Ok(p) => p,
+            Err(EntryError::Io(e)) => return Err(io(e)),
+            Err(e) => {
+                let help = match e {
+                    EntryError::NotRegular(_) => {
+                        "profile files are regular files; remove it or rename it so it does not end in .yaml/.yml"
+                    }
+                    _ => {
+                        "profile files are read from the directory itself; replace the link with the file"
+                    }
+                };
+                problems.push(
+                    Problem::file_level(&display, format!("{name} is not read: {e}"))
+                        .with_help(help),
+                );
+                return Ok(None);
+            }
+        },
+    };
+    let bytes = match files::read_regular(&open, MAX_FILE_BYTES) {
+        Ok(b) => b,
+        Err(ReadError::Io(e)) => return Err(io(e)),
+        Err(ReadError::NotRegular(what)) => {
+            problems.push(
+                Problem::file_level(
+                    &display,
+                    format!("{name} is not read: it is {what}, not a regular file"),
+                )
+                .with_help("profile files are regular files; is this the right path?"),
+            );
+            return Ok(None);
+        }
+        Err(ReadError::TooLarge { limit }) => {
+            problems.push(
+                Problem::file_level(
+                    &display,
+                    format!("the file is larger than bprof reads ({} MiB)", limit / 1048576),
+                )
+                .with_help("profile files are small; is this the right file? split a large set into several files"),
+            );
+            return Ok(None);
+        }
+    };
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
@@ -365,10 +503,11 @@ pub fn read_file(
             } else {
                 "profile files are UTF-8 text; is this a binary file?"
             };
+            // no excerpt: the line may be binary, or not from a profile file at all
             problems.push(
                 Problem::new(
                     &display,
-                    &prefix,
+                    "",
                     yaml::Pos {
                         line,
                         column,
@@ -377,7 +516,8 @@ pub fn read_file(
                     String::new(),
                     format!("the file is not UTF-8 text (byte {valid})"),
                 )
-                .with_help(help),
+                .with_help(help)
+                .without_excerpt(),
             );
             return Ok(None);
         }
@@ -425,6 +565,7 @@ pub fn read_file(
         value,
         index,
         kind,
+        excerpts,
     };
     let found = crate::profile::trust::check_text(&file);
     if !found.is_empty() {
@@ -545,7 +686,7 @@ pub fn load(src: &Sources) -> Result<ProfileSet, LoadError> {
 }
 
 /// Loads these files (from [`discover`]); paths are shown relative to `cwd`.
-pub fn load_files(paths: &[(PathBuf, FileKind)], cwd: &Path) -> Result<ProfileSet, LoadError> {
+pub fn load_files(paths: &[Found], cwd: &Path) -> Result<ProfileSet, LoadError> {
     // files are parsed on all cores; their order (and so precedence) is kept
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -557,9 +698,10 @@ pub fn load_files(paths: &[(PathBuf, FileKind)], cwd: &Path) -> Result<ProfileSe
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|(path, kind)| {
+                        .map(|found| {
                             let mut problems = Vec::new();
-                            let f = read_file(path, display_path(path, cwd), *kind, &mut problems)?;
+                            let display = display_path(&found.path, cwd);
+                            let f = read_found(found, display, &mut problems)?;
                             Ok((f, problems))
                         })
                         .collect::<Vec<_>>()
@@ -757,13 +899,14 @@ mod tests {
         let found = discover(&src).unwrap();
         let names: Vec<String> = found
             .iter()
-            .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+            .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["a.yml", "b.yaml", "me.local.yaml", "local.yaml"]);
-        assert_eq!(found[2].1, FileKind::Override);
+        assert_eq!(found[2].kind, FileKind::Override);
+        assert!(found[2].listed_in.is_some());
         assert_eq!(
             found[3],
-            (user, FileKind::User),
+            Found::named(user, FileKind::User),
             "the person's own, outside git"
         );
     }

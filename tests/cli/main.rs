@@ -5,6 +5,8 @@ mod harness;
 
 mod discovery;
 mod e2e;
+#[cfg(unix)]
+mod files;
 mod plan;
 mod run;
 mod schema;
