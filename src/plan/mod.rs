@@ -158,10 +158,62 @@ pub struct PlanOptions {
     pub default_subscription: Option<String>,
 }
 
-/// Every problem of the set: its entries ([`crate::profile::resolve::validate_all`]) and its
-/// templates, sorted by file and line.
-pub fn validate_all(set: &ProfileSet) -> Vec<crate::profile::diag::Problem> {
-    let mut problems = crate::profile::resolve::validate_all(set);
+/// Every problem of the set, sorted by file and line: its entries, each profile resolved, its
+/// templates, and as warnings what the profiles ask consent for and the person has not given
+/// (a team's CI has no consents, and stays green). A profile with its own template is planned
+/// for every OS, so a template's refused values show here and not at `run`.
+pub fn validate_all(set: &ProfileSet) -> Vec<Problem> {
+    use crate::profile::resolve::{self, ResolveError};
+    let mut problems = resolve::validate_entries(set);
+    problems.extend(set.warnings.iter().cloned());
+    let mut asked: Vec<Request> = Vec::new();
+    for name in set.names(Section::Profiles) {
+        let profile = match resolve::resolve(set, name) {
+            Ok(p) => p,
+            Err(ResolveError::Invalid { problems: p, .. }) => {
+                problems.extend(p);
+                continue;
+            }
+            Err(ResolveError::UnknownProfile { .. }) => continue,
+        };
+        if profile.template.is_none() {
+            asked.extend(profile.requests.iter().cloned());
+            continue;
+        }
+        for os in [Os::Linux, Os::Macos, Os::Windows] {
+            let opts = PlanOptions {
+                os,
+                configure: false,
+                port: None,
+                extra: Vec::new(),
+                tunnel_only: false,
+                signed_in: true,
+                default_subscription: None,
+            };
+            match requests(set, &profile, &opts) {
+                Ok(r) => asked.extend(r),
+                Err(PlanError::Invalid { problems: p, .. }) => problems.extend(p),
+                Err(PlanError::Template(e)) => problems.push(
+                    Problem::file_level(&profile.defined_at, e.to_string()).with_help(e.hint()),
+                ),
+                Err(PlanError::Consent { .. }) => {}
+            }
+        }
+    }
+    for r in asked {
+        if set.consents.status(&r) == Consent::Approved {
+            continue;
+        }
+        let mut p = r.at.clone().warning();
+        p.message = format!(
+            "{} asks for more than a shared file may: {}",
+            r.what,
+            r.reasons.join("; ")
+        );
+        problems.push(p.with_help(
+            "`bprof plan` and `bprof run` refuse it (exit 77) until each person approves it with `bprof trust allow PROFILE`",
+        ));
+    }
     problems.extend(template::check_all(set));
     crate::profile::diag::sort(&mut problems);
     problems

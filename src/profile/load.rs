@@ -671,6 +671,13 @@ type FileResult = (Option<SourceFile>, Vec<Problem>);
 /// Loads every file of the set; all problems at once.
 pub fn load(src: &Sources) -> Result<ProfileSet, LoadError> {
     let mut set = load_files(&discover(src)?, &src.cwd)?;
+    attach_consents(&mut set, src);
+    Ok(set)
+}
+
+/// Reads the person's recorded consents into the set (a file that is not theirs alone is
+/// ignored, with a warning).
+pub fn attach_consents(set: &mut ProfileSet, src: &Sources) {
     set.consents = crate::profile::trust::Consents::load(src.trust_store.clone());
     if let (Some(why), Some(path)) = (&set.consents.ignored, &set.consents.path) {
         set.warnings.push(
@@ -682,7 +689,6 @@ pub fn load(src: &Sources) -> Result<ProfileSet, LoadError> {
                 .with_help("consents are read only from a file that is yours alone; `bprof trust allow` writes it"),
         );
     }
-    Ok(set)
 }
 
 /// Loads these files (from [`discover`]); paths are shown relative to `cwd`.

@@ -983,9 +983,9 @@ pub fn mode_name(m: Mode) -> &'static str {
     }
 }
 
-/// Every problem of the set's entries: each profile resolved, each tenant, bastion and vm
-/// checked (used or not). Templates are checked by [`crate::plan::template::check_all`].
-pub fn validate_all(set: &ProfileSet) -> Vec<Problem> {
+/// Every problem of the set's bastions and vms, used or not (profiles are checked as they are
+/// resolved, templates by [`crate::plan::validate_all`]).
+pub fn validate_entries(set: &ProfileSet) -> Vec<Problem> {
     let mut problems = Vec::new();
     for name in set.names(Section::Bastions) {
         bastion(set, name, &mut problems);
@@ -994,12 +994,6 @@ pub fn validate_all(set: &ProfileSet) -> Vec<Problem> {
         // a vm's tenant defaults to its bastion's: checked here only when it names one
         vm(set, name, None, &mut problems);
     }
-    for name in set.names(Section::Profiles) {
-        if let Err(ResolveError::Invalid { problems: p, .. }) = resolve(set, name) {
-            problems.extend(p);
-        }
-    }
-    diag::sort(&mut problems);
     problems
 }
 

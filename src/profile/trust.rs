@@ -69,6 +69,8 @@ pub struct Request {
     pub content: Value,
     /// Why it needs consent.
     pub reasons: Vec<String>,
+    /// Where it is written, as a problem to report (message filled in by the reporter).
+    pub at: Problem,
 }
 
 impl Request {
@@ -85,6 +87,7 @@ impl Request {
             pointer: pointer.to_string(),
             content: file.value.pointer(pointer).cloned().unwrap_or(Value::Null),
             reasons,
+            at: file.problem(pointer, true, String::new()),
         }
     }
 
@@ -299,6 +302,7 @@ mod tests {
             pointer: "/templates/t".into(),
             content,
             reasons: vec![],
+            at: Problem::file_level("a.yaml", ""),
         }
     }
 
