@@ -282,13 +282,17 @@ pub fn temp_rdp_path(profile: &str) -> String {
 /// The steps after the tunnel: wait, then the .rdp and the client (rdp), or hold it open.
 fn session_steps(profile: &Profile, opts: &PlanOptions, port: u16, out: &mut Vec<Step>) {
     let timeout = tunnel_timeout().as_secs_f64();
-    out.push(Step::internal(
-        "wait",
+    // the ownership check of `session::listener` (Linux) or az's ready line (elsewhere)
+    let detail = if opts.os == Os::Linux {
         format!(
-            "until localhost:{port} accepts a TCP connection (at most {timeout} s), or az exits"
-        ),
-        StepKind::Wait { port },
-    ));
+            "until az's tunnel, and nothing else, listens on port {port} (at most {timeout} s), or az exits; another listener is fatal"
+        )
+    } else {
+        format!(
+            "until az says the tunnel is ready and 127.0.0.1:{port} accepts a TCP connection (at most {timeout} s), or az exits; az failing to bind the port is fatal"
+        )
+    };
+    out.push(Step::internal("wait", detail, StepKind::Wait { port }));
     let client = if profile.mode == Mode::Rdp && !opts.tunnel_only {
         crate::plan::client::choose(profile, opts.os, opts.os == Os::current())
     } else {
@@ -298,7 +302,7 @@ fn session_steps(profile: &Profile, opts: &PlanOptions, port: u16, out: &mut Vec
         let path = temp_rdp_path(&profile.name);
         out.push(Step::internal(
             "write-rdp",
-            format!("{path}: the profile's .rdp for localhost:{port}, readable by you only, removed at the end"),
+            format!("{path}: the profile's .rdp for 127.0.0.1:{port}, readable by you only, removed at the end"),
             StepKind::WriteRdp { path: path.clone(), lines: crate::plan::rdp::lines(profile, port) },
         ));
         if let Some(c) = &client {
@@ -326,7 +330,7 @@ fn session_steps(profile: &Profile, opts: &PlanOptions, port: u16, out: &mut Vec
     }
     out.push(Step::internal(
         "hold",
-        format!("keep the tunnel on localhost:{port} open until Ctrl-C (restarted if it dies)"),
+        format!("keep the tunnel on 127.0.0.1:{port} open until Ctrl-C (restarted if it dies)"),
         StepKind::Hold,
     ));
 }
@@ -348,7 +352,7 @@ impl Plan {
             }
             if let StepKind::Tunnel { port } = step.kind {
                 out.push_str(&format!(
-                    "# open the tunnel on localhost:{port} (in the background)\n"
+                    "# open the tunnel on 127.0.0.1:{port} (in the background)\n"
                 ));
             }
             if step.argv.is_empty() || step.detail.is_some() {

@@ -9,4 +9,5 @@ mod plan;
 mod run;
 mod schema;
 mod session;
+mod squatter;
 mod validate;
