@@ -13,7 +13,7 @@ pub fn lines(profile: &Profile, port: u16) -> Vec<String> {
     let r = &profile.rdp;
     let b = |v: bool| if v { 1 } else { 0 };
     let mut out: Vec<(String, String)> =
-        vec![("full address:s".into(), format!("127.0.0.1:{port}"))];
+        vec![("full address:s".into(), crate::plan::local_address(port))];
     if let Some(u) = &profile.username {
         out.push(("username:s".into(), u.clone()));
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 pub mod listener;
 pub mod tunnel_output;
 
-use crate::plan::{Plan, StepKind};
+use crate::plan::{Plan, StepKind, local_address};
 use crate::process::{Child, ProcessError, SIGTERM, Signals, Spawn, spawn};
 use listener::Owner;
 use tunnel_output::{Seen, TunnelOutput};
@@ -76,12 +76,6 @@ const POLL: Duration = Duration::from_millis(50);
 /// How long az's last output may take to reach bprof's stderr after az exited.
 const DRAIN: Duration = Duration::from_secs(1);
 
-/// Where a client is pointed: IPv4 loopback, never `localhost` (which some clients resolve
-/// to `::1` first, where someone else may listen).
-pub fn local_address(port: u16) -> String {
-    format!("127.0.0.1:{port}")
-}
-
 /// Who listens on the tunnel's port. Linux: the LISTEN sockets on the port and the tunnel's
 /// process group (`listener`). Elsewhere bprof cannot see socket owners: az's ready line and a
 /// connection to 127.0.0.1 are taken as the tunnel's.
@@ -117,7 +111,7 @@ fn wait_ready(
     let start = Instant::now();
     let squatted = || RunError::PortSquatted {
         port,
-        at: format!("127.0.0.1:{port} (or [::1]:{port})"),
+        at: format!("{} (or [::1]:{port})", local_address(port)),
     };
     loop {
         if let Some(sig) = signals.received() {
