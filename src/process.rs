@@ -112,6 +112,8 @@ pub struct Child {
     handle: duct::Handle,
     #[cfg_attr(not(unix), allow(dead_code))]
     own_group: bool,
+    /// The read end of its stderr when spawned with `pipe_stderr`.
+    stderr: Option<std::io::PipeReader>,
 }
 
 /// How a child is started.
@@ -119,6 +121,10 @@ pub struct Spawn<'a> {
     pub argv: &'a [String],
     /// Background: stdin from /dev/null, stdout to stderr (stdout stays bprof's own).
     pub background: bool,
+    /// Its stderr (and, in the background, its stdout) goes to a pipe instead of bprof's
+    /// stderr: [`Child::take_stderr`] returns the read end, whose reader must keep reading it
+    /// (a full pipe blocks the child).
+    pub pipe_stderr: bool,
 }
 
 fn stdin_is_terminal() -> bool {
@@ -142,6 +148,16 @@ pub fn spawn(s: Spawn) -> Result<Child, ProcessError> {
     if s.background {
         expr = expr.stdin_null().stdout_to_stderr();
     }
+    let mut stderr = None;
+    if s.pipe_stderr {
+        let (reader, writer) = std::io::pipe().map_err(|source| ProcessError::Spawn {
+            program: program.display().to_string(),
+            source,
+        })?;
+        // outermost, so that stdout_to_stderr above sends stdout into the pipe too
+        expr = expr.stderr_file(writer);
+        stderr = Some(reader);
+    }
     #[cfg(unix)]
     if own_group {
         expr = expr.before_spawn(|cmd| {
@@ -163,10 +179,32 @@ pub fn spawn(s: Spawn) -> Result<Child, ProcessError> {
             }
         }
     })?;
-    Ok(Child { handle, own_group })
+    // the expression owns bprof's copy of the pipe's write end: close it, so that the reader
+    // sees the end of the file when the child (and whatever inherited it) is gone
+    drop(expr);
+    Ok(Child {
+        handle,
+        own_group,
+        stderr,
+    })
 }
 
 impl Child {
+    /// The read end of the child's stderr (once), when it was spawned with `pipe_stderr`.
+    pub fn take_stderr(&mut self) -> Option<std::io::PipeReader> {
+        self.stderr.take()
+    }
+
+    /// The id of the child's own process group (its pid), when it has one (Unix, background
+    /// or without a terminal).
+    pub fn group_id(&self) -> Option<u32> {
+        if cfg!(unix) && self.own_group {
+            self.handle.pids().first().copied()
+        } else {
+            None
+        }
+    }
+
     /// The exit code if it has exited (128 + signal when killed by one).
     pub fn try_code(&self) -> Option<i32> {
         match self.handle.try_wait() {

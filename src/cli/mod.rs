@@ -219,9 +219,12 @@ impl Error {
             Error::Run(RunError::TunnelExited { code } | RunError::TunnelDied { code, .. }) => {
                 pass_through(*code)
             }
-            Error::Run(RunError::TunnelTimeout { .. } | RunError::PortBusy { .. }) => {
-                exit::UNAVAILABLE
-            }
+            Error::Run(
+                RunError::TunnelTimeout { .. }
+                | RunError::PortBusy { .. }
+                | RunError::PortSquatted { .. }
+                | RunError::ListenerCheck { .. },
+            ) => exit::UNAVAILABLE,
             Error::Write(_) | Error::Run(RunError::Write(_)) => exit::CANT_CREATE,
             Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
             Error::Output(_) => exit::CANT_CREATE,

@@ -115,16 +115,77 @@ pub(super) fn choose_port(
     if !derived || tunnel_only {
         return Err(RunError::PortBusy { port, derived }.into());
     }
-    let free = std::net::TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|_| RunError::PortBusy { port, derived })?;
+    // a port the OS offers on 127.0.0.1, and free on [::1] too
+    let free = (0..10)
+        .find_map(|_| {
+            std::net::TcpListener::bind(("127.0.0.1", 0))
+                .and_then(|l| l.local_addr())
+                .ok()
+                .map(|a| a.port())
+                .filter(|p| port_is_free(*p))
+        })
+        .ok_or(RunError::PortBusy { port, derived })?;
     out.note(&format!(
         "bprof: port {port} (derived from the profile name) is busy; using {free} for this run"
     ));
     Ok(Some(free))
 }
 
+/// Free: it can be bound on 127.0.0.1 and on [::1] (someone listening on either could take a
+/// client's connection). A machine without IPv6 loopback has only the first.
 pub(super) fn port_is_free(port: u16) -> bool {
-    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+    let Ok(_v4) = std::net::TcpListener::bind(("127.0.0.1", port)) else {
+        return false;
+    };
+    match std::net::TcpListener::bind(("::1", port)) {
+        Ok(_v6) => true,
+        Err(e) => no_ipv6_loopback(&e),
+    }
+}
+
+/// The error of binding [::1] on a machine without IPv6 (loopback).
+fn no_ipv6_loopback(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::AddrNotAvailable | ErrorKind::Unsupported
+    ) {
+        return true;
+    }
+    #[cfg(unix)]
+    let no_family = libc::EAFNOSUPPORT;
+    #[cfg(windows)]
+    let no_family = 10047; // WSAEAFNOSUPPORT
+    #[cfg(not(any(unix, windows)))]
+    let no_family = -1;
+    e.raw_os_error() == Some(no_family)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_bound_on_either_loopback_is_busy() {
+        let v4 = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = v4.local_addr().unwrap().port();
+        assert!(!port_is_free(port), "bound on 127.0.0.1");
+        drop(v4);
+        match std::net::TcpListener::bind(("::1", port)) {
+            Ok(v6) => {
+                assert!(!port_is_free(port), "bound on [::1] only");
+                drop(v6);
+            }
+            Err(e) => assert!(no_ipv6_loopback(&e), "{e}"),
+        }
+        assert!(port_is_free(port), "free again");
+    }
+
+    #[test]
+    fn no_ipv6_is_not_busy() {
+        let e = std::io::Error::from(std::io::ErrorKind::AddrNotAvailable);
+        assert!(no_ipv6_loopback(&e));
+        let e = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        assert!(!no_ipv6_loopback(&e));
+    }
 }

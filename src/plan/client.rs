@@ -89,7 +89,7 @@ impl ClientCmd {
                 argv.push(file.into());
                 if self.freerdp3 && profile.enable_mfa {
                     argv.push("/sec:aad".into());
-                    // Entra needs the VM's device name, not `localhost` (FreeRDP 3.17+)
+                    // Entra needs the VM's device name, not the tunnel's 127.0.0.1 (FreeRDP 3.17+)
                     if let Some(name) = profile
                         .vm
                         .computer_name

@@ -636,6 +636,12 @@ pub fn tunnel_timeout() -> std::time::Duration {
     std::time::Duration::from_secs_f64(secs)
 }
 
+/// Where a client is pointed at the local end of a tunnel: IPv4 loopback, never `localhost`
+/// (which some clients resolve to `::1` first, where another user may listen).
+pub fn local_address(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
 /// Where `run` writes the temporary .rdp of a profile: a directory of the user's own.
 pub fn temp_rdp_path(profile: &str) -> String {
     let user = std::env::var("USER")
@@ -655,13 +661,18 @@ pub fn temp_rdp_path(profile: &str) -> String {
 /// The steps after the tunnel: wait, then the .rdp and the client (rdp), or hold it open.
 fn session_steps(profile: &Profile, opts: &PlanOptions, port: u16, out: &mut Vec<Step>) {
     let timeout = tunnel_timeout().as_secs_f64();
-    out.push(Step::internal(
-        "wait",
+    // the ownership check of `session::listener` (Linux) or az's ready line (elsewhere)
+    let detail = if opts.os == Os::Linux {
         format!(
-            "until localhost:{port} accepts a TCP connection (at most {timeout} s), or az exits"
-        ),
-        StepKind::Wait { port },
-    ));
+            "until az's tunnel, and nothing else, listens on port {port} (at most {timeout} s), or az exits; another listener is fatal"
+        )
+    } else {
+        format!(
+            "until az says the tunnel is ready and {} accepts a TCP connection (at most {timeout} s), or az exits; az failing to bind the port is fatal",
+            local_address(port)
+        )
+    };
+    out.push(Step::internal("wait", detail, StepKind::Wait { port }));
     let client = if profile.mode == Mode::Rdp && !opts.tunnel_only {
         crate::plan::client::choose(profile, opts.os, opts.os == Os::current())
     } else {
@@ -671,8 +682,14 @@ fn session_steps(profile: &Profile, opts: &PlanOptions, port: u16, out: &mut Vec
         let path = temp_rdp_path(&profile.name);
         out.push(Step::internal(
             "write-rdp",
-            format!("{path}: the profile's .rdp for localhost:{port}, readable by you only, removed at the end"),
-            StepKind::WriteRdp { path: path.clone(), lines: crate::plan::rdp::lines(profile, port) },
+            format!(
+                "{path}: the profile's .rdp for {}, readable by you only, removed at the end",
+                local_address(port)
+            ),
+            StepKind::WriteRdp {
+                path: path.clone(),
+                lines: crate::plan::rdp::lines(profile, port),
+            },
         ));
         if let Some(c) = &client {
             let missing = opts.os == Os::current() && crate::process::which(&c.program).is_none();
@@ -699,7 +716,10 @@ fn session_steps(profile: &Profile, opts: &PlanOptions, port: u16, out: &mut Vec
     }
     out.push(Step::internal(
         "hold",
-        format!("keep the tunnel on localhost:{port} open until Ctrl-C (restarted if it dies)"),
+        format!(
+            "keep the tunnel on {} open until Ctrl-C (restarted if it dies)",
+            local_address(port)
+        ),
         StepKind::Hold,
     ));
 }
@@ -730,7 +750,8 @@ impl Plan {
             }
             if let StepKind::Tunnel { port } = step.kind {
                 out.push_str(&format!(
-                    "# open the tunnel on localhost:{port} (in the background)\n"
+                    "# open the tunnel on {} (in the background)\n",
+                    local_address(port)
                 ));
             }
             if step.argv.is_empty() || step.detail.is_some() {

@@ -1,6 +1,8 @@
-//! .rdp files: the profile's `rdp:` settings as properties, for `localhost:PORT` (the local end
-//! of a bastion tunnel). Never a password or token. Written as UTF-16LE with a BOM and CRLF, as
-//! mstsc writes them (FreeRDP reads that; a UTF-8 BOM would corrupt FreeRDP's first key).
+//! .rdp files: the profile's `rdp:` settings as properties, for `127.0.0.1:PORT` (the local end
+//! of a bastion tunnel; not `localhost`, which some clients resolve to `::1` first, where
+//! another user of the machine may listen). Never a password or token. Written as UTF-16LE
+//! with a BOM and CRLF, as mstsc writes them (FreeRDP reads that; a UTF-8 BOM would corrupt
+//! FreeRDP's first key).
 //! Files are written by [`crate::write::write_atomic`].
 
 use crate::profile::raw::{Audio, RdpValue, Screen};
@@ -11,7 +13,7 @@ pub fn lines(profile: &Profile, port: u16) -> Vec<String> {
     let r = &profile.rdp;
     let b = |v: bool| if v { 1 } else { 0 };
     let mut out: Vec<(String, String)> =
-        vec![("full address:s".into(), format!("localhost:{port}"))];
+        vec![("full address:s".into(), crate::plan::local_address(port))];
     if let Some(u) = &profile.username {
         out.push(("username:s".into(), u.clone()));
     }
@@ -85,7 +87,7 @@ mod tests {
 
     #[test]
     fn utf16le_with_bom_and_crlf() {
-        let b = encode(&["full address:s:localhost:5".into()]);
+        let b = encode(&["full address:s:127.0.0.1:5".into()]);
         assert_eq!(&b[..4], &[0xFF, 0xFE, b'f', 0]);
         assert_eq!(&b[b.len() - 4..], &[b'\r', 0, b'\n', 0]);
     }

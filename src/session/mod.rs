@@ -6,8 +6,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::plan::{Plan, StepKind};
+pub mod listener;
+pub mod tunnel_output;
+
+use crate::plan::{Plan, StepKind, local_address};
 use crate::process::{Child, ProcessError, SIGTERM, Signals, Spawn, spawn};
+use listener::Owner;
+use tunnel_output::{Seen, TunnelOutput};
 
 /// Where to get the Azure CLI.
 pub const AZ_INSTALL_URL: &str = "https://learn.microsoft.com/cli/azure/install-azure-cli";
@@ -21,7 +26,7 @@ pub enum RunError {
     StepFailed { step: String, code: i32 },
     #[error("the tunnel exited with status {code} before it was ready")]
     TunnelExited { code: i32 },
-    #[error("the tunnel did not accept connections on localhost:{port} within {secs} s")]
+    #[error("the tunnel did not accept connections on 127.0.0.1:{port} within {secs} s")]
     TunnelTimeout { port: u16, secs: f64 },
     #[error("the tunnel died again (az exited {code}) after {restarts} restarts")]
     TunnelDied { restarts: u32, code: i32 },
@@ -29,6 +34,16 @@ pub enum RunError {
     Write(#[from] crate::write::WriteError),
     #[error("local port {port} is busy")]
     PortBusy { port: u16, derived: bool },
+    #[error(
+        "another process listens on {at}: bprof will not point the client at a listener it does not own"
+    )]
+    PortSquatted { port: u16, at: String },
+    #[error("cannot check who listens on port {port}: /proc/net/tcp: {source}")]
+    ListenerCheck {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl RunError {
@@ -45,6 +60,7 @@ impl RunError {
             RunError::TunnelTimeout { .. } => Some("check the bastion and the VM; set BPROF_TUNNEL_TIMEOUT (seconds) to wait longer".into()),
             RunError::PortBusy { derived: true, .. } => Some("another tunnel for this profile may be open already; this port is derived from the profile name so that teammates' .rdp files match: close the other tunnel, or pass --port N".into()),
             RunError::PortBusy { .. } => Some("close what uses it, or pass --port N".into()),
+            RunError::PortSquatted { port, .. } => Some(format!("something outside az's tunnel took the port while the tunnel started (another user of this machine can): see who with `ss -ltnp 'sport = :{port}'` (Linux) or `lsof -nP -iTCP:{port} -sTCP:LISTEN` (macOS); use another port with --port N")),
             RunError::Write(e) => Some(e.hint().into()),
             _ => None,
         }
@@ -54,21 +70,73 @@ impl RunError {
 /// How many times a tunnel that dies during a session is restarted.
 pub const MAX_TUNNEL_RESTARTS: u32 = 3;
 
-/// Waits until `port` on localhost accepts a TCP connection. Fails when the tunnel exits
-/// first, the timeout passes, or a signal arrives.
-fn wait_ready(tunnel: &Child, port: u16, signals: &Signals) -> Result<(), RunError> {
+/// How often readiness is checked (reading /proc is cheap).
+const POLL: Duration = Duration::from_millis(50);
+
+/// How long az's last output may take to reach bprof's stderr after az exited.
+const DRAIN: Duration = Duration::from_secs(1);
+
+/// Who listens on the tunnel's port. Linux: the LISTEN sockets on the port and the tunnel's
+/// process group (`listener`). Elsewhere bprof cannot see socket owners: az's ready line and a
+/// connection to 127.0.0.1 are taken as the tunnel's.
+fn owner(port: u16, child: &Child, seen: Seen) -> Result<Owner, RunError> {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = seen;
+        listener::check(port, child.group_id())
+            .map_err(|source| RunError::ListenerCheck { port, source })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = child;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        if seen.ready && std::net::TcpStream::connect_timeout(&addr, POLL * 4).is_ok() {
+            Ok(Owner::Tunnel)
+        } else {
+            Ok(Owner::Nobody)
+        }
+    }
+}
+
+/// Waits until the tunnel, and only the tunnel, listens on `port`. Fails when another process
+/// listens on it (or az says its bind failed), when the tunnel exits first, when the timeout
+/// passes, or when a signal arrives.
+fn wait_ready(
+    child: &Child,
+    output: &TunnelOutput,
+    port: u16,
+    signals: &Signals,
+) -> Result<(), RunError> {
     let timeout = crate::plan::tunnel_timeout();
     let start = Instant::now();
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let squatted = || RunError::PortSquatted {
+        port,
+        at: format!("{} (or [::1]:{port})", local_address(port)),
+    };
     loop {
         if let Some(sig) = signals.received() {
             return Err(ProcessError::Interrupted { signal: sig }.into());
         }
-        if let Some(code) = tunnel.try_code() {
+        if output.seen().port_unavailable {
+            return Err(squatted());
+        }
+        if let Some(code) = child.try_code() {
+            // az's last words first: they may say why
+            output.drain(DRAIN);
+            if output.seen().port_unavailable {
+                return Err(squatted());
+            }
             return Err(RunError::TunnelExited { code });
         }
-        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
+        match owner(port, child, output.seen())? {
+            Owner::Tunnel => return Ok(()),
+            Owner::Foreign(addr) => {
+                return Err(RunError::PortSquatted {
+                    port,
+                    at: addr.to_string(),
+                });
+            }
+            Owner::Nobody => {}
         }
         if start.elapsed() >= timeout {
             return Err(RunError::TunnelTimeout {
@@ -76,7 +144,7 @@ fn wait_ready(tunnel: &Child, port: u16, signals: &Signals) -> Result<(), RunErr
                 secs: timeout.as_secs_f64(),
             });
         }
-        std::thread::sleep(Duration::from_millis(100));
+        output.wait(POLL);
     }
 }
 
@@ -84,29 +152,44 @@ fn wait_ready(tunnel: &Child, port: u16, signals: &Signals) -> Result<(), RunErr
 struct Tunnel<'a> {
     argv: &'a [String],
     port: u16,
-    child: Option<Child>,
+    /// The running az and its watched output.
+    child: Option<(Child, TunnelOutput)>,
     restarts: u32,
 }
 
 impl Tunnel<'_> {
     fn start(&mut self) -> Result<(), RunError> {
-        self.child = Some(spawn(Spawn {
+        let mut child = spawn(Spawn {
             argv: self.argv,
             background: true,
-        })?);
+            pipe_stderr: true,
+        })?;
+        let output = match child.take_stderr() {
+            Some(pipe) => TunnelOutput::watch(pipe),
+            None => TunnelOutput::watch(std::io::empty()),
+        };
+        self.child = Some((child, output));
         Ok(())
+    }
+
+    fn wait_ready(&self, signals: &Signals) -> Result<(), RunError> {
+        match &self.child {
+            Some((c, output)) => wait_ready(c, output, self.port, signals),
+            None => Ok(()),
+        }
     }
 
     /// Checks the tunnel; restarts it if it died. Ok(false): it ended normally (exit 0, such as
     /// az's `--timeout`), and the session ends.
     fn keep_alive(&mut self, signals: &Signals) -> Result<bool, RunError> {
-        let Some(child) = &self.child else {
+        let Some((child, output)) = &self.child else {
             return Ok(false);
         };
         let Some(code) = child.try_code() else {
             return Ok(true);
         };
         child.stop(SIGTERM, Duration::from_millis(100));
+        output.drain(DRAIN);
         if code == 0 {
             crate::terminal::eprintln("bprof: the tunnel closed (az exited 0)");
             return Ok(false);
@@ -119,23 +202,23 @@ impl Tunnel<'_> {
         }
         self.restarts += 1;
         crate::terminal::eprintln(&format!(
-            "bprof: the tunnel on localhost:{} died (az exited {code}); restarting it ({}/{MAX_TUNNEL_RESTARTS})",
-            self.port, self.restarts
+            "bprof: the tunnel on {} died (az exited {code}); restarting it ({}/{MAX_TUNNEL_RESTARTS})",
+            local_address(self.port),
+            self.restarts
         ));
         self.start()?;
-        if let Some(c) = &self.child {
-            wait_ready(c, self.port, signals)?;
-        }
+        self.wait_ready(signals)?;
         crate::terminal::eprintln(&format!(
-            "bprof: the tunnel is back on localhost:{}",
-            self.port
+            "bprof: the tunnel is back on {}",
+            local_address(self.port)
         ));
         Ok(true)
     }
 
     fn stop(&mut self) {
-        if let Some(c) = self.child.take() {
+        if let Some((c, output)) = self.child.take() {
             c.stop(SIGTERM, Duration::from_secs(3));
+            output.drain(DRAIN);
         }
     }
 }
@@ -175,6 +258,7 @@ fn run_steps<'a>(
                 let child = spawn(Spawn {
                     argv: &step.argv,
                     background: false,
+                    pipe_stderr: false,
                 })?;
                 let code = child.wait(signals)?;
                 if code != 0 {
@@ -193,6 +277,7 @@ fn run_steps<'a>(
                     let child = spawn(Spawn {
                         argv: &step.argv,
                         background: false,
+                        pipe_stderr: false,
                     })?;
                     let code = child.wait(signals)?;
                     if code != 0 {
@@ -214,11 +299,12 @@ fn run_steps<'a>(
                 *tunnel = Some(t);
             }
             StepKind::Wait { port } => {
-                if let Some(c) = tunnel.as_ref().and_then(|t| t.child.as_ref()) {
-                    wait_ready(c, *port, signals)?;
+                if let Some(t) = tunnel.as_ref() {
+                    t.wait_ready(signals)?;
                     if !quiet {
                         crate::terminal::eprintln(&format!(
-                            "bprof: tunnel ready on localhost:{port}"
+                            "bprof: tunnel ready on {}",
+                            local_address(*port)
                         ));
                     }
                 }
@@ -238,6 +324,7 @@ fn run_steps<'a>(
                 let client = spawn(Spawn {
                     argv: &step.argv,
                     background: false,
+                    pipe_stderr: false,
                 })?;
                 loop {
                     if let Some(code) = client.try_code() {
@@ -272,8 +359,8 @@ fn run_steps<'a>(
                     && !quiet
                 {
                     crate::terminal::eprintln(&format!(
-                        "bprof: tunnel open on localhost:{}; press Ctrl-C to close it",
-                        t.port
+                        "bprof: tunnel open on {}; press Ctrl-C to close it",
+                        local_address(t.port)
                     ));
                 }
                 loop {

@@ -8,7 +8,13 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_bprof");
 
 /// The fake az: records argv, then behaves as the environment says.
 /// FAKE_AZ_EXIT: exit code of every call but login (FAKE_AZ_LOGIN_EXIT for login).
-/// FAKE_AZ_TUNNEL: listen (default) | never-ready | die | die-after:SECONDS.
+/// FAKE_AZ_TUNNEL: listen (default) | never-ready | die | die-after:SECONDS | squatted (says
+/// it is ready, listens nowhere: as if its bind had gone unnoticed) | unavailable (az's failed
+/// bind message, exit 1).
+/// FAKE_AZ_TUNNEL_RESTARTED: the mode of a restarted tunnel (after `died-once`).
+/// FAKE_AZ_WAIT_FOR: before binding, the tunnel creates `tunnel-started` and waits (at most
+/// 10 s) until this file exists in FAKE_AZ_DIR (a test squats the port meanwhile); with
+/// FAKE_AZ_WAIT_ON_RESTART only a restarted tunnel (after `died-once`) waits.
 /// FAKE_AZ_FORWARD: forward tunnel connections to this port on 127.0.0.1.
 /// FAKE_AZ_SLEEP: seconds to sleep before exiting (a long-running connect step).
 pub const FAKE_AZ: &str = r#"#!/usr/bin/env python3
@@ -29,13 +35,29 @@ if args[:1] == ["login"]:
 if args[:3] == ["network", "bastion", "tunnel"]:
     port = int(args[args.index("--port") + 1])
     mode = os.environ.get("FAKE_AZ_TUNNEL", "listen")
+    if os.path.exists(os.path.join(d, "died-once")):
+        mode = os.environ.get("FAKE_AZ_TUNNEL_RESTARTED", mode)
     if mode == "die":
         print("ERROR: fake tunnel failed", file=sys.stderr)
         sys.exit(1)
     if mode == "never-ready":
         time.sleep(3600)
         sys.exit(0)
+    if mode == "unavailable":
+        print("ERROR: Defined port is currently unavailable", file=sys.stderr)
+        sys.exit(1)
     print("WARNING: Opening tunnel on port: %d" % port, file=sys.stderr, flush=True)
+    wait_for = os.environ.get("FAKE_AZ_WAIT_FOR")
+    if wait_for and (not os.environ.get("FAKE_AZ_WAIT_ON_RESTART")
+                     or os.path.exists(os.path.join(d, "died-once"))):
+        open(os.path.join(d, "tunnel-started"), "w").close()
+        end = time.time() + 10
+        while not os.path.exists(os.path.join(d, wait_for)) and time.time() < end:
+            time.sleep(0.02)
+    if mode == "squatted":
+        print("WARNING: Tunnel is ready, connect on port %d" % port, file=sys.stderr, flush=True)
+        time.sleep(3600)
+        sys.exit(0)
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:

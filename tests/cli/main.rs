@@ -11,4 +11,5 @@ mod plan;
 mod run;
 mod schema;
 mod session;
+mod squatter;
 mod validate;

@@ -8,7 +8,7 @@ use crate::run::alive;
 
 const SUB: &str = "22222222-2222-2222-2222-222222222222";
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind(("127.0.0.1", 0))
         .unwrap()
         .local_addr()
@@ -22,7 +22,7 @@ fn rdp_profile(port: u16, extra: &str) -> String {
     ))
 }
 
-fn session(port: u16, extra: &str) -> Test {
+pub(crate) fn session(port: u16, extra: &str) -> Test {
     Test::new()
         .file("profiles/p.yaml", rdp_profile(port, extra))
         .signed_in(&[SUB])
@@ -40,7 +40,7 @@ fn pids(t: &Test) -> Vec<i32> {
         .collect()
 }
 
-fn nothing_left(t: &Test) {
+pub(crate) fn nothing_left(t: &Test) {
     std::thread::sleep(Duration::from_millis(200));
     for pid in pids(t) {
         assert!(!alive(pid), "process {pid} is still running");
@@ -59,7 +59,7 @@ fn tunnel_ready_client_teardown() {
     std::fs::create_dir_all(t.path().join("tmp")).unwrap();
     let r = t.run_with(&["run", "p"]);
     r.code(5)
-        .stderr_has(&format!("tunnel ready on localhost:{port}"));
+        .stderr_has(&format!("tunnel ready on 127.0.0.1:{port}"));
     assert_eq!(
         r.calls.len(),
         1,
@@ -75,7 +75,7 @@ fn tunnel_ready_client_teardown() {
     let connected = std::fs::read_to_string(t.path().join("client-connected")).unwrap();
     assert_eq!(
         connected,
-        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
         "the client reached the tunnel"
     );
     let argv = std::fs::read(t.path().join("client-argv")).unwrap();
@@ -370,7 +370,7 @@ fn rdp_auto_port_is_the_derived_one_everywhere() {
     assert!(
         String::from_utf16(&units)
             .unwrap()
-            .starts_with(&format!("full address:s:localhost:{port}\r\n"))
+            .starts_with(&format!("full address:s:127.0.0.1:{port}\r\n"))
     );
 }
 
