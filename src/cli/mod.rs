@@ -114,6 +114,11 @@ pub enum Command {
         /// Replace existing files.
         #[arg(long)]
         force: bool,
+        /// Include your personal values (user name, port) from `*.local.yaml` and your config.
+        ///
+        /// By default the file holds only what the shared files say, as for every teammate.
+        #[arg(long)]
+        personal: bool,
     },
     /// Check profile files: every problem, not just the first.
     Validate {
@@ -275,8 +280,14 @@ fn run_cli(args: Vec<std::ffi::OsString>) -> i32 {
     }
 }
 
-pub(crate) fn load_set(cli: &Cli) -> Result<ProfileSet, Error> {
-    Ok(load::load(&Sources::from_env(cli.profiles.clone()))?)
+/// Loads the profile set; its warnings (a user config that grants nothing, ignored consents)
+/// are said on stderr.
+pub(crate) fn load_set(cli: &Cli, out: &Out) -> Result<ProfileSet, Error> {
+    let set = load::load(&Sources::from_env(cli.profiles.clone()))?;
+    if !out.quiet {
+        out.problems(&set.warnings);
+    }
+    Ok(set)
 }
 
 fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
@@ -287,9 +298,9 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
         }
         Command::Templates { name } => templates::templates(cli, name.as_deref(), out),
         Command::Validate { paths } => validate::validate(cli, paths, out),
-        Command::List => list::list(&load_set(cli)?, out),
+        Command::List => list::list(&load_set(cli, out)?, out),
         Command::Trust { action } => trust::trust(
-            &load_set(cli)?,
+            &load_set(cli, out)?,
             action.as_ref().unwrap_or(&TrustAction::List),
             out,
         ),
@@ -309,16 +320,20 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
             all,
             output,
             force,
+            personal,
         } => rdp::rdp_files(
-            &load_set(cli)?,
-            profile.as_deref(),
-            *all,
+            load_set(cli, out)?,
+            rdp::Which {
+                profile: profile.as_deref(),
+                all: *all,
+                personal: *personal,
+            },
             output.as_ref(),
             *force,
             out,
         ),
         Command::Show { profile } => {
-            let set = load_set(cli)?;
+            let set = load_set(cli, out)?;
             show::show(&set, &resolve::resolve(&set, profile)?, out)
         }
         Command::Plan {

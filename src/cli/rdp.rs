@@ -4,18 +4,88 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::{Error, Out, exit};
+use crate::plan::PlanError;
 use crate::plan::{self, Os, PlanOptions};
-use crate::profile::load::{ProfileSet, Section};
+use crate::profile::load::{FileKind, ProfileSet, Section};
 use crate::profile::resolve::{self, Profile};
+use crate::profile::trust::Consent;
+/// Which files `bprof rdp` writes.
+pub(super) struct Which<'a> {
+    pub profile: Option<&'a str>,
+    pub all: bool,
+    /// With the person's own values (else the shared files' alone).
+    pub personal: bool,
+}
+
+/// The fields of a profile set by personal files (`*.local.yaml`, user config), with where.
+fn personal_fields(set: &ProfileSet, name: &str) -> Vec<String> {
+    let Ok(p) = resolve::resolve(set, name) else {
+        return Vec::new();
+    };
+    let mut fields: Vec<String> = p
+        .origins
+        .iter()
+        .filter(|(_, d)| set.file(d).kind != FileKind::Shared)
+        .filter(|(k, _)| !k.starts_with("rdp.") || k.matches('.').count() == 1)
+        .map(|(k, d)| format!("{k} ({})", set.file(d).location(&d.pointer)))
+        .collect();
+    fields.dedup();
+    fields
+}
+
+/// Refuses a profile whose .rdp content asks for what the person has not approved.
+fn gate(set: &ProfileSet, p: &Profile) -> Result<(), Error> {
+    let unmet: Vec<_> = p
+        .requests
+        .iter()
+        .map(|r| (r.clone(), set.consents.status(r)))
+        .filter(|(_, s)| *s != Consent::Approved)
+        .collect();
+    if unmet.is_empty() {
+        return Ok(());
+    }
+    Err(PlanError::Consent {
+        profile: p.name.clone(),
+        requests: unmet,
+    }
+    .into())
+}
+
 /// `bprof rdp`: one .rdp file (or stdout), or one per rdp profile with --all.
 pub(super) fn rdp_files(
-    set: &ProfileSet,
-    profile: Option<&str>,
-    all: bool,
+    full: ProfileSet,
+    which: Which,
     output: Option<&PathBuf>,
     force: bool,
     out: &Out,
 ) -> Result<i32, Error> {
+    let Which {
+        profile,
+        all,
+        personal,
+    } = which;
+    if let (Some(name), false) = (profile, personal) {
+        let left_out = personal_fields(&full, name);
+        if !left_out.is_empty() {
+            out.note(&format!(
+                "bprof: left out your personal values (the file holds what the shared files say; --personal includes them): {}",
+                left_out.join(", ")
+            ));
+        }
+        let shared_def = full
+            .entry(Section::Profiles, name)
+            .map(|e| e.defs.iter().any(|d| full.file(d).kind == FileKind::Shared));
+        if shared_def == Some(false) {
+            return Err(Error::Usage(format!(
+                "profile `{name}` is defined only in your personal files; pass --personal to write it"
+            )));
+        }
+    }
+    if all && !personal && full.files.iter().any(|f| f.kind != FileKind::Shared) {
+        out.note("bprof: the files hold what the shared files say; your *.local.yaml and user config values are left out (--personal includes them)");
+    }
+    let set = if personal { full } else { full.shared_only() };
+    let set = &set;
     let render = |p: &Profile| {
         let port = plan::local_port(p, None);
         crate::plan::rdp::encode(&crate::plan::rdp::lines(p, port))
@@ -73,6 +143,13 @@ pub(super) fn rdp_files(
                     continue;
                 }
             };
+            if let Err(e) = gate(set, &p) {
+                crate::terminal::eprintln(&format!(
+                    "error: {name}: {e} (see `bprof trust show {name}`)"
+                ));
+                failed.get_or_insert(exit::NO_PERMISSION);
+                continue;
+            }
             let path = dir.join(format!("{name}.rdp"));
             match crate::write::write_atomic(&path, &render(&p), force, false) {
                 Ok(()) => {
@@ -92,6 +169,7 @@ pub(super) fn rdp_files(
         return Err(Error::Usage("name a profile, or use --all -o DIR".into()));
     };
     let p = resolve::resolve(set, name)?;
+    gate(set, &p)?;
     if p.mode != crate::profile::raw::Mode::Rdp {
         return Err(Error::Usage(format!(
             "profile `{name}` has mode {}: .rdp files are for rdp profiles",

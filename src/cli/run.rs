@@ -17,7 +17,7 @@ pub(super) fn make_plan(
     for_run: bool,
     out: &Out,
 ) -> Result<plan::Plan, Error> {
-    let set = load_set(cli)?;
+    let set = load_set(cli, out)?;
     let p = resolve::resolve(&set, profile)?;
     let os = os.unwrap_or_else(Os::current);
     let SessionArgs {

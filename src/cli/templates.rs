@@ -8,7 +8,7 @@ use crate::profile::load::Section;
 /// `bprof templates [NAME]`: the built-in templates and, when a profile set is found, its own.
 pub(super) fn templates(cli: &Cli, name: Option<&str>, out: &Out) -> Result<i32, Error> {
     // templates need no profile set; a set that cannot be loaded only hides its own templates
-    let set = load_set(cli).ok();
+    let set = load_set(cli, out).ok();
     let user: Vec<&str> = set
         .iter()
         .flat_map(|s| s.names(Section::Templates))

@@ -663,6 +663,26 @@ impl ProfileSet {
     pub fn entry(&self, section: Section, name: &str) -> Option<&Entry> {
         self.sections.get(&section)?.get(name)
     }
+
+    /// The set as the shared files alone say it: no `*.local.yaml`, no user config (what
+    /// teammates have too). Entries only personal files define are gone.
+    pub fn shared_only(mut self) -> ProfileSet {
+        let files = &self.files;
+        let shared = |d: &Def| {
+            files
+                .get(d.file)
+                .is_some_and(|f| f.kind == FileKind::Shared)
+        };
+        for table in self.sections.values_mut() {
+            for entry in table.values_mut() {
+                entry.defs.retain(shared);
+            }
+            table.retain(|_, e| !e.defs.is_empty());
+        }
+        self.defaults.retain(shared);
+        self.allow_programs.clear();
+        self
+    }
 }
 
 /// One file read: the file (None when it has problems) and its problems.

@@ -649,8 +649,10 @@ fn check_rdp_properties(rdp: &RawRdp, ctx: &mut Ctx) {
                 )),
             );
         }
-        let name = key.rsplit_once(':').map(|(n, _)| n).unwrap_or(key);
-        if matches!(name, "password 51" | "gatewayaccesstoken" | "password") {
+        // matched the way clients match names: any case, spaces normalised
+        let normal = allow::rdp_key(key);
+        let name = normal.rsplit_once(':').map(|(n, _)| n).unwrap_or(&normal);
+        if name.starts_with("password") || name.contains("token") || name.contains("secret") {
             ctx.at_field(
                 &field,
                 true,
