@@ -39,6 +39,12 @@ pub(super) fn make_plan(
             os.name()
         )));
     }
+    if extra
+        .iter()
+        .any(|a| matches!(a.as_str(), "--debug" | "--verbose"))
+    {
+        out.note("bprof: warning: with --debug or --verbose az prints access tokens and request details: keep this output to yourself");
+    }
     let signed_in = crate::azure::signin::is_signed_in(&p.bastion.subscription);
     let opts = PlanOptions {
         os,

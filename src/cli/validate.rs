@@ -21,30 +21,37 @@ pub(super) fn validate(cli: &Cli, paths: &[PathBuf], out: &Out) -> Result<i32, E
     let files = load::discover(&src)?;
     let count = files.len();
     let problems = match load::load_files(&files, &src.cwd) {
-        Ok(set) => plan::validate_all(&set),
+        Ok(mut set) => {
+            load::attach_consents(&mut set, &src);
+            plan::validate_all(&set)
+        }
         Err(LoadError::Invalid(p)) => p,
         Err(e) => return Err(e.into()),
     };
+    let errors = problems.iter().filter(|p| p.is_error()).count();
+    let warnings = problems.len() - errors;
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     if out.format == Format::Json {
         let list: Vec<Value> = problems.iter().map(Problem::to_json).collect();
-        print_json(&json!({"valid": problems.is_empty(), "problems": list}))?;
-    } else if problems.is_empty() {
-        out.note(&format!(
-            "{count} file{} valid",
-            if count == 1 { "" } else { "s" }
-        ));
+        print_json(&json!({"valid": errors == 0, "problems": list}))?;
     } else {
         out.problems(&problems);
-        crate::terminal::eprintln(&format!(
-            "{} problem{} in {count} file{}",
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" },
-            if count == 1 { "" } else { "s" }
-        ));
+        let files = plural(count, "file");
+        let summary = match (errors, warnings) {
+            (0, 0) => format!("{files} valid"),
+            (0, w) => format!("{files} valid, with {}", plural(w, "warning")),
+            (e, 0) => format!("{} in {files}", plural(e, "problem")),
+            (e, w) => format!(
+                "{} and {} in {files}",
+                plural(e, "problem"),
+                plural(w, "warning")
+            ),
+        };
+        if errors == 0 {
+            out.note(&summary);
+        } else {
+            crate::terminal::eprintln(&summary);
+        }
     }
-    Ok(if problems.is_empty() {
-        exit::OK
-    } else {
-        exit::DATA
-    })
+    Ok(if errors == 0 { exit::OK } else { exit::DATA })
 }

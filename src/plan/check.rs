@@ -100,8 +100,9 @@ fn cmd_special(args: &[Arg], i: usize, out: &mut Vec<Finding>) {
 }
 
 /// Checks one rendered step of a template for `os`. `programs`: what else the template may
-/// run (the person's own `allow_programs`, for the person's own templates).
-pub fn step(args: &[Arg], os: Os, programs: &[String]) -> Vec<Finding> {
+/// run (the person's own `allow_programs`, for the person's own templates); `tenant`: the
+/// profile's tenant id, the only one `az login` may sign in to.
+pub fn step(args: &[Arg], os: Os, programs: &[String], tenant: &str) -> Vec<Finding> {
     let mut out = Vec::new();
     let Some(program) = args.first() else {
         return out;
@@ -120,7 +121,7 @@ pub fn step(args: &[Arg], os: Os, programs: &[String]) -> Vec<Finding> {
         Some(["network", "bastion", sub @ ("rdp" | "ssh" | "tunnel")]) => {
             bastion(args, 4, sub, os, &mut out)
         }
-        _ if words.get(1) == Some(&"login") => login(args, &mut out),
+        _ if words.get(1) == Some(&"login") => login(args, tenant, &mut out),
         _ => {
             let sub: Vec<&str> = words
                 .iter()
@@ -226,12 +227,18 @@ fn ssh_tail(args: &[Arg], start: usize, os: Os, out: &mut Vec<Finding>) {
     }
 }
 
-fn login(args: &[Arg], out: &mut Vec<Finding>) {
+fn login(args: &[Arg], tenant: &str, out: &mut Vec<Finding>) {
     let mut i = 2;
     while i < args.len() {
         let a = &args[i];
         if a.value == "--tenant" {
-            value_slot(args, i + 1, out);
+            match args.get(i + 1) {
+                Some(t) if t.value.eq_ignore_ascii_case(tenant) => {}
+                other => out.push(Finding::Template(format!(
+                    "signs in to tenant `{}`, not the profile's tenant {tenant}",
+                    other.map(|t| t.value.as_str()).unwrap_or("")
+                ))),
+            }
             i += 2;
         } else if allow::LOGIN_FLAGS.contains(&a.value.as_str()) || is_splice_of(a, "login") {
             i += 1;
@@ -276,7 +283,7 @@ mod tests {
             "--configure",
             "--only-show-errors",
         ]);
-        assert_eq!(step(&rdp, Os::Windows, &[]), []);
+        assert_eq!(step(&rdp, Os::Windows, &[], "t"), []);
         let ssh = lit(&[
             "az",
             "network",
@@ -291,15 +298,20 @@ mod tests {
             "8080:localhost:80",
             "uptime",
         ]);
-        assert_eq!(step(&ssh, Os::Linux, &[]), []);
-        assert_eq!(
-            step(
-                &lit(&["az", "login", "--tenant", "t", "--use-device-code"]),
-                Os::Linux,
-                &[]
-            ),
-            []
+        assert_eq!(step(&ssh, Os::Linux, &[], "t"), []);
+    }
+
+    #[test]
+    fn login_signs_in_to_the_profiles_tenant_only() {
+        let ok = lit(&["az", "login", "--tenant", "T", "--use-device-code"]);
+        assert_eq!(step(&ok, Os::Linux, &[], "t"), []);
+        let other = step(
+            &lit(&["az", "login", "--tenant", "evil"]),
+            Os::Linux,
+            &[],
+            "t",
         );
+        assert!(matches!(other[..], [Finding::Template(_)]), "{other:?}");
     }
 
     #[test]
@@ -313,14 +325,14 @@ mod tests {
             &["az", "login", "--service-principal", "-u", "x"],
             &["az", "--debug", "network", "bastion", "rdp"],
         ] {
-            let f = step(&lit(bad), Os::Linux, &[]);
+            let f = step(&lit(bad), Os::Linux, &[], "t");
             assert!(
                 matches!(f.first(), Some(Finding::Template(_))),
                 "{bad:?}: {f:?}"
             );
         }
         assert_eq!(
-            step(&lit(&["pwsh", "-c", "x"]), Os::Linux, &["pwsh".into()]),
+            step(&lit(&["pwsh", "-c", "x"]), Os::Linux, &["pwsh".into()], "t"),
             []
         );
     }
@@ -337,14 +349,14 @@ mod tests {
         ]);
         ssh[5].kind = ArgKind::Data { dash: false };
         assert!(matches!(
-            step(&ssh, Os::Linux, &[])[..],
+            step(&ssh, Os::Linux, &[], "t")[..],
             [Finding::Data { index: 5, .. }]
         ));
         let mut win = lit(&["az", "network", "bastion", "ssh", "--username", "a&calc"]);
         win[5].kind = ArgKind::Data { dash: false };
-        assert_eq!(step(&win, Os::Linux, &[]), []);
+        assert_eq!(step(&win, Os::Linux, &[], "t"), []);
         assert!(matches!(
-            step(&win, Os::Windows, &[])[..],
+            step(&win, Os::Windows, &[], "t")[..],
             [Finding::Data { index: 5, .. }]
         ));
     }

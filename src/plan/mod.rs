@@ -450,7 +450,7 @@ fn check_steps(
     let mut reasons = Vec::new();
     let mut problems = Vec::new();
     for (si, step) in rendered.iter().enumerate() {
-        for finding in check::step(step, opts.os, programs) {
+        for finding in check::step(step, opts.os, programs, &profile.tenant.id) {
             match finding {
                 check::Finding::Template(reason) if trusted => {
                     if let Some(program) = step.first().filter(|p| p.value != "az") {

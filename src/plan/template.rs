@@ -239,6 +239,14 @@ pub fn check_shape(steps: &[Vec<String>]) -> Result<(), String> {
     Ok(())
 }
 
+/// A token as quoted in a message: at most 80 characters.
+fn shorten(token: &str) -> String {
+    match token.char_indices().nth(80) {
+        Some((i, _)) => format!("{}...", &token[..i]),
+        None => token.to_string(),
+    }
+}
+
 /// The token's own text outside every `{{...}}`.
 fn literal_text(token: &str) -> String {
     let mut out = String::new();
@@ -324,7 +332,7 @@ pub fn render(
                 template: template.to_string(),
                 step: si + 1,
                 token: ti + 1,
-                text: token.clone(),
+                text: shorten(token),
                 reason,
             };
             let arg = |value: String, kind: ArgKind| Arg {

@@ -181,19 +181,24 @@ fn merge(
             }
             _ => {
                 into.insert(k.clone(), v.clone());
-                if let Value::Object(new) = v {
-                    for sub in new.keys() {
-                        origins.insert(
-                            format!("{path}.{sub}"),
-                            Some(Def {
-                                file: here.file,
-                                pointer: format!("{}/{}", here.pointer, escape_segment(sub)),
-                            }),
-                        );
-                    }
-                }
+                record_origins(origins, v, &path, &here);
                 origins.insert(path, Some(here));
             }
+        }
+    }
+}
+
+/// Notes `def` as the origin of every field below `v` (a mapping set as a whole).
+fn record_origins(origins: &mut BTreeMap<String, Option<Def>>, v: &Value, path: &str, def: &Def) {
+    if let Value::Object(new) = v {
+        for (sub, item) in new {
+            let here = Def {
+                file: def.file,
+                pointer: format!("{}/{}", def.pointer, escape_segment(sub)),
+            };
+            let sub_path = format!("{path}.{sub}");
+            record_origins(origins, item, &sub_path, &here);
+            origins.insert(sub_path, Some(here));
         }
     }
 }

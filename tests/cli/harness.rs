@@ -17,6 +17,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_bprof");
 /// FAKE_AZ_WAIT_ON_RESTART only a restarted tunnel (after `died-once`) waits.
 /// FAKE_AZ_FORWARD: forward tunnel connections to this port on 127.0.0.1.
 /// FAKE_AZ_SLEEP: seconds to sleep before exiting (a long-running connect step).
+/// FAKE_AZ_LOGIN_DEFAULT: `az login` makes this subscription az's default (as az's login does).
 pub const FAKE_AZ: &str = r#"#!/usr/bin/env python3
 import os, sys, socket, threading, time, signal
 d = os.environ["FAKE_AZ_DIR"]
@@ -31,6 +32,11 @@ args = sys.argv[1:]
 signal.signal(signal.SIGINT, lambda *a: sys.exit(130))
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
 if args[:1] == ["login"]:
+    new_default = os.environ.get("FAKE_AZ_LOGIN_DEFAULT")
+    if new_default:
+        # az's login picks a default subscription itself
+        with open(os.path.join(os.environ["AZURE_CONFIG_DIR"], "azureProfile.json"), "w", encoding="utf-8-sig") as f:
+            f.write('{"subscriptions": [{"id": "%s", "isDefault": true}]}' % new_default)
     sys.exit(int(os.environ.get("FAKE_AZ_LOGIN_EXIT", "0")))
 if args[:3] == ["network", "bastion", "tunnel"]:
     port = int(args[args.index("--port") + 1])

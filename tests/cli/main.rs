@@ -12,4 +12,5 @@ mod run;
 mod schema;
 mod session;
 mod squatter;
+mod trust;
 mod validate;
