@@ -8,6 +8,7 @@ mod e2e;
 #[cfg(unix)]
 mod files;
 mod plan;
+mod props;
 mod run;
 mod schema;
 mod session;
