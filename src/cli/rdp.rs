@@ -92,13 +92,8 @@ pub(super) fn rdp_files(
     };
     let tunnel_hint = |set: &ProfileSet, p: &Profile| {
         let opts = PlanOptions {
-            os: Os::current(),
-            configure: false,
-            port: None,
-            extra: Vec::new(),
             tunnel_only: true,
-            signed_in: true,
-            default_subscription: None,
+            ..PlanOptions::for_os(Os::current())
         };
         let raw = plan::build(set, p, &opts)
             .ok()

@@ -13,22 +13,14 @@ use crate::profile::load::{ProfileSet, Section};
 use crate::profile::resolve;
 use crate::profile::trust::{Consent, Request};
 
-fn options() -> PlanOptions {
-    PlanOptions {
-        os: Os::current(),
-        configure: false,
-        port: None,
-        extra: Vec::new(),
-        tunnel_only: false,
-        signed_in: true,
-        default_subscription: None,
-    }
-}
-
 /// What one profile asks consent for.
 fn requests_of(set: &ProfileSet, name: &str) -> Result<Vec<Request>, Error> {
     let p = resolve::resolve(set, name)?;
-    Ok(plan::requests(set, &p, &options())?)
+    Ok(plan::requests(
+        set,
+        &p,
+        &PlanOptions::for_os(Os::current()),
+    )?)
 }
 
 fn status_word(c: &Consent) -> &'static str {

@@ -17,9 +17,9 @@ pub enum Finding {
     Data { index: usize, reason: String },
 }
 
-/// Options of `az network bastion rdp|ssh|tunnel` that take a value.
-fn value_options(sub: &str) -> &'static [&'static str] {
-    const COMMON: [&str; 9] = [
+/// Whether `name` is an option of `az network bastion SUB` that takes a value.
+fn value_option(sub: &str, name: &str) -> bool {
+    const COMMON: [&str; 8] = [
         "--name",
         "-n",
         "--resource-group",
@@ -28,38 +28,13 @@ fn value_options(sub: &str) -> &'static [&'static str] {
         "--target-resource-id",
         "--target-ip-address",
         "--resource-port",
-        "--auth-type",
     ];
-    const SSH: [&str; 11] = [
-        "--name",
-        "-n",
-        "--resource-group",
-        "-g",
-        "--subscription",
-        "--target-resource-id",
-        "--target-ip-address",
-        "--resource-port",
-        "--auth-type",
-        "--username",
-        "--ssh-key",
-    ];
-    const TUNNEL: [&str; 10] = [
-        "--name",
-        "-n",
-        "--resource-group",
-        "-g",
-        "--subscription",
-        "--target-resource-id",
-        "--target-ip-address",
-        "--resource-port",
-        "--port",
-        "--timeout",
-    ];
-    match sub {
-        "ssh" => &SSH,
-        "tunnel" => &TUNNEL,
-        _ => &COMMON,
-    }
+    let own: &[&str] = match sub {
+        "ssh" => &["--auth-type", "--username", "--ssh-key"],
+        "tunnel" => &["--port", "--timeout"],
+        _ => &["--auth-type"],
+    };
+    COMMON.contains(&name) || own.contains(&name)
 }
 
 /// Flags of `az network bastion rdp` (three-state ones may take `true`/`false`).
@@ -162,7 +137,7 @@ fn bastion(args: &[Arg], start: usize, sub: &str, os: Os, out: &mut Vec<Finding>
             Some((n, v)) if n.starts_with("--") => (n, Some(v)),
             _ => (a.value.as_str(), None),
         };
-        if value_options(sub).contains(&name) {
+        if value_option(sub, name) {
             if inline.is_none() {
                 value_slot(args, i + 1, out);
                 if os == Os::Windows && sub == "ssh" && matches!(name, "--username" | "--ssh-key") {

@@ -181,16 +181,7 @@ pub fn validate_all(set: &ProfileSet) -> Vec<Problem> {
             continue;
         }
         for os in [Os::Linux, Os::Macos, Os::Windows] {
-            let opts = PlanOptions {
-                os,
-                configure: false,
-                port: None,
-                extra: Vec::new(),
-                tunnel_only: false,
-                signed_in: true,
-                default_subscription: None,
-            };
-            match requests(set, &profile, &opts) {
+            match requests(set, &profile, &PlanOptions::for_os(os)) {
                 Ok(r) => asked.extend(r),
                 Err(PlanError::Invalid { problems: p, .. }) => problems.extend(p),
                 Err(PlanError::Template(e)) => problems.push(
@@ -248,6 +239,21 @@ pub fn uses_tunnel(profile: &Profile, os: Os, tunnel_only: bool) -> bool {
 }
 
 /// The template context: profile, tenant, bastion, vm, port, env.
+impl PlanOptions {
+    /// A plan for `os` as it is written: signed in, nothing added from the command line.
+    pub fn for_os(os: Os) -> PlanOptions {
+        PlanOptions {
+            os,
+            configure: false,
+            port: None,
+            extra: Vec::new(),
+            tunnel_only: false,
+            signed_in: true,
+            default_subscription: None,
+        }
+    }
+}
+
 /// No environment variables: a shared template could send them anywhere.
 pub fn context(profile: &Profile, opts: &PlanOptions, port: u16) -> Value {
     let mut p = serde_json::to_value(profile).unwrap_or(Value::Null);

@@ -254,38 +254,14 @@ fn run_steps<'a>(
 ) -> Result<i32, RunError> {
     for step in &plan.steps {
         match &step.kind {
-            StepKind::Login | StepKind::Foreground => {
-                let child = spawn(Spawn {
-                    argv: &step.argv,
-                    background: false,
-                    pipe_stderr: false,
-                })?;
-                let code = child.wait(signals)?;
-                if code != 0 {
-                    return Err(RunError::StepFailed {
-                        step: step.name.clone(),
-                        code,
-                    });
-                }
-            }
+            StepKind::Login | StepKind::Foreground => foreground(step, signals)?,
             StepKind::RestoreDefault { previous } => {
                 let now = crate::azure::signin::default_subscription();
                 if now.is_some_and(|n| !n.eq_ignore_ascii_case(previous)) {
                     crate::terminal::eprintln(&format!(
                         "bprof: az login changed your default subscription; setting it back to {previous}"
                     ));
-                    let child = spawn(Spawn {
-                        argv: &step.argv,
-                        background: false,
-                        pipe_stderr: false,
-                    })?;
-                    let code = child.wait(signals)?;
-                    if code != 0 {
-                        return Err(RunError::StepFailed {
-                            step: step.name.clone(),
-                            code,
-                        });
-                    }
+                    foreground(step, signals)?;
                 }
             }
             StepKind::Tunnel { port } => {
@@ -380,6 +356,22 @@ fn run_steps<'a>(
         }
     }
     Ok(0)
+}
+
+/// Runs a step in the foreground; a failing status ends the run with it.
+fn foreground(step: &crate::plan::Step, signals: &Signals) -> Result<(), RunError> {
+    let child = spawn(Spawn {
+        argv: &step.argv,
+        background: false,
+        pipe_stderr: false,
+    })?;
+    match child.wait(signals)? {
+        0 => Ok(()),
+        code => Err(RunError::StepFailed {
+            step: step.name.clone(),
+            code,
+        }),
+    }
 }
 
 /// Creates `dir` readable by the user only (0700 on Unix).

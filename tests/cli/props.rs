@@ -7,22 +7,7 @@ use bprof::profile::load::{self, LoadError, Sources};
 use bprof::profile::resolve::{self, ResolveError};
 use proptest::prelude::*;
 
-const SET: &str = "version: 1
-tenants:
-  t:
-    id: 11111111-1111-1111-1111-111111111111
-    subscription: 22222222-2222-2222-2222-222222222222
-bastions:
-  b:
-    tenant: t
-    resource_group: rg-net
-    name: bas-1
-vms:
-  v:
-    resource_group: rg-vm
-    name: vm-1
-profiles:
-";
+use crate::harness::one_profile;
 
 /// What became of one value.
 enum Outcome {
@@ -37,7 +22,7 @@ enum Outcome {
 
 fn plan_of(profile_yaml: &str) -> Outcome {
     let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("p.yaml"), format!("{SET}{profile_yaml}")).expect("write");
+    std::fs::write(dir.path().join("p.yaml"), one_profile(profile_yaml)).expect("write");
     let src = Sources {
         paths: vec![dir.path().to_path_buf()],
         cwd: dir.path().to_path_buf(),
@@ -53,16 +38,7 @@ fn plan_of(profile_yaml: &str) -> Outcome {
         Err(ResolveError::Invalid { .. }) => return Outcome::Refused,
         Err(e) => panic!("not a data error: {e}"),
     };
-    let opts = PlanOptions {
-        os: Os::Linux,
-        configure: false,
-        port: None,
-        extra: Vec::new(),
-        tunnel_only: false,
-        signed_in: true,
-        default_subscription: None,
-    };
-    match plan::build(&set, &p, &opts) {
+    match plan::build(&set, &p, &PlanOptions::for_os(Os::Linux)) {
         Ok(plan) => Outcome::Planned {
             argvs: plan.steps.iter().map(|s| s.argv.clone()).collect(),
             rdp: plan
