@@ -8,7 +8,17 @@ use crate::profile::load::{ProfileSet, Section};
 use crate::profile::resolve::{self};
 pub(super) fn list(set: &ProfileSet, out: &Out) -> Result<i32, Error> {
     let mut rows = Vec::new();
-    for name in set.names(Section::Profiles) {
+    // every profile the set names, usable or not (a broken entry is not registered)
+    let mut names: Vec<&str> = set.names(Section::Profiles).collect();
+    names.extend(
+        set.broken
+            .keys()
+            .filter(|(s, _)| *s == Section::Profiles)
+            .map(|(_, n)| n.as_str()),
+    );
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
         // list shows what each profile says (inherited values included), without failing on
         // another profile's problem: `validate` reports those
         let row = match resolve::resolve(set, name) {
@@ -20,19 +30,30 @@ pub(super) fn list(set: &ProfileSet, out: &Out) -> Result<i32, Error> {
                 "tenant": p.tenant.name,
                 "description": p.description,
                 "file": p.defined_at.rsplit_once(':').map(|(f, _)| f).unwrap_or(&p.defined_at),
+                "usable": true,
             }),
             Err(_) => {
-                let def = &set
+                let file = set
                     .entry(Section::Profiles, name)
-                    .map(|e| e.defs[0].clone());
-                let file = def
-                    .as_ref()
+                    .and_then(|e| e.defs.first())
                     .map(|d| set.file(d).display.clone())
+                    .or_else(|| {
+                        set.unusable(Section::Profiles, name)
+                            .and_then(|p| p.first())
+                            .map(|p| p.file.clone())
+                    })
                     .unwrap_or_default();
-                json!({"name": name, "mode": null, "vm": null, "bastion": null, "tenant": null, "description": "(invalid: see `bprof validate`)", "file": file})
+                json!({"name": name, "mode": null, "vm": null, "bastion": null, "tenant": null, "description": "(unusable: see `bprof validate`)", "file": file, "usable": false})
             }
         };
         rows.push(row);
+    }
+    let errors = set.problems.iter().filter(|p| p.is_error()).count();
+    if errors > 0 {
+        out.note(&format!(
+            "bprof: warning: {errors} problem{} in the profile set; profiles that depend on them are marked: bprof validate",
+            if errors == 1 { "" } else { "s" }
+        ));
     }
     if out.format == Format::Json {
         print_json(&Value::Array(rows))?;

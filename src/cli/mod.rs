@@ -209,7 +209,7 @@ impl Error {
         match self {
             Error::Usage(_) => exit::USAGE,
             Error::Load(LoadError::Invalid(_))
-            | Error::Resolve(ResolveError::Invalid { .. })
+            | Error::Resolve(ResolveError::Invalid { .. } | ResolveError::Unusable { .. })
             | Error::Plan(PlanError::Template(_) | PlanError::Invalid { .. }) => exit::DATA,
             Error::Plan(PlanError::Consent { .. }) => exit::NO_PERMISSION,
             Error::Load(LoadError::Panicked) => exit::SOFTWARE,
@@ -334,7 +334,9 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
         ),
         Command::Show { profile } => {
             let set = load_set(cli, out)?;
-            show::show(&set, &resolve::resolve(&set, profile)?, out)
+            let p = resolve::resolve(&set, profile)?;
+            out.elsewhere(&set);
+            show::show(&set, &p, out)
         }
         Command::Plan {
             profile,

@@ -28,6 +28,17 @@ impl Out {
         }
     }
 
+    /// After a profile resolved: the set's other problems are one line, not a stop.
+    pub fn elsewhere(&self, set: &crate::profile::load::ProfileSet) {
+        let n = set.problems.iter().filter(|p| p.is_error()).count();
+        if n > 0 {
+            self.note(&format!(
+                "bprof: warning: {n} problem{} elsewhere in the profile set (none in what this uses): bprof validate",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+    }
+
     pub fn problems(&self, problems: &[Problem]) {
         for p in problems {
             crate::terminal::eprint(&p.render(self.color), self.color);
@@ -67,6 +78,16 @@ impl Out {
         match e {
             Error::Plan(PlanError::Consent { profile, requests }) => {
                 self.consent(profile, requests, e);
+            }
+            Error::Resolve(ResolveError::Unusable { because, own, .. }) => {
+                self.problems(because);
+                self.problems(own);
+                crate::terminal::eprint(
+                    &format!(
+                        "{red}error{reset}{bold}: {e}{reset}; nothing was run\n  {bold}help{reset}: the rest of the profile set is usable; `bprof validate` lists every problem\n"
+                    ),
+                    self.color,
+                );
             }
             Error::Load(LoadError::Invalid(problems))
             | Error::Resolve(ResolveError::Invalid { problems, .. })

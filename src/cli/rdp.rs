@@ -164,6 +164,7 @@ pub(super) fn rdp_files(
         return Err(Error::Usage("name a profile, or use --all -o DIR".into()));
     };
     let p = resolve::resolve(set, name)?;
+    out.elsewhere(set);
     gate(set, &p)?;
     if p.mode != crate::profile::raw::Mode::Rdp {
         return Err(Error::Usage(format!(

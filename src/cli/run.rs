@@ -19,6 +19,7 @@ pub(super) fn make_plan(
 ) -> Result<plan::Plan, Error> {
     let set = load_set(cli, out)?;
     let p = resolve::resolve(&set, profile)?;
+    out.elsewhere(&set);
     let os = os.unwrap_or_else(Os::current);
     let SessionArgs {
         configure,

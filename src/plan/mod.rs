@@ -164,7 +164,8 @@ pub struct PlanOptions {
 /// for every OS, so a template's refused values show here and not at `run`.
 pub fn validate_all(set: &ProfileSet) -> Vec<Problem> {
     use crate::profile::resolve::{self, ResolveError};
-    let mut problems = resolve::validate_entries(set);
+    let mut problems = set.problems.clone();
+    problems.extend(resolve::validate_entries(set));
     problems.extend(set.warnings.iter().cloned());
     let mut asked: Vec<Request> = Vec::new();
     for name in set.names(Section::Profiles) {
@@ -172,6 +173,11 @@ pub fn validate_all(set: &ProfileSet) -> Vec<Problem> {
             Ok(p) => p,
             Err(ResolveError::Invalid { problems: p, .. }) => {
                 problems.extend(p);
+                continue;
+            }
+            // what it depends on is reported where that is written; its own problems here
+            Err(ResolveError::Unusable { own, .. }) => {
+                problems.extend(own);
                 continue;
             }
             Err(ResolveError::UnknownProfile { .. }) => continue,

@@ -27,6 +27,9 @@ pub struct Problem {
     pub column: u32,
     /// The YAML path, such as `profiles.prod-jumpbox.rdp.width`.
     pub path: String,
+    /// The JSON pointer of the spot, where known (which part of the file it spoils).
+    #[serde(skip)]
+    pub pointer: Option<String>,
     pub message: String,
     #[serde(skip)]
     pub help: Option<String>,
@@ -49,6 +52,7 @@ impl Problem {
             line: pos.line,
             column: pos.column,
             path,
+            pointer: None,
             message: message.into(),
             help: None,
             len: pos.len,
@@ -64,11 +68,18 @@ impl Problem {
             line: 1,
             column: 1,
             path: String::new(),
+            pointer: None,
             message: message.into(),
             help: None,
             len: 0,
             source_line: None,
         }
+    }
+
+    /// The same problem, at this JSON pointer.
+    pub fn at_pointer(mut self, pointer: &str) -> Self {
+        self.pointer = Some(pointer.to_string());
+        self
     }
 
     /// The same problem as a warning.

@@ -87,6 +87,101 @@ pub struct SourceFile {
     /// Whether problems may quote its source lines: only for files named `*.yaml`/`*.yml`
     /// (and, for a link, its target too), so no line of another file is ever printed.
     pub excerpts: bool,
+    /// The parts of the file that have problems, each with its first problem: what depends on
+    /// them is refused, the rest of the file is used.
+    pub broken: Vec<(Part, Problem)>,
+    /// For a file that could not be read as a whole: the names it seems to define (its keys,
+    /// read tolerantly), so that what may depend on it is refused with the reason.
+    pub seems_to_define: Vec<Part>,
+}
+
+/// A part of a profile file: the whole of it, its `defaults`, or one named entry.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Part {
+    Whole,
+    Defaults,
+    Entry(Section, String),
+}
+
+impl Part {
+    /// The part a problem at `pointer` spoils (None: nothing others depend on).
+    pub fn of(pointer: &str) -> Option<Part> {
+        let mut segs = pointer.split('/').skip(1).map(unescape_segment);
+        match segs.next() {
+            None => Some(Part::Whole),
+            Some(top) => match top.as_str() {
+                "defaults" => Some(Part::Defaults),
+                "allow_programs" => None,
+                other => match (Section::from_key(other), segs.next()) {
+                    (Some(section), Some(name)) => Some(Part::Entry(section, name)),
+                    _ => Some(Part::Whole),
+                },
+            },
+        }
+    }
+
+    /// How the part is named in messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Part::Whole => "the file".into(),
+            Part::Defaults => "`defaults`".into(),
+            Part::Entry(section, name) => format!("{} `{name}`", section.noun()),
+        }
+    }
+}
+
+fn unescape_segment(s: &str) -> String {
+    s.replace("~1", "/").replace("~0", "~")
+}
+
+/// The parts a file's text seems to define, read tolerantly line by line (for a file that is
+/// not valid YAML): top-level keys, and the keys one level below the known sections.
+pub fn seems_to_define(text: &str) -> Vec<Part> {
+    let mut out = Vec::new();
+    let mut section: Option<Section> = None;
+    let mut indent: Option<usize> = None;
+    for line in text.lines() {
+        let trimmed = line.trim_start_matches([' ', '\t']);
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let depth = line.len() - trimmed.len();
+        let key = trimmed
+            .split_once(':')
+            .map(|(k, _)| k.trim().trim_matches(['"', '\'']).to_string());
+        if depth == 0 {
+            indent = None;
+            section = None;
+            match key.as_deref() {
+                Some("defaults") => out.push(Part::Defaults),
+                Some(k) => section = Section::from_key(k),
+                None => {}
+            }
+            continue;
+        }
+        let (Some(sec), Some(k)) = (section, key) else {
+            continue;
+        };
+        let level = *indent.get_or_insert(depth);
+        if depth == level && !k.is_empty() && !k.starts_with('-') {
+            out.push(Part::Entry(sec, k));
+        }
+    }
+    out
+}
+
+/// The parts a parsed value defines (for a file whose schema problems spoil it as a whole).
+fn parts_of(value: &Value) -> Vec<Part> {
+    let mut out = Vec::new();
+    if value.get("defaults").is_some() {
+        out.push(Part::Defaults);
+    }
+    for section in Section::ALL {
+        if let Some(map) = value.get(section.key()).and_then(Value::as_object) {
+            out.extend(map.keys().map(|k| Part::Entry(section, k.clone())));
+        }
+    }
+    out
 }
 
 impl SourceFile {
@@ -104,6 +199,7 @@ impl SourceFile {
             crate::profile::schema::human_path(&self.value, pointer),
             message,
         );
+        let p = p.at_pointer(pointer);
         if self.excerpts {
             p
         } else {
@@ -418,11 +514,54 @@ fn excerpts_allowed(path: &Path) -> bool {
         && std::fs::canonicalize(path).is_ok_and(|target| has_yaml_extension(&target))
 }
 
+/// A file that could not be read as a whole: kept, so that what may depend on it is refused
+/// with its first problem rather than being "not defined".
+fn unreadable(
+    found: &Found,
+    display: String,
+    text: String,
+    excerpts: bool,
+    problems: &[Problem],
+) -> SourceFile {
+    let seems = seems_to_define(&text);
+    let first = problems
+        .first()
+        .cloned()
+        .unwrap_or_else(|| Problem::file_level(&display, "the file cannot be read"));
+    SourceFile {
+        path: found.path.clone(),
+        display,
+        text,
+        value: Value::Object(serde_json::Map::new()),
+        index: SpanIndex::default(),
+        kind: found.kind,
+        excerpts,
+        broken: vec![(Part::Whole, first)],
+        seems_to_define: seems,
+    }
+}
+
 fn read_checked(
     found: &Found,
     display: String,
     excerpts: bool,
     problems: &mut Vec<Problem>,
+) -> Result<Option<SourceFile>, LoadError> {
+    let before = problems.len();
+    let mut text = String::new();
+    let file = read_parsed(found, display.clone(), excerpts, problems, &mut text)?;
+    Ok(Some(match file {
+        Some(f) => f,
+        None => unreadable(found, display, text, excerpts, &problems[before..]),
+    }))
+}
+
+fn read_parsed(
+    found: &Found,
+    display: String,
+    excerpts: bool,
+    problems: &mut Vec<Problem>,
+    text_out: &mut String,
 ) -> Result<Option<SourceFile>, LoadError> {
     let path = found.path.as_path();
     let kind = found.kind;
@@ -526,6 +665,7 @@ fn read_checked(
         Some(rest) => rest.to_string(),
         None => text,
     };
+    text_out.clone_from(&text);
     if let Some(i) = text.find('\0') {
         let prefix = &text[..i];
         let line = prefix.matches('\n').count() as u32 + 1;
@@ -551,14 +691,7 @@ fn read_checked(
             return Ok(None);
         }
     };
-    let found =
-        crate::profile::schema::check(&display, &text, &value, &index, kind != FileKind::Shared);
-    let ok = found.is_empty();
-    problems.extend(found);
-    if !ok {
-        return Ok(None);
-    }
-    let file = SourceFile {
+    let mut file = SourceFile {
         path: path.to_path_buf(),
         display,
         text,
@@ -566,12 +699,29 @@ fn read_checked(
         index,
         kind,
         excerpts,
+        broken: Vec::new(),
+        seems_to_define: Vec::new(),
     };
-    let found = crate::profile::trust::check_text(&file);
-    if !found.is_empty() {
-        problems.extend(found);
-        return Ok(None);
+    let mut found = crate::profile::schema::check(
+        &file.display,
+        &file.text,
+        &file.value,
+        &file.index,
+        kind != FileKind::Shared,
+    );
+    found.extend(crate::profile::trust::check_text(&file));
+    for p in &found {
+        let Some(part) = p.pointer.as_deref().and_then(Part::of) else {
+            continue;
+        };
+        if !file.broken.iter().any(|(q, _)| *q == part) {
+            file.broken.push((part, p.clone()));
+        }
     }
+    if file.broken.iter().any(|(q, _)| *q == Part::Whole) {
+        file.seems_to_define = parts_of(&file.value);
+    }
+    problems.extend(found);
     Ok(Some(file))
 }
 
@@ -586,6 +736,11 @@ pub enum Section {
 }
 
 impl Section {
+    /// The section a top-level key names.
+    pub fn from_key(key: &str) -> Option<Section> {
+        Section::ALL.into_iter().find(|s| s.key() == key)
+    }
+
     pub const ALL: [Section; 5] = [
         Section::Tenants,
         Section::Bastions,
@@ -642,6 +797,15 @@ pub struct ProfileSet {
     pub consents: crate::profile::trust::Consents,
     /// Problems that do not stop anything (a user config that grants nothing, and why).
     pub warnings: Vec<Problem>,
+    /// Every problem found while loading, sorted by file and line (`validate` reports them;
+    /// other commands use what does not depend on them).
+    pub problems: Vec<Problem>,
+    /// Names that cannot be used, each with the problems that spoil it: a broken entry, a
+    /// name defined twice, a name a file that could not be read seems to define.
+    pub broken: BTreeMap<(Section, String), Vec<Problem>>,
+    /// Problems that refuse every profile: broken `defaults` (every profile inherits them), a
+    /// personal file that could not be read (it may change anything).
+    pub blockers: Vec<Problem>,
 }
 
 impl ProfileSet {
@@ -662,6 +826,20 @@ impl ProfileSet {
 
     pub fn entry(&self, section: Section, name: &str) -> Option<&Entry> {
         self.sections.get(&section)?.get(name)
+    }
+
+    /// Why `name` cannot be used, when it cannot: the problems of its definition.
+    pub fn unusable(&self, section: Section, name: &str) -> Option<&[Problem]> {
+        self.broken
+            .get(&(section, name.to_string()))
+            .map(Vec::as_slice)
+    }
+
+    fn spoil(&mut self, section: Section, name: &str, why: Problem) {
+        self.broken
+            .entry((section, name.to_string()))
+            .or_default()
+            .push(why);
     }
 
     /// The set as the shared files alone say it: no `*.local.yaml`, no user config (what
@@ -746,13 +924,10 @@ pub fn load_files(paths: &[Found], cwd: &Path) -> Result<ProfileSet, LoadError> 
         problems.extend(p);
         files.extend(f);
     }
-    let set = assemble(files, &mut problems);
-    if problems.is_empty() {
-        Ok(set)
-    } else {
-        diag::sort(&mut problems);
-        Err(LoadError::Invalid(problems))
-    }
+    let mut set = assemble(files, &mut problems);
+    diag::sort(&mut problems);
+    set.problems = problems;
+    Ok(set)
 }
 
 /// Builds the global name tables; reports names defined twice and overrides of nothing.
@@ -763,8 +938,28 @@ pub fn assemble(files: Vec<SourceFile>, problems: &mut Vec<Problem>) -> ProfileS
     };
     let mut allow = Vec::new();
     let mut default_fields: BTreeMap<String, usize> = BTreeMap::new();
+    let mut spoiled: Vec<(Section, String, Problem)> = Vec::new();
+    let mut blockers: Vec<Problem> = Vec::new();
     for kind in [FileKind::Shared, FileKind::Override, FileKind::User] {
         for (fi, file) in set.files.iter().enumerate().filter(|(_, f)| f.kind == kind) {
+            let personal = kind != FileKind::Shared;
+            if let Some((_, why)) = file.broken.iter().find(|(p, _)| *p == Part::Whole) {
+                // nothing of it is used; what it seems to define is refused with its reason
+                for part in &file.seems_to_define {
+                    match part {
+                        Part::Entry(section, name) => {
+                            spoiled.push((*section, name.clone(), why.clone()))
+                        }
+                        Part::Defaults => blockers.push(why.clone()),
+                        Part::Whole => {}
+                    }
+                }
+                if personal {
+                    blockers.push(why.clone());
+                }
+                continue;
+            }
+            let broken = |part: &Part| file.broken.iter().find(|(p, _)| p == part).map(|(_, w)| w);
             for section in Section::ALL {
                 let Some(map) = file.value.get(section.key()).and_then(Value::as_object) else {
                     continue;
@@ -776,6 +971,10 @@ pub fn assemble(files: Vec<SourceFile>, problems: &mut Vec<Problem>) -> ProfileS
                     continue; // a user config that may not grant: said in a warning below
                 }
                 for name in map.keys() {
+                    if let Some(why) = broken(&Part::Entry(section, name.clone())) {
+                        spoiled.push((section, name.clone(), why.clone()));
+                        continue;
+                    }
                     let pointer = format!("/{}/{}", section.key(), yaml::escape_segment(name));
                     let table = set.sections.entry(section).or_default();
                     let exists = table.contains_key(name);
@@ -783,16 +982,28 @@ pub fn assemble(files: Vec<SourceFile>, problems: &mut Vec<Problem>) -> ProfileS
                         (FileKind::Shared, true) => {
                             let first = &table[name].defs[0];
                             let first_at = set.files[first.file].location(&first.pointer);
-                            problems.push(
-                                file.problem(&pointer, true, format!("{} `{name}` is defined twice: here and at {first_at}", section.noun()))
-                                    .with_help(format!("{} names are global across all profile files; rename or remove one", section.noun())),
-                            );
+                            let p = file.problem(&pointer, true, format!("{} `{name}` is defined twice: here and at {first_at}", section.noun()))
+                                .with_help(format!("{} names are global across all profile files; rename or remove one", section.noun()));
+                            spoiled.push((section, name.clone(), p.clone()));
+                            problems.push(p);
                             continue;
                         }
                         (FileKind::User, false) if section == Section::Templates => {}
                         (FileKind::Override | FileKind::User, false)
-                            if section != Section::Profiles =>
+                            if section == Section::Profiles =>
                         {
+                            // a new profile of one's own, unless it is a typo of a shared one
+                            let known = table.keys().map(String::as_str);
+                            if let Some(close) = diag::did_you_mean(name, known) {
+                                let p = file
+                                    .problem(&pointer, true, format!("this override adds a new profile `{name}`, which no shared file defines"))
+                                    .with_help(format!("did you mean `{close}`? (to add a profile of your own, give it a name not this close to another)"));
+                                spoiled.push((section, name.clone(), p.clone()));
+                                problems.push(p);
+                                continue;
+                            }
+                        }
+                        (FileKind::Override | FileKind::User, false) => {
                             let known: Vec<&str> = table.keys().map(String::as_str).collect();
                             let mut p = file.problem(
                                 &pointer,
@@ -818,14 +1029,16 @@ pub fn assemble(files: Vec<SourceFile>, problems: &mut Vec<Problem>) -> ProfileS
                         .push(Def { file: fi, pointer });
                 }
             }
-            if let Some(d) = file.value.get("defaults").and_then(Value::as_object) {
+            if let Some(why) = broken(&Part::Defaults) {
+                blockers.push(why.clone());
+            } else if let Some(d) = file.value.get("defaults").and_then(Value::as_object) {
                 if kind == FileKind::Shared {
                     for field in d.keys() {
                         let ptr = format!("/defaults/{}", yaml::escape_segment(field));
                         if let Some(&other) = default_fields.get(field) {
                             let first_at = set.files[other].location(&ptr);
-                            problems.push(
-                                file.problem(
+                            let p = file
+                                .problem(
                                     &ptr,
                                     true,
                                     format!(
@@ -834,8 +1047,9 @@ pub fn assemble(files: Vec<SourceFile>, problems: &mut Vec<Problem>) -> ProfileS
                                 )
                                 .with_help(
                                     "keep one `defaults` value per field across the shared files",
-                                ),
-                            );
+                                );
+                            blockers.push(p.clone());
+                            problems.push(p);
                         } else {
                             default_fields.insert(field.clone(), fi);
                         }
@@ -876,6 +1090,10 @@ pub fn assemble(files: Vec<SourceFile>, problems: &mut Vec<Problem>) -> ProfileS
         }
     }
     set.allow_programs = allow;
+    for (section, name, why) in spoiled {
+        set.spoil(section, &name, why);
+    }
+    set.blockers = blockers;
     for file in &set.files {
         if file.kind == FileKind::Override
             && !is_override(&file.path)

@@ -250,7 +250,7 @@ pub enum Audio {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RdpValue {
-    Int(i64),
+    Int(#[schemars(range(min = -2147483648i64, max = 4294967295i64))] i64),
     Text(String),
 }
 
@@ -344,7 +344,7 @@ pub struct RawProfile {
     pub local_port: Option<LocalPort>,
     /// Tunnel `--timeout` in seconds (closed after that total time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1), example = 3600)]
+    #[schemars(range(min = 1, max = 4294967295u32), example = 3600)]
     pub timeout: Option<u32>,
     /// ssh: arguments for ssh itself, appended after `--`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -136,6 +136,16 @@ pub enum ResolveError {
         name: String,
         problems: Vec<Problem>,
     },
+    #[error("profile `{name}` cannot be used: it depends on {} with problems (above)", .needs.join(", "))]
+    Unusable {
+        name: String,
+        /// What it depends on that is broken: "bastion `hub`", "`defaults`".
+        needs: Vec<String>,
+        /// The problems of those dependencies.
+        because: Vec<Problem>,
+        /// The profile's own problems, found all the same.
+        own: Vec<Problem>,
+    },
 }
 
 /// The fields and origins of a merge of layers.
@@ -228,6 +238,30 @@ struct Ctx<'a> {
     profile_def: Def,
     origins: &'a BTreeMap<String, Option<Def>>,
     problems: Vec<Problem>,
+    /// What the profile depends on that cannot be used, and why.
+    needs: Needs,
+}
+
+/// Dependencies that cannot be used: what they are, and their problems.
+#[derive(Debug, Default)]
+pub struct Needs {
+    pub what: Vec<String>,
+    pub because: Vec<Problem>,
+}
+
+impl Needs {
+    /// Notes `name` when the set cannot use it; true when it cannot.
+    pub fn check(&mut self, set: &ProfileSet, section: Section, name: &str) -> bool {
+        let Some(why) = set.unusable(section, name) else {
+            return false;
+        };
+        let what = format!("{} `{name}`", section.noun());
+        if !self.what.contains(&what) {
+            self.what.push(what);
+            self.because.extend(why.iter().cloned());
+        }
+        true
+    }
 }
 
 impl Ctx<'_> {
@@ -298,6 +332,9 @@ pub fn suggestions(set: &ProfileSet, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// How deep an `extends` chain may go (a profile, its parent, ... at most this many links).
+pub const MAX_EXTENDS: usize = 32;
+
 /// The `extends` chain of a profile, nearest last: `[root, ..., parent, profile]`.
 fn chain(set: &ProfileSet, name: &str, ctx: &mut Ctx) -> Vec<String> {
     let mut chain = vec![name.to_string()];
@@ -318,17 +355,61 @@ fn chain(set: &ProfileSet, name: &str, ctx: &mut Ctx) -> Vec<String> {
             break;
         };
         if let Some(i) = chain.iter().position(|c| c == parent) {
-            let cycle: Vec<&str> = chain[i..]
+            // one report per cycle, whichever member it was found from: told from its
+            // smallest name, at that profile's `extends`
+            let members = &chain[i..];
+            let start = members
                 .iter()
+                .enumerate()
+                .min_by_key(|(_, m)| m.as_str())
+                .map_or(0, |(k, _)| k);
+            let mut cycle: Vec<&str> = members[start..]
+                .iter()
+                .chain(&members[..start])
                 .map(String::as_str)
-                .chain(std::iter::once(parent))
                 .collect();
+            cycle.push(cycle[0]);
+            let at = set
+                .entry(Section::Profiles, cycle[0])
+                .and_then(|e| {
+                    e.defs
+                        .iter()
+                        .rev()
+                        .find(|d| set.value(d).is_some_and(|v| v.get("extends").is_some()))
+                })
+                .map(|d| Def {
+                    file: d.file,
+                    pointer: format!("{}/extends", d.pointer),
+                })
+                .unwrap_or(ext_def);
+            let shown = if cycle.len() > 12 {
+                format!(
+                    "{} -> ... ({} profiles) ... -> {}",
+                    cycle[..6].join(" -> "),
+                    cycle.len() - 1,
+                    cycle[cycle.len() - 3..].join(" -> ")
+                )
+            } else {
+                cycle.join(" -> ")
+            };
+            ctx.at_def(
+                &at,
+                false,
+                format!("`extends` forms a cycle: {shown}"),
+                Some("remove `extends` from one of these profiles".into()),
+            );
+            break;
+        }
+        if chain.len() >= MAX_EXTENDS {
             ctx.at_def(
                 &ext_def,
                 false,
-                format!("`extends` forms a cycle: {}", cycle.join(" -> ")),
-                Some("remove `extends` from one of these profiles".into()),
+                format!("the `extends` chain of profile `{name}` is longer than {MAX_EXTENDS} profiles"),
+                Some("profiles inherit a few levels deep; shorten the chain (`defaults` apply under every profile)".into()),
             );
+            break;
+        }
+        if ctx.needs.check(set, Section::Profiles, parent) {
             break;
         }
         if set.entry(Section::Profiles, parent).is_none() {
@@ -349,7 +430,28 @@ fn chain(set: &ProfileSet, name: &str, ctx: &mut Ctx) -> Vec<String> {
 
 /// Resolves one profile; every problem of it at once.
 pub fn resolve(set: &ProfileSet, name: &str) -> Result<Profile, ResolveError> {
+    let mut needs = Needs::default();
+    if !set.blockers.is_empty() {
+        needs.what.push("`defaults` or a personal file".into());
+        needs.because.extend(set.blockers.iter().cloned());
+    }
+    let own_broken = needs.check(set, Section::Profiles, name);
+    if own_broken && set.blockers.is_empty() {
+        // the profile's own definition has the problems
+        return Err(ResolveError::Invalid {
+            name: name.to_string(),
+            problems: needs.because,
+        });
+    }
     let Some(entry) = set.entry(Section::Profiles, name) else {
+        if own_broken || !needs.what.is_empty() {
+            return Err(ResolveError::Unusable {
+                name: name.to_string(),
+                needs: needs.what,
+                because: needs.because,
+                own: Vec::new(),
+            });
+        }
         return Err(ResolveError::UnknownProfile {
             name: name.to_string(),
             suggestions: suggestions(set, name),
@@ -366,9 +468,11 @@ pub fn resolve(set: &ProfileSet, name: &str) -> Result<Profile, ResolveError> {
         profile_def: profile_def.clone(),
         origins: &empty,
         problems: Vec::new(),
+        needs,
     };
     let chain = chain(set, name, &mut pre);
     let mut problems = pre.problems;
+    let needs = pre.needs;
     for link in &chain {
         if let Some(e) = set.entry(Section::Profiles, link) {
             for def in &e.defs {
@@ -381,6 +485,7 @@ pub fn resolve(set: &ProfileSet, name: &str) -> Result<Profile, ResolveError> {
         profile_def: profile_def.clone(),
         origins: &layered.origins,
         problems: Vec::new(),
+        needs,
     };
     let raw: RawProfile = match serde_json::from_value(Value::Object(layered.value.clone())) {
         Ok(r) => r,
@@ -402,6 +507,16 @@ pub fn resolve(set: &ProfileSet, name: &str) -> Result<Profile, ResolveError> {
     let profile = build(set, name, raw, &mut ctx, &layered);
     problems.append(&mut ctx.problems);
     diag::sort(&mut problems);
+    if !ctx.needs.what.is_empty() {
+        let mut because = ctx.needs.because;
+        diag::sort(&mut because);
+        return Err(ResolveError::Unusable {
+            name: name.to_string(),
+            needs: ctx.needs.what,
+            because,
+            own: problems,
+        });
+    }
     match profile {
         Some(p) if problems.is_empty() => Ok(p),
         _ => Err(ResolveError::Invalid {
@@ -430,9 +545,13 @@ pub fn bastion(
     set: &ProfileSet,
     key: &str,
     problems: &mut Vec<Problem>,
+    needs: &mut Needs,
 ) -> Option<(Bastion, Tenant)> {
     let (raw, def): (RawBastion, Def) = entry_value(set, Section::Bastions, key)?;
     let file = set.file(&def);
+    if needs.check(set, Section::Tenants, &raw.tenant) {
+        return None;
+    }
     let Some((t, _)) = tenant(set, &raw.tenant) else {
         problems.push(
             file.problem(
@@ -508,6 +627,7 @@ pub fn vm(
     key: &str,
     default_tenant: Option<&str>,
     problems: &mut Vec<Problem>,
+    needs: &mut Needs,
 ) -> Option<Vm> {
     let (raw, def): (RawVm, Def) = entry_value(set, Section::Vms, key)?;
     let file = set.file(&def);
@@ -577,6 +697,7 @@ pub fn vm(
     }
     let tenant_name = raw.tenant.clone().or(default_tenant.map(str::to_string));
     let tenant = match &tenant_name {
+        Some(t) if needs.check(set, Section::Tenants, t) => return None,
         Some(t) => match tenant(set, t) {
             Some((t, _)) => Some(t),
             None => {
@@ -700,6 +821,7 @@ fn reference<'r>(
             );
             None
         }
+        Some(v) if ctx.needs.check(set, section, v) => None,
         Some(v) if set.entry(section, v).is_none() => {
             // no profile name in the message: a value set in `defaults` or a parent is one
             // problem, however many profiles inherit it
@@ -726,7 +848,7 @@ fn build(
         Section::Bastions,
         "its `extends` parent or `defaults`",
     )
-    .and_then(|b| bastion(set, b, &mut ctx.problems));
+    .and_then(|b| bastion(set, b, &mut ctx.problems, &mut ctx.needs));
     let vm_res = reference(
         ctx,
         name,
@@ -736,9 +858,16 @@ fn build(
     )
     .and_then(|v| {
         let default_tenant = bastion_tenant.as_ref().map(|(b, _)| b.tenant.clone());
-        vm(set, v, default_tenant.as_deref(), &mut ctx.problems)
+        vm(
+            set,
+            v,
+            default_tenant.as_deref(),
+            &mut ctx.problems,
+            &mut ctx.needs,
+        )
     });
     if let Some(t) = &raw.template
+        && !ctx.needs.check(set, Section::Templates, t)
         && set.entry(Section::Templates, t).is_none()
         && !crate::profile::raw::BUILTIN_TEMPLATES.contains(&t.as_str())
     {
@@ -995,11 +1124,12 @@ pub fn mode_name(m: Mode) -> &'static str {
 pub fn validate_entries(set: &ProfileSet) -> Vec<Problem> {
     let mut problems = Vec::new();
     for name in set.names(Section::Bastions) {
-        bastion(set, name, &mut problems);
+        // a broken tenant is reported where it is written
+        bastion(set, name, &mut problems, &mut Needs::default());
     }
     for name in set.names(Section::Vms) {
         // a vm's tenant defaults to its bastion's: checked here only when it names one
-        vm(set, name, None, &mut problems);
+        vm(set, name, None, &mut problems, &mut Needs::default());
     }
     problems
 }

@@ -122,6 +122,7 @@ pub fn check(
         };
         out.push(
             Problem::file_level(file, format!("the file is {what}"))
+                .at_pointer("")
                 .with_help("a profile file is a YAML mapping that starts with `version: 1`"),
         );
         return out;
@@ -134,7 +135,7 @@ pub fn check(
             } else {
                 index.value_pos(ptr)
             };
-            Problem::new(file, text, pos, human_path(value, ptr), msg)
+            Problem::new(file, text, pos, human_path(value, ptr), msg).at_pointer(ptr)
         };
         let name = last_segment(&pointer);
         let instance = err.instance();
@@ -236,6 +237,7 @@ pub fn check(
                 ));
             }
             ValidationErrorKind::Minimum { limit } | ValidationErrorKind::Maximum { limit } => {
+                let below = matches!(err.kind(), ValidationErrorKind::Minimum { .. });
                 let (lo, hi) = range_of(&pointer, value);
                 let msg = if pointer == "/version" {
                     format!(
@@ -247,7 +249,8 @@ pub fn check(
                         (Some(lo), Some(hi)) => {
                             format!("`{name}` is {instance}, outside {lo}..={hi}")
                         }
-                        _ => format!("`{name}` is {instance}, beyond the limit {limit}"),
+                        _ if below => format!("`{name}` is {instance}, below the minimum {limit}"),
+                        _ => format!("`{name}` is {instance}, above the maximum {limit}"),
                     }
                 };
                 let help = if pointer == "/version" {

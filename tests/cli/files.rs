@@ -91,8 +91,12 @@ fn a_link_to_a_secret_outside_the_directory_is_refused_without_printing_it() {
         .file("team/p.yaml", set())
         .file("secret", SECRET);
     link("../secret", &t.path().join("team/y.yml"));
-    let r = run_within(&t, &["--profiles", "team", "list"]);
+    let r = run_within(&t, &["--profiles", "team", "validate"]);
     r.code(65).stderr_has("y.yml is not read");
+    assert_no_canary(&r);
+    // the rest of the set stays usable, and the link is still not read
+    let r = run_within(&t, &["--profiles", "team", "list"]);
+    r.code(0).stderr_has("1 problem in the profile set");
     assert_no_canary(&r);
     let r = run_within(&t.env("BPROF_PROFILES", "team"), &["validate"]);
     r.code(65).stderr_has("leaves the directory");

@@ -293,17 +293,25 @@ fn other_programs_need_the_persons_own_consent() {
         .stderr_has("runs `pwsh`")
         .stderr_has("bprof trust allow p");
     // a *.local.yaml can be committed by anyone: it grants nothing
-    t().file(
-        "profiles/me.local.yaml",
-        "version: 1\nallow_programs: [pwsh]\n",
-    )
-    .args(&["plan", "p"])
-    .run()
-    .code(65)
-    .stderr_has("grants nothing");
+    let local = || {
+        t().file(
+            "profiles/me.local.yaml",
+            "version: 1\nallow_programs: [pwsh]\n",
+        )
+    };
+    local()
+        .args(&["validate"])
+        .run()
+        .code(65)
+        .stderr_has("grants nothing");
+    local()
+        .args(&["plan", "p"])
+        .run()
+        .code(77)
+        .stderr_has("1 problem elsewhere");
     // a shared file cannot give that consent either
     t().file("profiles/z.yaml", "version: 1\nallow_programs: [pwsh]\n")
-        .args(&["plan", "p"])
+        .args(&["validate"])
         .run()
         .code(65)
         .stderr_has("only your own user config file may allow programs");

@@ -101,9 +101,22 @@ fn hostile_shared_sets_run_nothing() {
                     "version: 1\nallow_programs: [touch]\n".into(),
                 ),
             ],
-            args: run,
+            args: &["validate"],
             code: 65,
             stderr: &["profiles/me.local.yaml:2", "grants nothing"],
+        },
+        Case {
+            name: "a committed *.local.yaml grants programs, at run",
+            files: vec![
+                ("profiles/p.yaml", template("    - [touch, CANARY]\n")),
+                (
+                    "profiles/me.local.yaml",
+                    "version: 1\nallow_programs: [touch]\n".into(),
+                ),
+            ],
+            args: run,
+            code: 77,
+            stderr: &["1 problem elsewhere", "runs `touch`"],
         },
         case(
             "a shared template runs another program",
@@ -231,9 +244,16 @@ fn hostile_shared_sets_run_nothing() {
         case(
             "an OSC 52 escape in a description",
             rdp("    description: \"\\e]52;c;ZXZpbA==\\a\"\n"),
-            &["list"],
+            &["validate"],
             65,
             &["profiles/p.yaml:24", "U+001B"],
+        ),
+        case(
+            "an OSC 52 escape in a description, listed",
+            rdp("    description: \"\\e]52;c;ZXZpbA==\\a\"\n"),
+            &["list"],
+            0,
+            &["1 problem in the profile set"],
         ),
         case(
             "an escape in a template token",
