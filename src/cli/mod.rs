@@ -12,6 +12,7 @@ use crate::profile::load::{self, LoadError, ProfileSet, Sources};
 use crate::profile::resolve::{self, ResolveError};
 use crate::session::RunError;
 
+mod environment;
 pub mod exit;
 pub mod init;
 mod list;
@@ -122,7 +123,11 @@ pub enum Command {
     },
     /// Check profile files: every problem, not just the first.
     Validate {
-        /// Files or directories (default: the discovered set).
+        /// Files or directories to check (default: the discovered set, with your overrides).
+        ///
+        /// Each is checked in the context of its set (the other shared files of its
+        /// directory), without personal overrides (`*.local.yaml`, your user config), as CI
+        /// sees the repository; problems of the named files are reported.
         paths: Vec<PathBuf>,
     },
     /// Scaffold a profile directory: a commented example, the schema, the .gitignore line.
@@ -254,6 +259,11 @@ fn run_cli(args: Vec<std::ffi::OsString>) -> i32 {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
+            if let Some(clap::error::ContextValue::String(word)) =
+                e.get(clap::error::ContextKind::InvalidSubcommand)
+            {
+                profile_as_command(word);
+            }
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
                     exit::OK
@@ -280,6 +290,21 @@ fn run_cli(args: Vec<std::ffi::OsString>) -> i32 {
     }
 }
 
+/// `bprof NAME`, where NAME is a profile: say how to run it (never run it: a typo must not
+/// connect anywhere).
+fn profile_as_command(word: &str) {
+    let Ok(set) = load::load(&Sources::from_env(Vec::new())) else {
+        return;
+    };
+    let known = set.entry(load::Section::Profiles, word).is_some()
+        || set.unusable(load::Section::Profiles, word).is_some();
+    if known {
+        crate::terminal::eprintln(&format!(
+            "  tip: `{word}` is a profile; did you mean `bprof run {word}`?"
+        ));
+    }
+}
+
 /// Loads the profile set; its warnings (a user config that grants nothing, ignored consents)
 /// are said on stderr.
 pub(crate) fn load_set(cli: &Cli, out: &Out) -> Result<ProfileSet, Error> {
@@ -291,6 +316,7 @@ pub(crate) fn load_set(cli: &Cli, out: &Out) -> Result<ProfileSet, Error> {
 }
 
 fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
+    environment::check()?;
     match &cli.command {
         Command::Schema => {
             print(&crate::profile::schema::schema_text())?;
@@ -309,8 +335,17 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
             for written in crate::cli::init::scaffold(&dir, *force)? {
                 out.note(&format!("wrote {}", written.display()));
             }
+            // from here, bprof finds `./profiles` by itself; any other directory is named
+            let flag = if dir == std::path::Path::new("profiles") {
+                String::new()
+            } else {
+                format!(
+                    "--profiles {} ",
+                    crate::plan::shell::sh_quote(&dir.display().to_string())
+                )
+            };
             out.note(&format!(
-                "next: edit {}, then `bprof validate` and `bprof run my-jumpbox --dry-run`",
+                "next: edit {}, then `bprof {flag}validate` and `bprof {flag}run my-jumpbox --dry-run`",
                 dir.join("example.yaml").display()
             ));
             Ok(exit::OK)

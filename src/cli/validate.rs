@@ -10,16 +10,56 @@ use crate::plan::{self};
 use crate::profile::diag::Problem;
 use crate::profile::load::{self, LoadError, Sources};
 pub(super) fn validate(cli: &Cli, paths: &[PathBuf], out: &Out) -> Result<i32, Error> {
-    let mut src = Sources::from_env(if paths.is_empty() {
-        cli.profiles.clone()
-    } else {
-        paths.to_vec()
+    let src = Sources::from_env(cli.profiles.clone());
+    // `validate PATH...`: each named file in its set (the shared files of its directory), the
+    // way CI sees the repository: no personal files; problems of the named files only
+    let named: Option<Vec<String>> = (!paths.is_empty()).then(|| {
+        paths
+            .iter()
+            .map(|p| load::display_path(p, &src.cwd))
+            .collect()
     });
-    if !paths.is_empty() {
-        src.env = None;
-    }
-    let files = load::discover(&src)?;
-    let count = files.len();
+    let mut files = if paths.is_empty() {
+        load::discover(&src)?
+    } else {
+        let named_src = Sources {
+            paths: paths.to_vec(),
+            env: None,
+            cwd: src.cwd.clone(),
+            user_config: None,
+            trust_store: src.trust_store.clone(),
+        };
+        let mut files = load::discover(&named_src)?;
+        // the context: the other shared files of each named file's directory
+        for p in paths.iter().filter(|p| p.is_file()) {
+            let dir = match p.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let ctx = Sources {
+                paths: vec![dir],
+                ..named_src.clone()
+            };
+            for f in load::discover(&ctx).unwrap_or_default() {
+                if !files.iter().any(|g| g.path == f.path) {
+                    files.push(f);
+                }
+            }
+        }
+        files.retain(|f| f.kind == load::FileKind::Shared);
+        files
+    };
+    files.sort_by_key(|f| f.kind);
+    let in_scope = |display: &str| match &named {
+        None => true,
+        Some(list) => list
+            .iter()
+            .any(|n| display == n || display.starts_with(&format!("{}/", n.trim_end_matches('/')))),
+    };
+    let count = files
+        .iter()
+        .filter(|f| in_scope(&load::display_path(&f.path, &src.cwd)))
+        .count();
     let problems = match load::load_files(&files, &src.cwd) {
         Ok(mut set) => {
             load::attach_consents(&mut set, &src);
@@ -28,6 +68,7 @@ pub(super) fn validate(cli: &Cli, paths: &[PathBuf], out: &Out) -> Result<i32, E
         Err(LoadError::Invalid(p)) => p,
         Err(e) => return Err(e.into()),
     };
+    let problems: Vec<Problem> = problems.into_iter().filter(|p| in_scope(&p.file)).collect();
     let errors = problems.iter().filter(|p| p.is_error()).count();
     let warnings = problems.len() - errors;
     let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });

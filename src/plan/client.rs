@@ -62,6 +62,21 @@ pub fn choose(profile: &Profile, os: Os, lookup: bool) -> Option<ClientCmd> {
     Some(ClientCmd { program, freerdp3 })
 }
 
+/// What `--configure` (sign in as another user) means with a client other than mstsc, where
+/// it is `/edit`: nothing is passed, and this says what to do instead.
+pub fn configure_note(program: &str) -> String {
+    let instead = match program {
+        "open" => "choose the user in the Windows App (edit the PC, or its user account)",
+        "remmina" => "Remmina asks for the user when the file has none: leave `username` out",
+        _ => {
+            "FreeRDP asks who to sign in as when the profile has no `username` (change or remove it in your override); with Entra, FreeRDP 3 shows the Microsoft sign-in each time, where another account can be chosen"
+        }
+    };
+    format!(
+        "--configure does nothing with `{program}` (it opens mstsc's settings on Windows): {instead}"
+    )
+}
+
 impl ClientCmd {
     /// Whether the program returns at once and the session lives on elsewhere (macOS `open`):
     /// then bprof keeps the tunnel open until Ctrl-C.

@@ -640,12 +640,22 @@ fn sources(
 /// How long `run` waits for a tunnel to accept connections (`BPROF_TUNNEL_TIMEOUT` seconds,
 /// default 30: az's tunnel is usually ready in a few seconds).
 pub fn tunnel_timeout() -> std::time::Duration {
-    let secs = std::env::var("BPROF_TUNNEL_TIMEOUT")
+    std::env::var("BPROF_TUNNEL_TIMEOUT")
         .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| *s > 0.0)
-        .unwrap_or(30.0);
-    std::time::Duration::from_secs_f64(secs)
+        .and_then(|v| parse_tunnel_timeout(&v).ok())
+        .unwrap_or(std::time::Duration::from_secs(30))
+}
+
+/// `BPROF_TUNNEL_TIMEOUT`: seconds, from 0.1 to 86400 (the command line checks it first).
+pub fn parse_tunnel_timeout(value: &str) -> Result<std::time::Duration, String> {
+    match value.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && (0.1..=86400.0).contains(&s) => {
+            Ok(std::time::Duration::from_secs_f64(s))
+        }
+        _ => Err(format!(
+            "`{value}` is not a number of seconds from 0.1 to 86400"
+        )),
+    }
 }
 
 /// Where a client is pointed at the local end of a tunnel: IPv4 loopback, never `localhost`
@@ -712,12 +722,17 @@ fn session_steps(profile: &Profile, opts: &PlanOptions, port: u16, out: &mut Vec
                 name: "client".into(),
                 argv: c.argv(profile, &path, profile.configure || opts.configure),
                 when: None,
-                detail: if missing {
-                    Some(format!("`{}` is not on PATH: {}", c.program, crate::plan::client::INSTALL_HINT))
-                } else if no_entra {
-                    Some(format!("`{}` has no Entra sign-in: this profile's `enable_mfa` needs FreeRDP 3 (xfreerdp3, sdl-freerdp3) or sign-in with a local account", c.program))
-                } else {
-                    None
+                detail: {
+                    let mut notes = Vec::new();
+                    if missing {
+                        notes.push(format!("`{}` is not on PATH: {}", c.program, crate::plan::client::INSTALL_HINT));
+                    } else if no_entra {
+                        notes.push(format!("`{}` has no Entra sign-in: this profile's `enable_mfa` needs FreeRDP 3 (xfreerdp3, sdl-freerdp3) or sign-in with a local account", c.program));
+                    }
+                    if (profile.configure || opts.configure) && c.program != "mstsc" {
+                        notes.push(crate::plan::client::configure_note(&c.program));
+                    }
+                    (!notes.is_empty()).then(|| notes.join("; "))
                 },
                 kind: StepKind::Client,
             });

@@ -267,9 +267,10 @@ pub fn user_config_path() -> Option<PathBuf> {
     let base = if cfg!(windows) {
         std::env::var_os("APPDATA").map(PathBuf::from)
     } else {
+        // the XDG spec: a relative XDG_CONFIG_HOME is invalid and ignored
         std::env::var_os("XDG_CONFIG_HOME")
-            .filter(|v| !v.is_empty())
             .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
             .or_else(|| home_dir().map(|h| h.join(".config")))
     }?;
     Some(base.join("bprof").join("local.yaml"))
@@ -678,16 +679,31 @@ fn read_parsed(
         );
         return Ok(None);
     }
-    let (value, index) = match yaml::parse(&text) {
+    let (value, index, keys) = match yaml::parse_all(&text) {
         Ok(v) => v,
         Err(e) => {
-            problems.push(Problem::new(
-                &display,
-                &text,
-                e.pos,
-                String::new(),
-                format!("invalid YAML: {}", e.message),
-            ));
+            let tabs = yaml::indentation_tabs(&text);
+            if tabs.is_empty() {
+                problems.push(Problem::new(
+                    &display,
+                    &text,
+                    e.pos,
+                    String::new(),
+                    format!("invalid YAML: {}", e.message),
+                ));
+            }
+            for pos in tabs {
+                problems.push(
+                    Problem::new(
+                        &display,
+                        &text,
+                        pos,
+                        String::new(),
+                        "tabs are not allowed in YAML indentation",
+                    )
+                    .with_help("indent with spaces"),
+                );
+            }
             return Ok(None);
         }
     };
@@ -710,6 +726,18 @@ fn read_parsed(
         kind != FileKind::Shared,
     );
     found.extend(crate::profile::trust::check_text(&file));
+    for k in keys {
+        let p = Problem::new(
+            &file.display,
+            &file.text,
+            k.pos,
+            crate::profile::schema::human_path(&file.value, &k.pointer),
+            k.message,
+        )
+        .at_pointer(&k.pointer)
+        .with_help("names are text: `\"007\": ...`; otherwise `007` and `7` are the same key");
+        found.push(p);
+    }
     for p in &found {
         let Some(part) = p.pointer.as_deref().and_then(Part::of) else {
             continue;
@@ -723,6 +751,121 @@ fn read_parsed(
     }
     problems.extend(found);
     Ok(Some(file))
+}
+
+/// A profile's parent: the last layer that sets `extends`, and where it does.
+pub fn parent_of<'s>(set: &'s ProfileSet, name: &str) -> Option<(&'s str, Def)> {
+    let entry = set.entry(Section::Profiles, name)?;
+    entry.defs.iter().rev().find_map(|d| {
+        let parent = set.value(d)?.get("extends")?.as_str()?;
+        Some((
+            parent,
+            Def {
+                file: d.file,
+                pointer: format!("{}/extends", d.pointer),
+            },
+        ))
+    })
+}
+
+/// Every `extends` chain at once, in time linear in the number of profiles: the cycles (one
+/// problem each, told from the smallest name, at its `extends`) and the chains deeper than
+/// [`MAX_EXTENDS`] (one problem each, at the first profile too deep; the profiles below it
+/// share that problem).
+fn chains(set: &ProfileSet) -> BTreeMap<String, Problem> {
+    #[derive(Clone)]
+    enum State {
+        Depth(usize, Option<String>),
+        Cycle,
+    }
+    let mut state: BTreeMap<&str, State> = BTreeMap::new();
+    let mut bad: BTreeMap<String, Problem> = BTreeMap::new();
+    let names: Vec<&str> = set.names(Section::Profiles).collect();
+    for start in names {
+        let mut path: Vec<&str> = Vec::new();
+        let mut cur = start;
+        // walk up until a known profile, a root, a missing parent, or the path itself
+        let base = loop {
+            if let Some(s) = state.get(cur) {
+                break Some(s.clone());
+            }
+            if let Some(i) = path.iter().position(|p| *p == cur) {
+                let members = &path[i..];
+                let first = members.iter().copied().min().unwrap_or(cur);
+                let at = members.iter().position(|m| *m == first).unwrap_or(0);
+                let mut cycle: Vec<&str> = members[at..]
+                    .iter()
+                    .chain(&members[..at])
+                    .copied()
+                    .collect();
+                cycle.push(first);
+                let shown = if cycle.len() > 12 {
+                    format!(
+                        "{} -> ... ({} profiles) ... -> {}",
+                        cycle[..6].join(" -> "),
+                        cycle.len() - 1,
+                        cycle[cycle.len() - 3..].join(" -> ")
+                    )
+                } else {
+                    cycle.join(" -> ")
+                };
+                if let Some((_, def)) = parent_of(set, first) {
+                    let p = set
+                        .file(&def)
+                        .problem(
+                            &def.pointer,
+                            false,
+                            format!("`extends` forms a cycle: {shown}"),
+                        )
+                        .with_help("remove `extends` from one of these profiles");
+                    for m in members {
+                        bad.insert(m.to_string(), p.clone());
+                        state.insert(m, State::Cycle);
+                    }
+                }
+                path.truncate(i);
+                break Some(State::Cycle);
+            }
+            path.push(cur);
+            match parent_of(set, cur) {
+                Some((parent, _)) if set.entry(Section::Profiles, parent).is_some() => cur = parent,
+                _ => break None,
+            }
+        };
+        // then down the path again, parents first
+        let mut below = base;
+        while let Some(name) = path.pop() {
+            let next = match &below {
+                None => State::Depth(1, None),
+                Some(State::Cycle) => State::Cycle,
+                Some(State::Depth(d, anchor)) => {
+                    let depth = d + 1;
+                    let anchor = if depth == MAX_EXTENDS + 1 {
+                        if let Some((_, def)) = parent_of(set, name) {
+                            let p = set
+                                .file(&def)
+                                .problem(&def.pointer, false, format!("the `extends` chain of profile `{name}` is longer than {MAX_EXTENDS} profiles"))
+                                .with_help("profiles inherit a few levels deep; shorten the chain (`defaults` apply under every profile)");
+                            bad.insert(name.to_string(), p);
+                        }
+                        Some(name.to_string())
+                    } else {
+                        anchor.clone()
+                    };
+                    if let Some(a) = &anchor
+                        && a != name
+                        && let Some(p) = bad.get(a).cloned()
+                    {
+                        bad.insert(name.to_string(), p);
+                    }
+                    State::Depth(depth, anchor)
+                }
+            };
+            state.insert(name, next.clone());
+            below = Some(next);
+        }
+    }
+    bad
 }
 
 /// The five kinds of named entries; names are global within each.
@@ -806,7 +949,13 @@ pub struct ProfileSet {
     /// Problems that refuse every profile: broken `defaults` (every profile inherits them), a
     /// personal file that could not be read (it may change anything).
     pub blockers: Vec<Problem>,
+    /// Profiles whose `extends` chain is a cycle or deeper than [`MAX_EXTENDS`], each with the
+    /// one problem that says so (one per cycle, one per chain).
+    pub bad_chains: BTreeMap<String, Problem>,
 }
+
+/// How deep an `extends` chain may go: a profile and at most this many ancestors' links.
+pub const MAX_EXTENDS: usize = 32;
 
 impl ProfileSet {
     pub fn value(&self, def: &Def) -> Option<&Value> {
@@ -1094,6 +1243,8 @@ pub fn assemble(files: Vec<SourceFile>, problems: &mut Vec<Problem>) -> ProfileS
         set.spoil(section, &name, why);
     }
     set.blockers = blockers;
+    set.bad_chains = chains(&set);
+    problems.extend(set.bad_chains.values().cloned());
     for file in &set.files {
         if file.kind == FileKind::Override
             && !is_override(&file.path)

@@ -332,82 +332,18 @@ pub fn suggestions(set: &ProfileSet, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// How deep an `extends` chain may go (a profile, its parent, ... at most this many links).
-pub const MAX_EXTENDS: usize = 32;
-
-/// The `extends` chain of a profile, nearest last: `[root, ..., parent, profile]`.
+/// The `extends` chain of a profile, nearest last: `[root, ..., parent, profile]`. Cycles and
+/// chains that are too deep are found once for the whole set (`ProfileSet::bad_chains`).
 fn chain(set: &ProfileSet, name: &str, ctx: &mut Ctx) -> Vec<String> {
     let mut chain = vec![name.to_string()];
+    if let Some(p) = set.bad_chains.get(name) {
+        ctx.problems.push(p.clone());
+        return chain;
+    }
     let mut cur = name.to_string();
-    while let Some(entry) = set.entry(Section::Profiles, &cur) {
-        // the layer that set `extends` last (an override may change it)
-        let found = entry.defs.iter().rev().find_map(|d| {
-            let parent = set.value(d)?.get("extends")?.as_str()?;
-            Some((
-                parent,
-                Def {
-                    file: d.file,
-                    pointer: format!("{}/extends", d.pointer),
-                },
-            ))
-        });
-        let Some((parent, ext_def)) = found else {
-            break;
-        };
-        if let Some(i) = chain.iter().position(|c| c == parent) {
-            // one report per cycle, whichever member it was found from: told from its
-            // smallest name, at that profile's `extends`
-            let members = &chain[i..];
-            let start = members
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, m)| m.as_str())
-                .map_or(0, |(k, _)| k);
-            let mut cycle: Vec<&str> = members[start..]
-                .iter()
-                .chain(&members[..start])
-                .map(String::as_str)
-                .collect();
-            cycle.push(cycle[0]);
-            let at = set
-                .entry(Section::Profiles, cycle[0])
-                .and_then(|e| {
-                    e.defs
-                        .iter()
-                        .rev()
-                        .find(|d| set.value(d).is_some_and(|v| v.get("extends").is_some()))
-                })
-                .map(|d| Def {
-                    file: d.file,
-                    pointer: format!("{}/extends", d.pointer),
-                })
-                .unwrap_or(ext_def);
-            let shown = if cycle.len() > 12 {
-                format!(
-                    "{} -> ... ({} profiles) ... -> {}",
-                    cycle[..6].join(" -> "),
-                    cycle.len() - 1,
-                    cycle[cycle.len() - 3..].join(" -> ")
-                )
-            } else {
-                cycle.join(" -> ")
-            };
-            ctx.at_def(
-                &at,
-                false,
-                format!("`extends` forms a cycle: {shown}"),
-                Some("remove `extends` from one of these profiles".into()),
-            );
-            break;
-        }
-        if chain.len() >= MAX_EXTENDS {
-            ctx.at_def(
-                &ext_def,
-                false,
-                format!("the `extends` chain of profile `{name}` is longer than {MAX_EXTENDS} profiles"),
-                Some("profiles inherit a few levels deep; shorten the chain (`defaults` apply under every profile)".into()),
-            );
-            break;
+    while let Some((parent, ext_def)) = crate::profile::load::parent_of(set, &cur) {
+        if chain.len() > crate::profile::load::MAX_EXTENDS || chain.iter().any(|c| c == parent) {
+            break; // reported in `bad_chains`
         }
         if ctx.needs.check(set, Section::Profiles, parent) {
             break;
@@ -473,6 +409,13 @@ pub fn resolve(set: &ProfileSet, name: &str) -> Result<Profile, ResolveError> {
     let chain = chain(set, name, &mut pre);
     let mut problems = pre.problems;
     let needs = pre.needs;
+    if set.bad_chains.contains_key(name) {
+        // a cycle or a chain too deep: its one problem, not what the missing layers lack
+        return Err(ResolveError::Invalid {
+            name: name.to_string(),
+            problems,
+        });
+    }
     for link in &chain {
         if let Some(e) = set.entry(Section::Profiles, link) {
             for def in &e.defs {

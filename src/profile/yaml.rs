@@ -140,8 +140,48 @@ const MAX_ALIAS_EVENTS: usize = 20_000;
 /// Nodes in one file, aliases expanded (a set of 10,000 profiles in 20 files needs ~10% of it).
 const MAX_NODES: usize = 500_000;
 
-/// Parses one document. An empty document is `Value::Null`.
+/// A key that YAML reads as something other than text (`007:` is the number 7): the value is
+/// kept under the key as text, and the key is a problem of its own.
+#[derive(Debug, Clone)]
+pub struct KeyProblem {
+    pub pointer: String,
+    pub pos: Pos,
+    pub message: String,
+}
+
+/// Parses one document; a key that is not text is an error.
 pub fn parse(text: &str) -> Result<(Value, SpanIndex), SyntaxError> {
+    let (value, index, keys) = parse_all(text)?;
+    match keys.into_iter().next() {
+        Some(k) => Err(SyntaxError {
+            pos: k.pos,
+            message: k.message,
+        }),
+        None => Ok((value, index)),
+    }
+}
+
+/// Tabs in the indentation of any line, each with its position (YAML forbids them there).
+pub fn indentation_tabs(text: &str) -> Vec<Pos> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let lead: String = line
+            .chars()
+            .take_while(|c| *c == ' ' || *c == '\t')
+            .collect();
+        if let Some(col) = lead.chars().position(|c| c == '\t') {
+            out.push(Pos {
+                line: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                column: u32::try_from(col + 1).unwrap_or(u32::MAX),
+                len: 1,
+            });
+        }
+    }
+    out
+}
+
+/// Parses one document (an empty one is `Value::Null`), with the keys that are not text.
+pub fn parse_all(text: &str) -> Result<(Value, SpanIndex, Vec<KeyProblem>), SyntaxError> {
     let mut options = serde_saphyr::options! { strict_booleans: true };
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
     let mut budget = serde_saphyr::Budget::default();
@@ -165,8 +205,15 @@ pub fn parse(text: &str) -> Result<(Value, SpanIndex), SyntaxError> {
             message: clean_message(&e.without_snippet().to_string()),
         })?;
     let mut index = SpanIndex::default();
-    let value = flatten(tree, &mut String::with_capacity(128), None, &mut index)?;
-    Ok((value, index))
+    let mut keys = Vec::new();
+    let value = flatten(
+        tree,
+        &mut String::with_capacity(128),
+        None,
+        &mut index,
+        &mut keys,
+    )?;
+    Ok((value, index, keys))
 }
 
 /// serde-saphyr prefixes "line L column C: " and sometimes appends option hints meant for
@@ -178,6 +225,22 @@ fn clean_message(raw: &str) -> String {
         && let Some(i) = rest.find(": ")
     {
         msg = &rest[i + 2..];
+    }
+    // the position is printed beside the message already
+    if let Some(i) = msg.rfind(" at line ") {
+        msg = &msg[..i];
+    }
+    let indentation = [
+        "mapping values are not allowed",
+        "did not find expected key",
+        "did not find expected '-' indicator",
+        "block sequence entries are not allowed",
+        "could not find expected ':'",
+    ];
+    if indentation.iter().any(|m| msg.contains(m)) {
+        return format!(
+            "the indentation does not fit here ({msg}): check the indentation of this line and the one above; keys of one mapping line up with the same number of spaces"
+        );
     }
     let msg = msg
         .split(", set DuplicateKeyPolicy")
@@ -200,6 +263,7 @@ fn flatten(
     pointer: &mut String,
     key: Option<Pos>,
     index: &mut SpanIndex,
+    keys: &mut Vec<KeyProblem>,
 ) -> Result<Value, SyntaxError> {
     let pos = Pos::from_spanned(&node);
     let len = pointer.len();
@@ -216,7 +280,7 @@ fn flatten(
             for (i, item) in items.into_iter().enumerate() {
                 pointer.push('/');
                 pointer.push_str(&i.to_string());
-                out.push(flatten(item, pointer, None, index)?);
+                out.push(flatten(item, pointer, None, index, keys)?);
                 pointer.truncate(len);
             }
             Value::Array(out)
@@ -225,12 +289,12 @@ fn flatten(
             let mut out = Map::with_capacity(entries.len());
             for (k, v) in entries {
                 let kpos = Pos::from_spanned(&k);
-                let name = match k.value {
-                    Node::Str(s) => s,
-                    Node::Int(i) => i.to_string(),
-                    Node::Bool(b) => b.to_string(),
-                    Node::Float(f) => f.to_string(),
-                    Node::Null => "null".to_string(),
+                let (name, read_as) = match k.value {
+                    Node::Str(s) => (s, None),
+                    Node::Int(i) => (i.to_string(), Some("the number")),
+                    Node::Bool(b) => (b.to_string(), Some("the boolean")),
+                    Node::Float(f) => (f.to_string(), Some("the number")),
+                    Node::Null => ("null".to_string(), Some("null,")),
                     Node::Seq(_) | Node::Map(_) => {
                         return Err(SyntaxError {
                             pos: kpos,
@@ -241,7 +305,16 @@ fn flatten(
                 };
                 pointer.push('/');
                 push_segment(pointer, &name);
-                let value = flatten(v, pointer, Some(kpos), index)?;
+                if let Some(what) = read_as {
+                    keys.push(KeyProblem {
+                        pointer: pointer.clone(),
+                        pos: kpos,
+                        message: format!(
+                            "YAML reads this key as {what} {name}, not as the text written: quote it (`\"...\":`)"
+                        ),
+                    });
+                }
+                let value = flatten(v, pointer, Some(kpos), index, keys)?;
                 pointer.truncate(len);
                 out.insert(name, value);
             }

@@ -3,6 +3,7 @@
 #![allow(clippy::disallowed_methods)]
 mod harness;
 
+mod degrade;
 mod discovery;
 mod e2e;
 #[cfg(unix)]
