@@ -639,7 +639,9 @@ pub fn tunnel_timeout() -> std::time::Duration {
         .and_then(|v| v.parse::<f64>().ok())
         .filter(|s| *s > 0.0)
         .unwrap_or(30.0);
-    std::time::Duration::from_secs_f64(secs)
+    // `inf` and values beyond Duration's range are "a very long time", not a panic
+    std::time::Duration::try_from_secs_f64(secs)
+        .unwrap_or(std::time::Duration::from_secs(86_400 * 365))
 }
 
 /// Where a client is pointed at the local end of a tunnel: IPv4 loopback, never `localhost`

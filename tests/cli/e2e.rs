@@ -65,7 +65,7 @@ fn real_freerdp_reads_bprofs_rdp_file_and_connects_through_the_tunnel_to_xrdp() 
     );
     let args = std::fs::read_to_string(t.path().join("xfreerdp-args")).unwrap();
     assert!(
-        args.contains("e2e.rdp"),
+        args.contains("/e2e-") && args.contains(".rdp"),
         "the client got bprof's .rdp file: {args}"
     );
     assert!(
