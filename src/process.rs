@@ -219,6 +219,17 @@ impl Signals {
     }
 }
 
+/// The signal bprof passes on to a child for `sig` received: the same, but SIGTERM for SIGQUIT
+/// (which would make every child dump core; a terminal's Ctrl-\\ reaches the foreground
+/// child itself).
+pub fn forwarded(sig: i32) -> i32 {
+    #[cfg(unix)]
+    if sig == libc::SIGQUIT {
+        return SIGTERM;
+    }
+    sig
+}
+
 /// A signal writes a byte to a socket (from the handler, which may do no more); a thread
 /// reads it and wakes the waiters.
 #[cfg(unix)]
@@ -474,7 +485,7 @@ impl Child {
     /// forwarded and ends the wait with `Interrupted` once the child is gone; so does a signal
     /// that arrived however the child then ended (its own status after Ctrl-C is not the run's).
     pub fn wait(&self, signals: &Signals) -> Result<Exit, ProcessError> {
-        let mut forwarded = false;
+        let mut passed_on = false;
         loop {
             let at = moment();
             if let Some(exit) = self.try_exit() {
@@ -485,10 +496,10 @@ impl Child {
                 };
             }
             if let Some(sig) = signals.received()
-                && !forwarded
+                && !passed_on
             {
-                forwarded = true;
-                self.stop(sig, Duration::from_secs(5));
+                passed_on = true;
+                self.stop(forwarded(sig), Duration::from_secs(5));
                 continue;
             }
             at.wait(NET);

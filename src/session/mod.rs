@@ -443,7 +443,7 @@ fn run_steps<'a>(
                         });
                     }
                     if let Some(sig) = signals.received() {
-                        client.stop(sig, Duration::from_secs(5));
+                        client.stop(crate::process::forwarded(sig), Duration::from_secs(5));
                         return Err(ProcessError::Interrupted { signal: sig }.into());
                     }
                     if let Some(t) = owned.tunnel.as_mut()

@@ -3,6 +3,8 @@
 #![allow(clippy::disallowed_methods)]
 mod harness;
 
+#[cfg(unix)]
+mod cleanup;
 mod discovery;
 mod e2e;
 #[cfg(unix)]
