@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bprof benchmark: whole-process timings of bprof on a large generated profile set (10,000
 # profiles, 1,000 vms, 50 bastions, 10 tenants in 20 files), against PyYAML's C loader merely
-# parsing the same files, plus bprof on the bundled example profiles.
+# parsing the same files, plus bprof on the bundled example profiles, and the overhead of
+# `bprof run` over its one az process (a do-nothing az, signed in).
 #
 #   bench/run.sh [PATH/TO/bprof]      (default: target/release/bprof under the repo root)
 #
@@ -62,6 +63,24 @@ BYTES=$(cat "${FILES[@]}" | wc -c)
 "$BPROF" --profiles "$REPO/profiles" run prod-jumpbox --dry-run >/dev/null \
   || die "bprof run prod-jumpbox --dry-run failed on $REPO/profiles"
 
+# --- run overhead: a do-nothing az (BPROF_AZ) and a signed-in AZURE_CONFIG_DIR, so that
+# `bprof run prod-app-ssh` is exactly one az process; against that az run directly with the
+# same argv. Both through env(1), which sets the environment for the one row.
+RUN_AZ=$WORK/az-noop
+printf '#!/bin/sh\nexit 0\n' > "$RUN_AZ"
+chmod +x "$RUN_AZ"
+SIGNED=$WORK/azure-signed-in
+mkdir -p "$SIGNED"
+printf '{"subscriptions": [%s]}\n' \
+  '{"id": "55555555-5555-5555-5555-555555555555", "isDefault": true}, {"id": "44444444-4444-4444-4444-444444444444", "isDefault": false}, {"id": "22222222-2222-2222-2222-222222222222", "isDefault": false}' \
+  > "$SIGNED/azureProfile.json"
+RUN_ENV="env AZURE_CONFIG_DIR=$SIGNED BPROF_AZ=$RUN_AZ"
+RUN_ARGV=$($RUN_ENV "$BPROF" --profiles "$REPO/profiles" plan prod-app-ssh --format json \
+  | python3 -c 'import json, sys; s = json.load(sys.stdin)["steps"]; assert len(s) == 1, s; print(" ".join(s[0]["argv"][1:]))') \
+  || die "bprof plan prod-app-ssh failed, or is not one az step when signed in"
+$RUN_ENV "$BPROF" --profiles "$REPO/profiles" run prod-app-ssh \
+  || die "bprof run prod-app-ssh with a do-nothing az failed"
+
 # --- measurements
 # Each row: label, command (split by hyperfine itself, no shell: -N), extra hyperfine args.
 LABELS=() CMDS=() ARGS=()
@@ -77,6 +96,10 @@ row "PyYAML yaml.$LOADER, parsing the same 20 files only (reference)" \
     "--min-runs 20"
 row "bprof --profiles profiles/ run prod-jumpbox --dry-run (bundled examples)" \
     "'$BPROF' --profiles '$REPO/profiles' run prod-jumpbox --dry-run" "--min-runs 200"
+row "bprof run prod-app-ssh, az a do-nothing script (signed in: one az process)" \
+    "$RUN_ENV '$BPROF' --profiles '$REPO/profiles' run prod-app-ssh" "--min-runs 200"
+row "that do-nothing az alone, with the same argv (reference)" \
+    "$RUN_ENV '$RUN_AZ' $RUN_ARGV" "--min-runs 200"
 
 peak_rss_kb() { # max over 3 runs of GNU time's %M (KB); the command is split like hyperfine -N
   local max=0 kb i
@@ -107,13 +130,17 @@ work, nbytes, nfiles, note, rss = sys.argv[1], int(sys.argv[2]), sys.argv[3], sy
 print()
 print("| command | mean ± σ (ms) | peak RSS (MiB) |")
 print("| --- | --- | --- |")
-dry = None
+dry = run = az = None
 for i, kb in enumerate(rss):
     r = json.load(open(f"{work}/h{i}.json"))["results"][0]
     mean, sd = r["mean"] * 1000, (r["stddev"] or 0.0) * 1000
     name = r["command"]
     if "--dry-run" in name:
         dry = mean
+    elif " run prod-app-ssh" in name:
+        run = mean
+    elif "do-nothing az alone" in name:
+        az = mean
     print(f"| `{name}` | {mean:.1f} ± {sd:.1f} | {int(kb) / 1024:.1f} |")
 print()
 print(f"Generated set: {nfiles} files, {nbytes:,} bytes ({nbytes / 1048576:.2f} MiB); "
@@ -122,4 +149,8 @@ print(f"Reference: {note}.")
 if dry is not None:
     verdict = "under" if dry < 10 else "NOT under"
     print(f"bprof on the bundled examples (run --dry-run): {dry:.1f} ms, {verdict} the 10 ms target.")
+if run is not None and az is not None:
+    over = run - az
+    verdict = "under" if over < 10 else "NOT under"
+    print(f"bprof run over its one az process: {over:.1f} ms ({run:.1f} - {az:.1f}), {verdict} the 10 ms target.")
 EOF

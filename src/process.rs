@@ -3,8 +3,8 @@
 //! with everything it started.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The polite stop signal (on Windows, where there are no signals, stopping kills).
@@ -76,44 +76,219 @@ pub fn resolve_program(program: &str) -> Result<PathBuf, ProcessError> {
     })
 }
 
-/// Signals received (SIGINT, SIGTERM, SIGHUP): the last one's number, 0 when none.
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this status.
+    Code(i32),
+    /// A signal killed it (Unix).
+    Signal(i32),
+}
+
+impl Exit {
+    pub fn success(self) -> bool {
+        self == Exit::Code(0)
+    }
+
+    fn of(status: &std::process::ExitStatus) -> Exit {
+        if let Some(c) = status.code() {
+            return Exit::Code(c);
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            if let Some(sig) = status.signal() {
+                return Exit::Signal(sig);
+            }
+        }
+        Exit::Code(1)
+    }
+}
+
+/// "exited with status 3", "was killed by signal 9 (SIGKILL)".
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Exit::Code(c) => write!(f, "exited with status {c}"),
+            Exit::Signal(s) => match signal_name(s) {
+                Some(name) => write!(f, "was killed by signal {s} ({name})"),
+                None => write!(f, "was killed by signal {s}"),
+            },
+        }
+    }
+}
+
+/// The name of a signal number on this system, when it is a common one.
+pub fn signal_name(sig: i32) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        let names = [
+            (libc::SIGHUP, "SIGHUP"),
+            (libc::SIGINT, "SIGINT"),
+            (libc::SIGQUIT, "SIGQUIT"),
+            (libc::SIGILL, "SIGILL"),
+            (libc::SIGABRT, "SIGABRT"),
+            (libc::SIGBUS, "SIGBUS"),
+            (libc::SIGFPE, "SIGFPE"),
+            (libc::SIGKILL, "SIGKILL"),
+            (libc::SIGSEGV, "SIGSEGV"),
+            (libc::SIGPIPE, "SIGPIPE"),
+            (libc::SIGALRM, "SIGALRM"),
+            (libc::SIGTERM, "SIGTERM"),
+            (libc::SIGUSR1, "SIGUSR1"),
+            (libc::SIGUSR2, "SIGUSR2"),
+        ];
+        names.iter().find(|(n, _)| *n == sig).map(|(_, name)| *name)
+    }
+    #[cfg(not(unix))]
+    {
+        match sig {
+            2 => Some("SIGINT"),
+            15 => Some("SIGTERM"),
+            _ => None,
+        }
+    }
+}
+
+// Wakeups: a child exited or a signal arrived. Waiters take a `Moment`, check what they wait
+// for, then sleep until the next event (or their timeout), so nothing is polled on the common
+// path and no event between the check and the sleep is lost.
+static EVENTS: Mutex<u64> = Mutex::new(0);
+static WAKE: Condvar = Condvar::new();
+
+fn events() -> MutexGuard<'static, u64> {
+    EVENTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Says that something happened (a child exited, a signal arrived): every waiter wakes.
+pub fn notify() {
+    let mut n = events();
+    *n = n.wrapping_add(1);
+    drop(n);
+    WAKE.notify_all();
+}
+
+/// A point in the stream of events; [`Moment::wait`] returns at the first event after it.
+#[derive(Debug, Clone, Copy)]
+pub struct Moment(u64);
+
+/// Now: take it before checking the condition waited for.
+pub fn moment() -> Moment {
+    Moment(*events())
+}
+
+impl Moment {
+    /// Sleeps until an event after this moment, at most `timeout`.
+    pub fn wait(self, timeout: Duration) {
+        let guard = events();
+        let _ = WAKE.wait_timeout_while(guard, timeout, |n| *n == self.0);
+    }
+}
+
+/// The longest any wait sleeps without an event: a safety net should a wakeup get lost (a
+/// waiter thread that could not start), never the common path.
+const NET: Duration = Duration::from_millis(250);
+
+/// The signals bprof handles while it runs children: Ctrl-C, Ctrl-\, hang-up, termination.
+#[cfg(unix)]
+const HANDLED: [i32; 4] = [libc::SIGINT, libc::SIGQUIT, libc::SIGHUP, libc::SIGTERM];
+#[cfg(not(unix))]
+const HANDLED: [i32; 2] = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
+
+/// Signals received (SIGINT, SIGQUIT, SIGHUP, SIGTERM): the last one's number, 0 when none.
 #[derive(Clone)]
 pub struct Signals(Arc<AtomicUsize>);
 
 impl Signals {
-    /// Installs the handlers: from now on these signals do not kill bprof, they are noted and
-    /// forwarded to the children by the code that waits for them.
+    /// Installs the handlers: from now on these signals do not kill bprof, they are noted,
+    /// wake every waiter, and are forwarded to the children by the code that waits for them.
     pub fn install() -> Signals {
         let flag = Arc::new(AtomicUsize::new(0));
-        #[cfg(unix)]
-        let sigs = [
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-            signal_hook::consts::SIGHUP,
-        ];
-        #[cfg(not(unix))]
-        let sigs = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
-        for sig in sigs {
+        for sig in HANDLED {
             let _ = signal_hook::flag::register_usize(sig, Arc::clone(&flag), sig as usize);
         }
+        wake_on_signals(&flag);
         Signals(flag)
     }
 
     pub fn received(&self) -> Option<i32> {
         match self.0.load(Ordering::SeqCst) {
             0 => None,
-            n => Some(n as i32),
+            n => i32::try_from(n).ok(),
         }
     }
 }
 
+/// The signal bprof passes on to a child for `sig` received: the same, but SIGTERM for SIGQUIT
+/// (which would make every child dump core; a terminal's Ctrl-\\ reaches the foreground
+/// child itself).
+pub fn forwarded(sig: i32) -> i32 {
+    #[cfg(unix)]
+    if sig == libc::SIGQUIT {
+        return SIGTERM;
+    }
+    sig
+}
+
+/// A signal writes a byte to a socket (from the handler, which may do no more); a thread
+/// reads it and wakes the waiters.
+#[cfg(unix)]
+fn wake_on_signals(_flag: &Arc<AtomicUsize>) {
+    use std::io::Read;
+    let Ok((mut reader, writer)) = std::os::unix::net::UnixStream::pair() else {
+        return;
+    };
+    for sig in HANDLED {
+        if let Ok(w) = writer.try_clone() {
+            let _ = signal_hook::low_level::pipe::register(sig, w);
+        }
+    }
+    drop(writer);
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut buf = [0u8; 64];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => notify(),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+        });
+}
+
+/// Windows has no signal pipe: a thread looks at the flag.
+#[cfg(not(unix))]
+fn wake_on_signals(flag: &Arc<AtomicUsize>) {
+    let flag = Arc::clone(flag);
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut seen = 0;
+            loop {
+                std::thread::sleep(Duration::from_millis(20));
+                let now = flag.load(Ordering::SeqCst);
+                if now != seen {
+                    seen = now;
+                    notify();
+                }
+            }
+        });
+}
+
 /// A started child process, in its own process group on Unix when it runs in the background.
+/// It is owned: dropping it stops it (and its group), so every early return, error and panic
+/// leaves nothing running.
 pub struct Child {
-    handle: duct::Handle,
+    handle: Arc<duct::Handle>,
     #[cfg_attr(not(unix), allow(dead_code))]
     own_group: bool,
     /// The read end of its stderr when spawned with `pipe_stderr`.
     stderr: Option<std::io::PipeReader>,
+    /// argv[0] as the plan has it, for messages.
+    name: String,
 }
 
 /// How a child is started.
@@ -134,7 +309,8 @@ fn stdin_is_terminal() -> bool {
 
 /// Starts a process. A foreground child stays in the terminal's process group when there is a
 /// terminal (so it can read it, and Ctrl-C reaches it directly); otherwise, and always in the
-/// background, it gets a process group of its own that bprof signals as a whole.
+/// background, it gets a process group of its own that bprof signals as a whole. A thread
+/// blocks on its exit and wakes the waiters ([`notify`]).
 pub fn spawn(s: Spawn) -> Result<Child, ProcessError> {
     let (first, rest) = s.argv.split_first().ok_or_else(|| ProcessError::Missing {
         program: String::new(),
@@ -182,10 +358,20 @@ pub fn spawn(s: Spawn) -> Result<Child, ProcessError> {
     // the expression owns bprof's copy of the pipe's write end: close it, so that the reader
     // sees the end of the file when the child (and whatever inherited it) is gone
     drop(expr);
+    let handle = Arc::new(handle);
+    let waited = Arc::clone(&handle);
+    // no thread: the waits fall back to looking every NET
+    let _ = std::thread::Builder::new()
+        .name("child-wait".into())
+        .spawn(move || {
+            let _ = waited.wait();
+            notify();
+        });
     Ok(Child {
         handle,
         own_group,
         stderr,
+        name: first.clone(),
     })
 }
 
@@ -193,6 +379,11 @@ impl Child {
     /// The read end of the child's stderr (once), when it was spawned with `pipe_stderr`.
     pub fn take_stderr(&mut self) -> Option<std::io::PipeReader> {
         self.stderr.take()
+    }
+
+    /// argv[0] as it was given.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The id of the child's own process group (its pid), when it has one (Unix, background
@@ -205,12 +396,12 @@ impl Child {
         }
     }
 
-    /// The exit code if it has exited (128 + signal when killed by one).
-    pub fn try_code(&self) -> Option<i32> {
+    /// How it ended, if it has.
+    pub fn try_exit(&self) -> Option<Exit> {
         match self.handle.try_wait() {
-            Ok(Some(out)) => Some(exit_code(&out.status)),
+            Ok(Some(out)) => Some(Exit::of(&out.status)),
             Ok(None) => None,
-            Err(_) => Some(1),
+            Err(_) => Some(Exit::Code(1)),
         }
     }
 
@@ -247,24 +438,39 @@ impl Child {
         }
     }
 
+    /// Waits at most until `deadline` for the child to end.
+    fn exit_by(&self, deadline: Instant) -> Option<Exit> {
+        loop {
+            let at = moment();
+            if let Some(exit) = self.try_exit() {
+                return Some(exit);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            at.wait(left.min(NET));
+        }
+    }
+
     /// Stops the child and everything in its group: `sig`, a grace period, then SIGKILL.
-    pub fn stop(&self, sig: i32, grace: Duration) -> i32 {
-        if let Some(code) = self.try_code() {
+    pub fn stop(&self, sig: i32, grace: Duration) -> Exit {
+        if let Some(exit) = self.try_exit() {
             self.kill_group();
-            return code;
+            return exit;
         }
         self.signal(sig);
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if let Some(code) = self.try_code() {
-                self.kill_group();
-                return code;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let deadline = Instant::now()
+            .checked_add(grace)
+            .unwrap_or_else(Instant::now);
+        if let Some(exit) = self.exit_by(deadline) {
+            self.kill_group();
+            return exit;
         }
         self.kill_group();
         let _ = self.handle.kill();
-        self.try_code().unwrap_or(128 + 9)
+        let soon = Instant::now() + Duration::from_secs(1);
+        self.exit_by(soon).unwrap_or(Exit::Signal(9))
     }
 
     /// SIGKILL to the whole group: grandchildren left behind by the child die too.
@@ -275,40 +481,113 @@ impl Child {
         }
     }
 
-    /// Waits for the child. A signal to bprof is forwarded and ends the wait with
-    /// `Interrupted` once the child is gone.
-    pub fn wait(&self, signals: &Signals) -> Result<i32, ProcessError> {
-        let mut forwarded = None;
+    /// Waits for the child, blocked until it exits or a signal arrives. A signal to bprof is
+    /// forwarded and ends the wait with `Interrupted` once the child is gone; so does a signal
+    /// that arrived however the child then ended (its own status after Ctrl-C is not the run's).
+    pub fn wait(&self, signals: &Signals) -> Result<Exit, ProcessError> {
+        let mut passed_on = false;
         loop {
-            if let Some(code) = self.try_code() {
+            let at = moment();
+            if let Some(exit) = self.try_exit() {
                 self.kill_group();
-                return match forwarded {
-                    Some(sig) => Err(ProcessError::Interrupted { signal: sig }),
-                    None => Ok(code),
+                return match signals.received() {
+                    Some(signal) => Err(ProcessError::Interrupted { signal }),
+                    None => Ok(exit),
                 };
             }
             if let Some(sig) = signals.received()
-                && forwarded.is_none()
+                && !passed_on
             {
-                forwarded = Some(sig);
-                self.stop(sig, Duration::from_secs(5));
+                passed_on = true;
+                self.stop(forwarded(sig), Duration::from_secs(5));
                 continue;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            at.wait(NET);
         }
     }
 }
 
-pub fn exit_code(status: &std::process::ExitStatus) -> i32 {
-    if let Some(c) = status.code() {
-        return c;
+/// A child that is dropped while it runs is stopped (SIGTERM, then SIGKILL), with its group.
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.stop(SIGTERM, Duration::from_secs(3));
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(sig) = status.signal() {
-            return 128 + sig;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exits_read_as_people_say_them() {
+        assert_eq!(Exit::Code(3).to_string(), "exited with status 3");
+        #[cfg(unix)]
+        assert_eq!(
+            Exit::Signal(9).to_string(),
+            "was killed by signal 9 (SIGKILL)"
+        );
+        assert_eq!(Exit::Signal(99).to_string(), "was killed by signal 99");
+        assert!(Exit::Code(0).success() && !Exit::Signal(15).success());
+    }
+
+    #[test]
+    fn a_moment_wakes_at_the_next_event_not_at_its_timeout() {
+        let at = moment();
+        let t = std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            notify();
+        });
+        let start = Instant::now();
+        at.wait(Duration::from_secs(20));
+        assert!(start.elapsed() < Duration::from_secs(10));
+        let _ = t.join();
+        // an event already past: no sleep at all
+        let at = moment();
+        notify();
+        let start = Instant::now();
+        at.wait(Duration::from_secs(20));
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_dropped_child_is_stopped_with_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("grandchild");
+        let argv: Vec<String> = ["sh", "-c", "sleep 30 & echo $! > \"$0\"; wait"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([file.display().to_string()])
+            .collect();
+        let child = spawn(Spawn {
+            argv: &argv,
+            background: true,
+            pipe_stderr: false,
+        })
+        .unwrap();
+        let start = Instant::now();
+        while std::fs::read_to_string(&file).map_or(true, |s| s.trim().is_empty())
+            && start.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(10));
         }
+        let pid: i32 = std::fs::read_to_string(&file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let leader = child.group_id().unwrap();
+        drop(child);
+        let gone = |pid: i32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+                s.split(") ").nth(1).is_some_and(|s| s.starts_with('Z'))
+            })
+        };
+        let start = Instant::now();
+        while !(gone(pid) && gone(leader as i32)) && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(gone(leader as i32), "the child runs on");
+        assert!(gone(pid), "its grandchild runs on");
     }
-    1
 }

@@ -24,7 +24,7 @@ mod templates;
 mod trust;
 mod validate;
 
-use exit::{interrupted_code, pass_through};
+use exit::{child_code, interrupted_code};
 use output::{Out, color_enabled, print};
 
 #[derive(Debug, Parser)]
@@ -222,13 +222,15 @@ impl Error {
             Error::Run(RunError::Process(
                 ProcessError::Missing { .. } | ProcessError::Spawn { .. },
             )) => exit::UNAVAILABLE,
-            Error::Run(RunError::StepFailed { code, .. }) => pass_through(*code),
             Error::Run(RunError::Process(ProcessError::Interrupted { signal })) => {
                 interrupted_code(*signal)
             }
-            Error::Run(RunError::TunnelExited { code } | RunError::TunnelDied { code, .. }) => {
-                pass_through(*code)
-            }
+            Error::Run(
+                e @ (RunError::StepFailed { .. }
+                | RunError::TunnelExited { .. }
+                | RunError::TunnelDied { .. }
+                | RunError::ClientFailed { .. }),
+            ) => e.child_exit().map_or(1, child_code),
             Error::Run(
                 RunError::TunnelTimeout { .. }
                 | RunError::PortBusy { .. }

@@ -5,14 +5,13 @@ use std::io::{IsTerminal, Write};
 
 use serde_json::Value;
 
-use super::exit::pass_through;
+use super::exit::child_note;
 use super::{ColorChoice, Error, Format};
 use crate::plan::PlanError;
 use crate::profile::diag::Problem;
 use crate::profile::load::LoadError;
 use crate::profile::resolve::ResolveError;
 use crate::profile::trust::{Consent, Request};
-use crate::session::RunError;
 /// How diagnostics are printed.
 pub struct Out {
     pub color: bool,
@@ -131,15 +130,11 @@ impl Out {
                         self.color,
                     );
                 }
-                if let Error::Run(RunError::StepFailed { code, .. }) = other
-                    && pass_through(*code) != *code
-                {
-                    crate::terminal::eprint(
-                        &(format!(
-                            "  note: bprof exits 1 for it, since {code} is one of bprof's own exit codes"
-                        ) + "\n"),
-                        self.color,
-                    );
+                if let Some(note) = match other {
+                    Error::Run(r) => r.child_exit().and_then(child_note),
+                    _ => None,
+                } {
+                    crate::terminal::eprint(&format!("  note: {note}\n"), self.color);
                 }
             }
         }

@@ -10,7 +10,7 @@ pub mod listener;
 pub mod tunnel_output;
 
 use crate::plan::{Plan, StepKind, local_address};
-use crate::process::{Child, ProcessError, SIGTERM, Signals, Spawn, spawn};
+use crate::process::{Child, Exit, ProcessError, SIGTERM, Signals, Spawn, moment, spawn};
 use listener::Owner;
 use tunnel_output::{Seen, TunnelOutput};
 
@@ -22,14 +22,24 @@ pub const AZ_INSTALL_URL: &str = "https://learn.microsoft.com/cli/azure/install-
 pub enum RunError {
     #[error(transparent)]
     Process(#[from] ProcessError),
-    #[error("step `{step}` failed with exit status {code}")]
-    StepFailed { step: String, code: i32 },
-    #[error("the tunnel exited with status {code} before it was ready")]
-    TunnelExited { code: i32 },
+    #[error("step `{step}` failed: `{program}` {exit}")]
+    StepFailed {
+        step: String,
+        program: String,
+        exit: Exit,
+    },
+    #[error("the tunnel's `{program}` {exit} before it was ready")]
+    TunnelExited { program: String, exit: Exit },
+    #[error("the RDP client `{program}` {exit}")]
+    ClientFailed { program: String, exit: Exit },
     #[error("the tunnel did not accept connections on 127.0.0.1:{port} within {secs} s")]
     TunnelTimeout { port: u16, secs: f64 },
-    #[error("the tunnel died again (az exited {code}) after {restarts} restarts")]
-    TunnelDied { restarts: u32, code: i32 },
+    #[error("the tunnel died again (`{program}` {exit}) after {restarts} restarts")]
+    TunnelDied {
+        restarts: u32,
+        program: String,
+        exit: Exit,
+    },
     #[error(transparent)]
     Write(#[from] crate::write::WriteError),
     #[error("local port {port} is busy")]
@@ -47,6 +57,17 @@ pub enum RunError {
 }
 
 impl RunError {
+    /// How the child whose end is this error ended, when it is one.
+    pub fn child_exit(&self) -> Option<Exit> {
+        match self {
+            RunError::StepFailed { exit, .. }
+            | RunError::TunnelExited { exit, .. }
+            | RunError::ClientFailed { exit, .. }
+            | RunError::TunnelDied { exit, .. } => Some(*exit),
+            _ => None,
+        }
+    }
+
     pub fn hint(&self) -> Option<String> {
         match self {
             RunError::Process(ProcessError::Missing { program, .. }) if program == "az" => Some(format!(
@@ -120,13 +141,16 @@ fn wait_ready(
         if output.seen().port_unavailable {
             return Err(squatted());
         }
-        if let Some(code) = child.try_code() {
+        if let Some(exit) = child.try_exit() {
             // az's last words first: they may say why
             output.drain(DRAIN);
             if output.seen().port_unavailable {
                 return Err(squatted());
             }
-            return Err(RunError::TunnelExited { code });
+            return Err(RunError::TunnelExited {
+                program: child.name().to_string(),
+                exit,
+            });
         }
         match owner(port, child, output.seen())? {
             Owner::Tunnel => return Ok(()),
@@ -149,6 +173,7 @@ fn wait_ready(
 }
 
 /// The tunnel of a session: restarted on the same port when it dies, a bounded number of times.
+/// It owns the running az: dropping the tunnel stops it.
 struct Tunnel<'a> {
     argv: &'a [String],
     port: u16,
@@ -185,24 +210,26 @@ impl Tunnel<'_> {
         let Some((child, output)) = &self.child else {
             return Ok(false);
         };
-        let Some(code) = child.try_code() else {
+        let Some(exit) = child.try_exit() else {
             return Ok(true);
         };
         child.stop(SIGTERM, Duration::from_millis(100));
         output.drain(DRAIN);
-        if code == 0 {
-            crate::terminal::eprintln("bprof: the tunnel closed (az exited 0)");
+        let program = child.name().to_string();
+        if exit.success() {
+            crate::terminal::eprintln(&format!("bprof: the tunnel closed (`{program}` {exit})"));
             return Ok(false);
         }
         if self.restarts >= MAX_TUNNEL_RESTARTS {
             return Err(RunError::TunnelDied {
                 restarts: self.restarts,
-                code,
+                program,
+                exit,
             });
         }
         self.restarts += 1;
         crate::terminal::eprintln(&format!(
-            "bprof: the tunnel on {} died (az exited {code}); restarting it ({}/{MAX_TUNNEL_RESTARTS})",
+            "bprof: the tunnel on {} died (`{program}` {exit}); restarting it ({}/{MAX_TUNNEL_RESTARTS})",
             local_address(self.port),
             self.restarts
         ));
@@ -223,36 +250,123 @@ impl Tunnel<'_> {
     }
 }
 
-/// Runs a plan's steps in order; stops at the first that fails, passing its status on. A
-/// tunnel step starts the tunnel in the background; the session steps after it (wait,
-/// write-rdp, client, hold) run while it lives; at the end (client exit, Ctrl-C, error) the
-/// tunnel's process group is stopped and the temporary .rdp removed.
-/// `quiet` (`-q`) leaves out the progress notes (tunnel ready, held open); warnings such as a
-/// tunnel restart are always said.
-pub fn execute(plan: &Plan, signals: &Signals, quiet: bool) -> Result<i32, RunError> {
-    let mut tunnel: Option<Tunnel> = None;
-    let mut written: Option<PathBuf> = None;
-    let result = run_steps(plan, signals, quiet, &mut tunnel, &mut written);
-    if let Some(t) = &mut tunnel {
-        t.stop();
+impl Drop for Tunnel<'_> {
+    fn drop(&mut self) {
+        self.stop();
     }
-    if let Some(p) = written {
-        let _ = std::fs::remove_file(&p);
-        if let Some(dir) = p.parent() {
+}
+
+/// The temporary .rdp file of one run: a name no other run uses (`PROFILE-PID-N.rdp`, created
+/// new, so nothing can be placed there first) in the private directory. Owned: dropping it
+/// removes the file (and the directory, when no other run has a file in it).
+pub struct TempRdp {
+    path: PathBuf,
+}
+
+impl TempRdp {
+    /// Writes `bytes` (0600) under a fresh name beside `planned` (the plan's representative
+    /// path, `DIR/PROFILE.rdp`), in `DIR` created private (0700).
+    pub fn create(planned: &Path, bytes: &[u8]) -> Result<TempRdp, crate::write::WriteError> {
+        use std::io::Write;
+        let dir = planned.parent().unwrap_or(Path::new("."));
+        let err = |path: &Path, source| crate::write::WriteError::Write {
+            path: path.display().to_string(),
+            source,
+        };
+        create_private_dir(dir).map_err(|e| err(dir, e))?;
+        let stem = planned
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "bprof".into());
+        let pid = std::process::id();
+        let mut attempt = 0u32;
+        loop {
+            let path = dir.join(format!("{stem}-{pid}-{attempt}.rdp"));
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            match opts.open(&path) {
+                Ok(mut f) => {
+                    // owned from here: a failed write removes it
+                    let guard = TempRdp { path };
+                    f.write_all(bytes)
+                        .and_then(|()| f.sync_all())
+                        .map_err(|e| err(&guard.path, e))?;
+                    return Ok(guard);
+                }
+                // a file of a crashed run with this pid, or another run of ours: the next name
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 1000 => {
+                    attempt += 1;
+                }
+                // another run that ended removed the (then empty) directory meanwhile
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 1000 => {
+                    create_private_dir(dir).map_err(|e| err(dir, e))?;
+                    attempt += 1;
+                }
+                Err(e) => return Err(err(&path, e)),
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempRdp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        if let Some(dir) = self.path.parent() {
+            // only when empty: another run's file keeps it
             let _ = std::fs::remove_dir(dir);
         }
     }
-    result
+}
+
+/// What a session owns; dropped in this order however it ends (client, tunnel, file).
+#[derive(Default)]
+struct Owned<'a> {
+    tunnel: Option<Tunnel<'a>>,
+    rdp: Option<TempRdp>,
+}
+
+/// Runs a plan's steps in order; stops at the first that fails, passing its status on. A
+/// tunnel step starts the tunnel in the background; the session steps after it (wait,
+/// write-rdp, client, hold) run while it lives; at the end (client exit, a signal, an error, a
+/// panic) the session's guards stop the client and the tunnel's process group and remove the
+/// temporary .rdp. Once bprof has received a signal, the run ends as interrupted by it,
+/// whatever the child it was waiting for returned.
+/// `quiet` (`-q`) leaves out the progress notes (tunnel ready, held open); warnings such as a
+/// tunnel restart are always said.
+pub fn execute(plan: &Plan, signals: &Signals, quiet: bool) -> Result<i32, RunError> {
+    let mut owned = Owned::default();
+    let result = run_steps(plan, signals, quiet, &mut owned);
+    drop(owned);
+    match signals.received() {
+        Some(signal) => Err(ProcessError::Interrupted { signal }.into()),
+        None => result,
+    }
+}
+
+fn interrupted(signals: &Signals) -> Result<(), RunError> {
+    match signals.received() {
+        Some(signal) => Err(ProcessError::Interrupted { signal }.into()),
+        None => Ok(()),
+    }
 }
 
 fn run_steps<'a>(
     plan: &'a Plan,
     signals: &Signals,
     quiet: bool,
-    tunnel: &mut Option<Tunnel<'a>>,
-    written: &mut Option<PathBuf>,
+    owned: &mut Owned<'a>,
 ) -> Result<i32, RunError> {
     for step in &plan.steps {
+        interrupted(signals)?;
         match &step.kind {
             StepKind::Login | StepKind::Foreground => foreground(step, signals)?,
             StepKind::RestoreDefault { previous } => {
@@ -265,17 +379,16 @@ fn run_steps<'a>(
                 }
             }
             StepKind::Tunnel { port } => {
-                let mut t = Tunnel {
+                let t = owned.tunnel.insert(Tunnel {
                     argv: &step.argv,
                     port: *port,
                     child: None,
                     restarts: 0,
-                };
+                });
                 t.start()?;
-                *tunnel = Some(t);
             }
             StepKind::Wait { port } => {
-                if let Some(t) = tunnel.as_ref() {
+                if let Some(t) = owned.tunnel.as_ref() {
                     t.wait_ready(signals)?;
                     if !quiet {
                         crate::terminal::eprintln(&format!(
@@ -286,52 +399,65 @@ fn run_steps<'a>(
                 }
             }
             StepKind::WriteRdp { path, lines } => {
-                let path = PathBuf::from(path);
-                if let Some(dir) = path.parent() {
-                    create_private_dir(dir).map_err(|source| crate::write::WriteError::Write {
-                        path: dir.display().to_string(),
-                        source,
-                    })?;
-                }
-                crate::write::write_atomic(&path, &crate::plan::rdp::encode(lines), true, true)?;
-                *written = Some(path);
+                let planned = PathBuf::from(path);
+                let file = TempRdp::create(&planned, &crate::plan::rdp::encode(lines))?;
+                owned.rdp = Some(file);
             }
             StepKind::Client => {
+                // the plan names the representative path; this run's file has its own name
+                let argv: Vec<String> = match (&owned.rdp, plan_rdp_path(plan)) {
+                    (Some(file), Some(planned)) => step
+                        .argv
+                        .iter()
+                        .map(|a| {
+                            if a == planned {
+                                file.path().display().to_string()
+                            } else {
+                                a.clone()
+                            }
+                        })
+                        .collect(),
+                    _ => step.argv.clone(),
+                };
+                // owned: every return below stops it (dropped), unless it has ended
                 let client = spawn(Spawn {
-                    argv: &step.argv,
+                    argv: &argv,
                     background: false,
                     pipe_stderr: false,
                 })?;
                 loop {
-                    if let Some(code) = client.try_code() {
-                        if step.argv.first().is_some_and(|p| p == "open") && code == 0 {
-                            // macOS `open` hands the file to the app and returns: hold the tunnel
-                            break;
+                    let at = moment();
+                    if let Some(exit) = client.try_exit() {
+                        interrupted(signals)?;
+                        if exit.success() {
+                            if argv.first().is_some_and(|p| p == "open") {
+                                // macOS `open` hands the file to the app and returns: hold
+                                // the tunnel
+                                break;
+                            }
+                            return Ok(0);
                         }
-                        return Ok(code);
+                        return Err(RunError::ClientFailed {
+                            program: client.name().to_string(),
+                            exit,
+                        });
                     }
                     if let Some(sig) = signals.received() {
-                        client.stop(sig, Duration::from_secs(5));
+                        client.stop(crate::process::forwarded(sig), Duration::from_secs(5));
                         return Err(ProcessError::Interrupted { signal: sig }.into());
                     }
-                    if let Some(t) = tunnel.as_mut() {
-                        match t.keep_alive(signals) {
-                            Ok(true) => {}
-                            Ok(false) => {
-                                client.stop(SIGTERM, Duration::from_secs(5));
-                                return Ok(0);
-                            }
-                            Err(e) => {
-                                client.stop(SIGTERM, Duration::from_secs(5));
-                                return Err(e);
-                            }
-                        }
+                    if let Some(t) = owned.tunnel.as_mut()
+                        && !t.keep_alive(signals)?
+                    {
+                        return Ok(0);
                     }
-                    std::thread::sleep(Duration::from_millis(100));
+                    // woken at once when the client (or the tunnel) exits or a signal comes;
+                    // the tunnel is looked at every 100 ms
+                    at.wait(Duration::from_millis(100));
                 }
             }
             StepKind::Hold => {
-                if let Some(t) = tunnel.as_ref()
+                if let Some(t) = owned.tunnel.as_ref()
                     && !quiet
                 {
                     crate::terminal::eprintln(&format!(
@@ -340,22 +466,29 @@ fn run_steps<'a>(
                     ));
                 }
                 loop {
-                    if let Some(sig) = signals.received() {
-                        return Err(ProcessError::Interrupted { signal: sig }.into());
-                    }
-                    let alive = match tunnel.as_mut() {
+                    let at = moment();
+                    interrupted(signals)?;
+                    let alive = match owned.tunnel.as_mut() {
                         Some(t) => t.keep_alive(signals)?,
                         None => false,
                     };
                     if !alive {
                         return Ok(0);
                     }
-                    std::thread::sleep(Duration::from_millis(100));
+                    at.wait(Duration::from_millis(100));
                 }
             }
         }
     }
     Ok(0)
+}
+
+/// The representative .rdp path the plan shows (its write-rdp step).
+fn plan_rdp_path(plan: &Plan) -> Option<&String> {
+    plan.steps.iter().find_map(|s| match &s.kind {
+        StepKind::WriteRdp { path, .. } => Some(path),
+        _ => None,
+    })
 }
 
 /// Runs a step in the foreground; a failing status ends the run with it.
@@ -365,13 +498,15 @@ fn foreground(step: &crate::plan::Step, signals: &Signals) -> Result<(), RunErro
         background: false,
         pipe_stderr: false,
     })?;
-    match child.wait(signals)? {
-        0 => Ok(()),
-        code => Err(RunError::StepFailed {
-            step: step.name.clone(),
-            code,
-        }),
+    let exit = child.wait(signals)?;
+    if exit.success() {
+        return Ok(());
     }
+    Err(RunError::StepFailed {
+        step: step.name.clone(),
+        program: child.name().to_string(),
+        exit,
+    })
 }
 
 /// Creates `dir` readable by the user only (0700 on Unix).
@@ -401,5 +536,61 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(not(unix))]
     {
         std::fs::create_dir_all(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_rdp_files_are_unique_per_run_and_removed_when_dropped() {
+        let d = tempfile::tempdir().unwrap();
+        let planned = d.path().join("bprof-alice/p.rdp");
+        // a file left by a crashed run with this pid, under the first name
+        let a = TempRdp::create(&planned, b"a").unwrap();
+        let b = TempRdp::create(&planned, b"b").unwrap();
+        assert_ne!(a.path(), b.path(), "two runs, two files");
+        assert_eq!(std::fs::read(a.path()).unwrap(), b"a");
+        assert_eq!(std::fs::read(b.path()).unwrap(), b"b");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(a.path()), 0o600);
+            assert_eq!(mode(planned.parent().unwrap()), 0o700);
+        }
+        let (pa, pb) = (a.path().to_path_buf(), b.path().to_path_buf());
+        drop(a);
+        assert!(
+            !pa.exists() && pb.exists(),
+            "one run's end leaves the other's file"
+        );
+        // a panic is an end too
+        let r = std::panic::catch_unwind(move || {
+            let _b = b;
+            panic!("a bug");
+        });
+        assert!(r.is_err());
+        assert!(
+            !pb.exists() && !planned.parent().unwrap().exists(),
+            "nothing left"
+        );
+    }
+
+    #[test]
+    fn a_stale_file_under_the_first_name_is_passed_by() {
+        let d = tempfile::tempdir().unwrap();
+        let planned = d.path().join("bprof-alice/p.rdp");
+        create_private_dir(planned.parent().unwrap()).unwrap();
+        let stale = planned.with_file_name(format!("p-{}-0.rdp", std::process::id()));
+        std::fs::write(&stale, b"stale").unwrap();
+        let f = TempRdp::create(&planned, b"new").unwrap();
+        assert_ne!(f.path(), stale);
+        assert_eq!(
+            std::fs::read(&stale).unwrap(),
+            b"stale",
+            "not written through"
+        );
     }
 }

@@ -1,8 +1,10 @@
 //! End to end with real parts: the fake az's tunnel forwards its port to a real xrdp server on
 //! loopback, and `bprof run` starts the real FreeRDP client (Debian 12's FreeRDP 2 `xfreerdp`,
 //! under Xvfb, through a wrapper that adds `/cert:ignore +auth-only` and the test user's
-//! password) with the .rdp file bprof wrote. `tests/e2e/setup-rdp.sh` (part of the README's test
-//! command) prepares the machine.
+//! password) with the .rdp file bprof wrote. The README's test command,
+//! `bash tests/e2e/with-xrdp.sh cargo test --locked`, prepares the machine for this one run
+//! (`setup-rdp.sh`: xrdp, a nologin user with a random password in `$BPROF_E2E_DIR/password`,
+//! readable by root only) and removes it all afterwards (`teardown-rdp.sh`).
 
 use crate::harness::{Test, one_profile};
 
@@ -12,14 +14,25 @@ fn real_freerdp_reads_bprofs_rdp_file_and_connects_through_the_tunnel_to_xrdp() 
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(33890);
+    let how = "run the tests through `bash tests/e2e/with-xrdp.sh cargo test --locked` (the README's test command)";
+    let dir = std::env::var_os("BPROF_E2E_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| panic!("BPROF_E2E_DIR is not set: {how}"));
+    let pw_file = dir.join("password");
+    let password = std::fs::read_to_string(&pw_file)
+        .unwrap_or_else(|e| panic!("{}: {e}: {how}", pw_file.display()));
+    assert!(
+        password.len() >= 16 && password.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "a random password of this run"
+    );
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", xrdp_port)).is_ok(),
-        "no xrdp on 127.0.0.1:{xrdp_port}: run `bash tests/e2e/setup-rdp.sh` first (the README's test command does)"
+        "no xrdp on 127.0.0.1:{xrdp_port}: {how}"
     );
     let freerdp = ["/usr/bin/xfreerdp", "/usr/local/bin/xfreerdp"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
-        .expect("xfreerdp (freerdp2-x11): run tests/e2e/setup-rdp.sh");
+        .expect("xfreerdp (freerdp2-x11): run tests/e2e/with-xrdp.sh");
     let port = std::net::TcpListener::bind(("127.0.0.1", 0))
         .unwrap()
         .local_addr()
@@ -28,8 +41,11 @@ fn real_freerdp_reads_bprofs_rdp_file_and_connects_through_the_tunnel_to_xrdp() 
     let yaml = one_profile(&format!(
         "  e2e:\n    bastion: b\n    vm: v\n    client: xfreerdp\n    local_port: {port}\n    username: bprof-e2e\n    rdp:\n      screen: window\n      width: 1280\n      height: 720\n      multimon: false\n      clipboard: true\n      drives: false\n      audio: none\n"
     ));
+    // the password is read from the root-only file when the client starts (no copy of it
+    // in the test's files)
     let wrapper = format!(
-        "#!/bin/sh\necho \"$@\" > \"$FAKE_AZ_DIR/xfreerdp-args\"\nexec xvfb-run -a {freerdp} \"$@\" /cert:ignore +auth-only /p:bprof-e2e-Only1\n"
+        "#!/bin/sh\necho \"$@\" > \"$FAKE_AZ_DIR/xfreerdp-args\"\nexec xvfb-run -a {freerdp} \"$@\" /cert:ignore +auth-only \"/p:$(cat '{}')\"\n",
+        pw_file.display()
     );
     let t = Test::new()
         .file("profiles/p.yaml", yaml)
@@ -65,7 +81,7 @@ fn real_freerdp_reads_bprofs_rdp_file_and_connects_through_the_tunnel_to_xrdp() 
     );
     let args = std::fs::read_to_string(t.path().join("xfreerdp-args")).unwrap();
     assert!(
-        args.contains("e2e.rdp"),
+        args.contains("/e2e-") && args.contains(".rdp"),
         "the client got bprof's .rdp file: {args}"
     );
     assert!(

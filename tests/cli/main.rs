@@ -3,6 +3,8 @@
 #![allow(clippy::disallowed_methods)]
 mod harness;
 
+#[cfg(unix)]
+mod cleanup;
 mod degrade;
 mod discovery;
 mod e2e;

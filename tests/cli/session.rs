@@ -83,7 +83,16 @@ fn tunnel_ready_client_teardown() {
         .split(|b| *b == 0)
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
-    assert!(argv[1].ends_with("tmp/bprof-alice/p.rdp"), "{argv:?}");
+    let file = std::path::Path::new(&argv[1]);
+    assert!(
+        file.parent().unwrap().ends_with("tmp/bprof-alice"),
+        "{argv:?}"
+    );
+    let name = file.file_name().unwrap().to_string_lossy();
+    assert!(
+        name.starts_with("p-") && name.ends_with(".rdp") && name != "p.rdp",
+        "a name of this run's own: {argv:?}"
+    );
     assert_eq!(
         &argv[2..],
         ["/sec:aad", "/server-name:vm-1"],
