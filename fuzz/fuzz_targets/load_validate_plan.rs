@@ -2,13 +2,21 @@
 //! config) through load, validate and plan for every OS: never a panic, a hang or a blow-up.
 #![no_main]
 
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 
-static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+/// Where the input files are written: one directory, reused by every run of this target (a
+/// directory per process would be left behind by each job: libFuzzer exits without dropping
+/// statics). Run one instance at a time.
+static DIR: OnceLock<PathBuf> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
-    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("a temp directory"));
-    let _ = bprof_fuzz::load_validate_plan(dir.path(), data);
+    let dir = DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join("bprof-fuzz-load_validate_plan");
+        std::fs::create_dir_all(&dir).expect("a temp directory");
+        dir
+    });
+    let _ = bprof_fuzz::load_validate_plan(dir, data);
 });
