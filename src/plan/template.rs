@@ -187,9 +187,56 @@ pub const MAX_STEPS: usize = 32;
 pub const MAX_TOKENS: usize = 256;
 pub const MAX_TOKEN_BYTES: usize = 2048;
 pub const MAX_NESTING: usize = 8;
+/// The most bytes one template renders to, every step and argument together. A command line
+/// is far smaller (Linux takes at most 2 MiB for a whole argv, Windows 32 KiB); without a bound
+/// a token that repeats a long value, or a list spliced into many tokens, fills the memory.
+pub const MAX_RENDERED_BYTES: usize = 1024 * 1024;
 
-/// Checks one token before it is compiled: no partials, inline partials or decorators, and
-/// bounded size and nesting (handlebars recurses on both).
+/// A writer that refuses to hold more than `room` bytes.
+struct Bounded {
+    buf: Vec<u8>,
+    room: usize,
+    over: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if bytes.len() > self.room.saturating_sub(self.buf.len()) {
+            self.over = true;
+            return Err(std::io::Error::other("the rendered template is too long"));
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What a `{{` opens: the text after it without the whitespace, `~`, `{` and `&` that
+/// handlebars allows in any order before a tag's sigil (`{{ ~#`, `{{~ >`, `{{{`).
+fn tag_text(after: &str) -> &str {
+    after.trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '~' | '{' | '&'))
+}
+
+/// The helper a tag names: `#NAME`, or a chained inverse `else NAME` / `^NAME`.
+fn block_helper(tag: &str) -> Option<&str> {
+    let rest = match tag.strip_prefix('#').or_else(|| tag.strip_prefix('^')) {
+        Some(r) => r,
+        // handlebars reads `{{elseeach x}}` as `{{else each x}}`
+        None => tag.strip_prefix("else")?,
+    };
+    let rest = rest.trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_alphanumeric() || "-_$:".contains(c) || !c.is_ascii()))
+        .unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
+/// Checks one token before it is compiled: no partials, inline partials or decorators (an
+/// inline partial that includes itself recurses until the stack overflows), no `each` (nested,
+/// it renders the product of its lists: a few tokens that never finish), and bounded size and
+/// nesting (handlebars recurses on both). Whitespace and `~` anywhere before a sigil count.
 pub fn check_token(token: &str) -> Result<(), String> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(format!(
@@ -200,16 +247,16 @@ pub fn check_token(token: &str) -> Result<(), String> {
     let mut depth: usize = 0;
     let mut rest = token;
     while let Some(i) = rest.find("{{") {
-        let tag = rest[i + 2..]
-            .trim_start_matches(['~', '{', '&'])
-            .trim_start();
-        if tag.starts_with('>')
-            || tag.starts_with("#>")
-            || tag.starts_with('*')
-            || tag.starts_with("#*")
-        {
+        let tag = tag_text(&rest[i + 2..]);
+        let sigil = tag.strip_prefix('#').map_or(tag, str::trim_start);
+        if sigil.starts_with('>') || sigil.starts_with('*') {
             return Err(
                 "partials, inline partials and decorators are not allowed in templates".into(),
+            );
+        }
+        if block_helper(tag) == Some("each") {
+            return Err(
+                "`each` is not allowed in templates: splice a list as separate arguments with `{{...path}}`".into(),
             );
         }
         if tag.starts_with('#') {
@@ -324,6 +371,15 @@ pub fn render(
     let mut hb = Handlebars::new();
     hb.set_strict_mode(true);
     hb.register_escape_fn(handlebars::no_escape);
+    let too_long = || TemplateError::Shape {
+        template: template.to_string(),
+        reason: format!(
+            "it renders to more than {} MiB",
+            MAX_RENDERED_BYTES / (1024 * 1024)
+        ),
+    };
+    // bytes rendered so far, one more for each argument
+    let mut used: usize = 0;
     let mut out = Vec::with_capacity(steps.len());
     for (si, step) in steps.iter().enumerate() {
         let mut argv = Vec::with_capacity(step.len());
@@ -356,6 +412,10 @@ pub fn render(
                                 other => other.to_string(),
                             };
                             if !s.is_empty() {
+                                used += s.len() + 1;
+                                if used > MAX_RENDERED_BYTES {
+                                    return Err(too_long());
+                                }
                                 argv.push(arg(
                                     s,
                                     ArgKind::Splice {
@@ -373,11 +433,20 @@ pub fn render(
             }
             let (rendered, kind) = if token.contains("{{") {
                 check_token(token).map_err(&err)?;
-                let r = hb
-                    .render_template(token, ctx)
-                    .map_err(|e| err(render_reason(&e)))?;
+                let mut w = Bounded {
+                    buf: Vec::new(),
+                    room: MAX_RENDERED_BYTES - used,
+                    over: false,
+                };
+                if let Err(e) = hb.render_template_to_write(token, ctx, &mut w) {
+                    return Err(if w.over {
+                        too_long()
+                    } else {
+                        err(render_reason(&e))
+                    });
+                }
                 (
-                    r,
+                    String::from_utf8_lossy(&w.buf).into_owned(),
                     ArgKind::Data {
                         dash: literal_text(token).starts_with('-'),
                     },
@@ -386,6 +455,10 @@ pub fn render(
                 (token.clone(), ArgKind::Literal)
             };
             if !rendered.is_empty() {
+                used += rendered.len() + 1;
+                if used > MAX_RENDERED_BYTES {
+                    return Err(too_long());
+                }
                 argv.push(arg(rendered, kind));
             }
         }
@@ -519,6 +592,17 @@ mod tests {
             "{{#> layout}}x{{/layout}}".into(),
             "{{#*inline \"p\"}}x{{/inline}}".into(),
             "{{~> evil}}".into(),
+            // handlebars allows whitespace and `~` in any order before the sigil
+            "{{ ~> evil}}".into(),
+            "{{# *inline \"p\"}}{{ ~> p}}{{/inline}}{{ ~> p}}".into(),
+            "{{ ~#*inline \"p\"}}{{ ~>p}}{{/inline}}{{ ~>p}}".into(),
+            "{{# > layout}}x{{/layout}}".into(),
+            // each, nested, renders the product of its lists
+            "{{#each profile.extra_args}}x{{/each}}".into(),
+            "{{ ~# each profile.extra_args}}x{{/each}}".into(),
+            "{{#if vm.ip}}{{else each profile.extra_args}}x{{/if}}".into(),
+            "{{#if vm.ip}}{{elseeach profile.extra_args}}x{{/if}}".into(),
+            "{{#if vm.ip}}{{^each profile.extra_args}}x{{/if}}".into(),
             "{{#if a}}".repeat(5000),
             "x".repeat(MAX_TOKEN_BYTES + 1),
         ] {
@@ -535,6 +619,33 @@ mod tests {
             render("t", &too_many, &ctx()),
             Err(TemplateError::Shape { .. })
         ));
+    }
+
+    #[test]
+    fn what_a_template_renders_is_bounded() {
+        let long = "x".repeat(100_000);
+        let mut c = ctx();
+        c["bastion"]["name"] = Value::String(long.clone());
+        c["profile"]["extra_args"] = Value::Array(vec![Value::String(long); 4]);
+        let repeated = vec![vec!["az".to_string(), "{{bastion.name}}".repeat(20)]];
+        let spliced = vec![vec!["{{...extra_args}}".to_string(); 4]];
+        for steps in [repeated, spliced] {
+            let e = render("t", &steps, &c).unwrap_err().to_string();
+            assert!(e.contains("renders to more than 1 MiB"), "{e}");
+        }
+        let fine = vec![vec![
+            "{{bastion.name}}".to_string(),
+            "{{...extra_args}}".into(),
+        ]];
+        assert_eq!(render("t", &fine, &c).unwrap()[0].len(), 5);
+        // names that only look like the refused ones pass
+        for ok in [
+            "{{#if profile.enable_mfa}}each{{/if}}",
+            "{{profile.each}}",
+            "{{else}}",
+        ] {
+            assert!(check_token(ok).is_ok(), "{ok}");
+        }
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! Integration tests: the real binary, a fake az, temp directories.
 // the tests start bprof and helper programs themselves
 #![allow(clippy::disallowed_methods)]
+/// The fuzz targets' pipelines, shared with the regression and property tests.
+#[path = "../../fuzz/src/lib.rs"]
+mod fuzz_pipeline;
 mod harness;
 
 #[cfg(unix)]
@@ -10,8 +13,10 @@ mod discovery;
 mod e2e;
 #[cfg(unix)]
 mod files;
+mod fuzz_regressions;
 mod plan;
 mod props;
+mod props_load;
 mod run;
 mod schema;
 mod session;

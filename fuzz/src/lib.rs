@@ -1,0 +1,206 @@
+//! The pipelines the fuzz targets drive, shared with the regression tests of the normal suite
+//! (`tests/cli/fuzz_regressions.rs` includes this file), so a saved input replays exactly what
+//! the fuzzer ran. Each one panics only where bprof broke a promise: a panic inside bprof, a
+//! file refused without a problem, a control character that reached an argv.
+
+use std::path::Path;
+
+use bprof::plan::{self, Os, PlanError, PlanOptions, template};
+use bprof::profile::diag::Problem;
+use bprof::profile::load::{self, FileKind, Section};
+use bprof::profile::resolve::{self, ResolveError};
+use serde_json::{Value, json};
+
+/// Splits one input into the files of a set.
+pub const FILE_SEPARATOR: u8 = 0xFF;
+
+/// The files an input becomes, in order: two shared files (names are global across them), a
+/// personal override, and the person's own user config (whose templates are trusted).
+pub const FILES: [(&str, FileKind); 4] = [
+    ("a.yaml", FileKind::Shared),
+    ("b.yaml", FileKind::Shared),
+    ("c.local.yaml", FileKind::Override),
+    ("local.yaml", FileKind::User),
+];
+
+/// What became of one input of [`load_validate_plan`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The files were refused: this many problems (at least one).
+    Refused(usize),
+    /// The set loaded: the problems `validate` reports, and how many plans were built.
+    Loaded { problems: usize, plans: usize },
+}
+
+fn render_all(problems: &[Problem]) {
+    for p in problems {
+        assert!(
+            p.line >= 1 && p.column >= 1,
+            "a problem without a position: {p:?}"
+        );
+        let shown = p.render(false);
+        let _ = bprof::terminal::text(&shown, true);
+        let _ = serde_json::to_string(&p.to_json());
+    }
+}
+
+/// Bytes -> up to four files in `dir` (split at [`FILE_SEPARATOR`]) -> read, parse, schema
+/// -> the set -> `validate` -> every profile resolved and planned for each OS, as text and
+/// JSON. The same layers `bprof validate` and `bprof plan` go through.
+pub fn load_validate_plan(dir: &Path, data: &[u8]) -> Outcome {
+    let mut problems = Vec::new();
+    let mut files = Vec::new();
+    for (part, (name, kind)) in data.split(|b| *b == FILE_SEPARATOR).zip(FILES) {
+        let path = dir.join(name);
+        std::fs::write(&path, part).expect("writing the input file");
+        let before = problems.len();
+        match load::read_file(&path, name.to_string(), kind, &mut problems) {
+            Ok(Some(f)) => files.push(f),
+            Ok(None) => assert!(problems.len() > before, "{name} refused without a problem"),
+            Err(e) => panic!("{name}: not a data error: {e}"),
+        }
+    }
+    for (name, _) in FILES
+        .iter()
+        .skip(data.split(|b| *b == FILE_SEPARATOR).count())
+    {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    let set = load::assemble(files, &mut problems);
+    render_all(&problems);
+    if !problems.is_empty() {
+        return Outcome::Refused(problems.len());
+    }
+    let reported = plan::validate_all(&set);
+    render_all(&reported);
+    let mut plans = 0;
+    let names: Vec<String> = set.names(Section::Profiles).map(str::to_string).collect();
+    for name in names {
+        let profile = match resolve::resolve(&set, &name) {
+            Ok(p) => p,
+            Err(ResolveError::Invalid { problems, .. }) => {
+                assert!(!problems.is_empty(), "`{name}` invalid without a problem");
+                render_all(&problems);
+                continue;
+            }
+            Err(e) => panic!("`{name}` of the set's own names: {e}"),
+        };
+        for os in [Os::Linux, Os::Macos, Os::Windows] {
+            match plan::build(&set, &profile, &PlanOptions::for_os(os)) {
+                Ok(p) => {
+                    for step in &p.steps {
+                        for arg in &step.argv {
+                            assert!(
+                                bprof::profile::allow::control_char(arg).is_none(),
+                                "a control character reached an argv: {arg:?}"
+                            );
+                        }
+                    }
+                    let _ = bprof::terminal::text(&p.to_text(), false);
+                    let _ = serde_json::to_string(&p.to_json());
+                    plans += 1;
+                }
+                Err(PlanError::Invalid { problems, .. }) => render_all(&problems),
+                Err(PlanError::Template(e)) => {
+                    let _ = (e.to_string(), e.hint());
+                }
+                Err(PlanError::Consent { requests, .. }) => {
+                    assert!(!requests.is_empty(), "consent refused for nothing");
+                }
+            }
+        }
+    }
+    Outcome::Loaded {
+        problems: reported.len(),
+        plans,
+    }
+}
+
+/// Splits a template input into steps.
+pub const STEP_SEPARATOR: char = '\u{1e}';
+/// Splits a step into tokens.
+pub const TOKEN_SEPARATOR: char = '\u{1f}';
+
+/// Template contexts: every bundled profile of `profiles_dir` for each OS (what `plan` gives a
+/// template), and one with nested values of every JSON type.
+pub fn contexts(profiles_dir: &Path) -> Vec<(Value, String)> {
+    let mut problems = Vec::new();
+    let mut files = Vec::new();
+    let mut paths: Vec<_> = std::fs::read_dir(profiles_dir)
+        .expect("the bundled profiles")
+        .map(|e| e.expect("a directory entry").path())
+        .collect();
+    paths.sort();
+    for path in paths {
+        let display = path.display().to_string();
+        if let Some(f) = load::read_file(&path, display, FileKind::Shared, &mut problems)
+            .expect("the bundled profiles are readable")
+        {
+            files.push(f);
+        }
+    }
+    let set = load::assemble(files, &mut problems);
+    assert!(problems.is_empty(), "the bundled profiles are valid");
+    let mut out = Vec::new();
+    for name in set.names(Section::Profiles) {
+        let Ok(profile) = resolve::resolve(&set, name) else {
+            continue;
+        };
+        for os in [Os::Linux, Os::Macos, Os::Windows] {
+            let opts = PlanOptions::for_os(os);
+            let port = plan::local_port(&profile, None);
+            out.push((
+                plan::context(&profile, &opts, port),
+                profile.tenant.id.clone(),
+            ));
+        }
+    }
+    out.push((
+        json!({
+            "profile": {"a": [1, [2, [3, {"b": null}]], "x y", true, -1.5e300], "extra_args": ["--x", ""], "s": "-v"},
+            "tenant": {}, "bastion": null, "vm": [], "port": 0
+        }),
+        String::new(),
+    ));
+    out
+}
+
+/// Bytes -> a context (the first byte chooses) and a template (the rest, as text, split into
+/// steps at [`STEP_SEPARATOR`] and tokens at [`TOKEN_SEPARATOR`]) -> `check_token` of every
+/// token -> `render` -> the final argv checked for every OS and quoted for display. Returns
+/// whether it rendered.
+pub fn template_render(contexts: &[(Value, String)], data: &[u8]) -> bool {
+    let Some((&first, rest)) = data.split_first() else {
+        return false;
+    };
+    let (ctx, tenant) = &contexts[usize::from(first) % contexts.len()];
+    let text = String::from_utf8_lossy(rest);
+    let steps: Vec<Vec<String>> = text
+        .split(STEP_SEPARATOR)
+        .map(|s| s.split(TOKEN_SEPARATOR).map(str::to_string).collect())
+        .collect();
+    let shape = template::check_shape(&steps);
+    let tokens_ok = steps
+        .iter()
+        .flatten()
+        .all(|t| template::check_token(t).is_ok());
+    match template::render("fuzz", &steps, ctx) {
+        Ok(rendered) => {
+            assert!(shape.is_ok(), "rendered a template of the wrong shape");
+            assert!(tokens_ok, "rendered a token that check_token refuses");
+            for step in &rendered {
+                for os in [Os::Linux, Os::Macos, Os::Windows] {
+                    let _ = plan::check::step(step, os, &[], tenant);
+                }
+                let argv: Vec<String> = step.iter().map(|a| a.value.clone()).collect();
+                let _ = plan::shell::join(&argv, false);
+                let _ = plan::shell::join(&argv, true);
+            }
+            true
+        }
+        Err(e) => {
+            let _ = (e.to_string(), e.hint());
+            false
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Every input the fuzz targets (`fuzz/`) found a crash, hang or blow-up with, replayed through
+//! the same pipeline (`fuzz/src/lib.rs`, shared with the targets): it returns, quickly, and as
+//! a data error. The inputs are in `tests/fuzz-regressions/TARGET/`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::fuzz_pipeline::{self, Outcome};
+
+fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz-regressions")
+        .join(target);
+    let mut out: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
+        .expect("the saved inputs")
+        .map(|e| {
+            let path = e.expect("an entry").path();
+            let bytes = std::fs::read(&path).expect("a saved input");
+            (path, bytes)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Each saved input of `load_validate_plan`, and the problem it must end in.
+const LOAD_VALIDATE_PLAN: &[(&str, &str)] = &[
+    // an inline partial that includes itself, the check fooled by a space before `~>`:
+    // `bprof validate` died of a stack overflow (SIGSEGV)
+    (
+        "shared-template-inline-partial-recursion.yaml",
+        "partials, inline partials and decorators are not allowed",
+    ),
+    // `each` nested 8 deep over the profile's fields: 30^8 iterations, `validate` never ended
+    ("shared-template-nested-each.yaml", "`each` is not allowed"),
+];
+
+#[test]
+fn saved_load_validate_plan_inputs_end_in_a_data_error() {
+    let saved = inputs("load_validate_plan");
+    assert_eq!(
+        saved.len(),
+        LOAD_VALIDATE_PLAN.len(),
+        "every saved input has a row"
+    );
+    for (path, bytes) in saved {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let (_, want) = LOAD_VALIDATE_PLAN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("{name}: no row in LOAD_VALIDATE_PLAN"));
+        let dir = tempfile::tempdir().unwrap();
+        let start = Instant::now();
+        let outcome = fuzz_pipeline::load_validate_plan(dir.path(), &bytes);
+        assert!(start.elapsed() < Duration::from_secs(5), "{name}: slow");
+        assert!(
+            matches!(outcome, Outcome::Loaded { problems, plans: 0 } if problems > 0),
+            "{name}: {outcome:?}"
+        );
+        // and through the binary, as a teammate would meet it
+        let r = crate::harness::Test::new()
+            .file("profiles/p.yaml", bytes)
+            .args(&["validate", "--color", "never"])
+            .run();
+        r.code(65).stderr_has(want);
+        assert!(!r.stderr.contains("panicked"), "{name}");
+    }
+}
+
+#[test]
+fn saved_template_render_inputs_are_refused() {
+    let contexts = fuzz_pipeline::contexts(&Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles"));
+    let saved = inputs("template_render");
+    assert!(!saved.is_empty());
+    for (path, bytes) in saved {
+        let start = Instant::now();
+        let rendered = fuzz_pipeline::template_render(&contexts, &bytes);
+        assert!(start.elapsed() < Duration::from_secs(5), "{path:?}: slow");
+        assert!(!rendered, "{path:?} rendered");
+    }
+}
+
+#[test]
+fn a_long_list_spliced_into_every_token_is_refused_not_a_blow_up() {
+    // 3,000 arguments spliced into 32 steps of 256 tokens: 24 million arguments before
+    // templates were bounded (MAX_RENDERED_BYTES)
+    let list = vec!["--only-show-errors"; 3000].join(", ");
+    let step = format!(
+        "    - [{}]\n",
+        vec!["\"{{...extra_args}}\""; 256].join(", ")
+    );
+    let yaml = format!(
+        "version: 1\ntenants:\n  t:\n    id: 11111111-1111-1111-1111-111111111111\n    subscription: 22222222-2222-2222-2222-222222222222\nbastions:\n  b:\n    tenant: t\n    resource_group: rg-net\n    name: bas-1\nvms:\n  v:\n    resource_group: rg-vm\n    name: vm-1\ntemplates:\n  wide:\n{}profiles:\n  p:\n    bastion: b\n    vm: v\n    template: wide\n    extra_args: [{list}]\n",
+        step.repeat(32)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let outcome = fuzz_pipeline::load_validate_plan(dir.path(), yaml.as_bytes());
+    assert!(start.elapsed() < Duration::from_secs(5), "slow");
+    assert!(
+        matches!(outcome, Outcome::Loaded { problems, plans: 0 } if problems > 0),
+        "{outcome:?}"
+    );
+}
