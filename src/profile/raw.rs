@@ -63,7 +63,7 @@ pub struct RawFile {
     /// Only in a personal override: programs other than `az` that templates may run on this
     /// person's machine.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(inner(length(min = 1)), example = ["pwsh"])]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 4096)), example = ["pwsh"])]
     pub allow_programs: Vec<String>,
 }
 
@@ -82,7 +82,7 @@ pub struct RawTenant {
     pub description: Option<String>,
     /// Extra arguments for `az login` in this tenant, one argv element each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(example = ["--use-device-code"])]
+    #[schemars(length(max = 32), inner(length(max = 4096)), example = ["--use-device-code"])]
     pub login: Option<Vec<String>>,
 }
 
@@ -348,11 +348,11 @@ pub struct RawProfile {
     pub timeout: Option<u32>,
     /// ssh: arguments for ssh itself, appended after `--`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(example = ["-L", "8080:localhost:80"])]
+    #[schemars(length(max = 128), inner(length(max = 4096)), example = ["-L", "8080:localhost:80"])]
     pub ssh_args: Option<Vec<String>>,
     /// Arguments appended to the az command line, one argv element each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(example = ["--debug"])]
+    #[schemars(length(max = 128), inner(length(max = 4096)), example = ["--only-show-errors"])]
     pub extra_args: Option<Vec<String>>,
     /// rdp: how the session is opened (default auto).
     #[serde(default, skip_serializing_if = "Option::is_none")]
