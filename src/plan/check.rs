@@ -44,22 +44,6 @@ fn is_splice_of(a: &Arg, field: &str) -> bool {
     matches!(&a.kind, ArgKind::Splice { path } if path == field || path.ends_with(&format!(".{field}")))
 }
 
-/// A value slot: a value that comes from data must not begin with `-`.
-fn value_slot(args: &[Arg], i: usize, out: &mut Vec<Finding>) {
-    if let Some(a) = args.get(i)
-        && a.value.starts_with('-')
-        && !matches!(a.kind, ArgKind::Literal | ArgKind::Data { dash: true })
-    {
-        out.push(Finding::Data {
-            index: i,
-            reason: format!(
-                "the value \"{}\" begins with `-`: the program would read it as an option",
-                a.value
-            ),
-        });
-    }
-}
-
 fn cmd_special(args: &[Arg], i: usize, out: &mut Vec<Finding>) {
     if let Some(a) = args.get(i)
         && let Some(c) = a.value.chars().find(|c| allow::CMD_SPECIAL.contains(c))
@@ -82,6 +66,29 @@ pub fn step(args: &[Arg], os: Os, programs: &[String], tenant: &str) -> Vec<Find
     let Some(program) = args.first() else {
         return out;
     };
+    if program.kind != ArgKind::Literal {
+        // consent covers a template's text: the data spliced into it must not pick the program
+        out.push(Finding::Data {
+            index: 0,
+            reason: format!(
+                "the program to run (\"{}\") comes from a value in a file; a template names its program in its own text",
+                program.value
+            ),
+        });
+        return out;
+    }
+    // a value from a file never becomes an option, wherever the template puts it
+    for (i, a) in args.iter().enumerate() {
+        if a.value.starts_with('-') && a.kind == (ArgKind::Data { dash: false }) {
+            out.push(Finding::Data {
+                index: i,
+                reason: format!(
+                    "the value \"{}\" begins with `-`: the program would read it as an option",
+                    a.value
+                ),
+            });
+        }
+    }
     if program.value != "az" {
         if !programs.contains(&program.value) {
             out.push(Finding::Template(format!(
@@ -139,7 +146,6 @@ fn bastion(args: &[Arg], start: usize, sub: &str, os: Os, out: &mut Vec<Finding>
         };
         if value_option(sub, name) {
             if inline.is_none() {
-                value_slot(args, i + 1, out);
                 if os == Os::Windows && sub == "ssh" && matches!(name, "--username" | "--ssh-key") {
                     cmd_special(args, i + 1, out);
                 }
@@ -274,6 +280,28 @@ mod tests {
             "uptime",
         ]);
         assert_eq!(step(&ssh, Os::Linux, &[], "t"), []);
+    }
+
+    #[test]
+    fn data_never_picks_the_program_nor_becomes_an_option() {
+        let mut prog = lit(&["touch", "x"]);
+        prog[0].kind = ArgKind::Data { dash: false };
+        assert!(matches!(
+            step(&prog, Os::Linux, &["touch".into()], "t")[..],
+            [Finding::Data { index: 0, .. }]
+        ));
+        let mut opt = lit(&["az", "network", "bastion", "rdp", "--debug"]);
+        opt[4].kind = ArgKind::Data { dash: false };
+        let f = step(&opt, Os::Linux, &[], "t");
+        assert!(
+            f.contains(&Finding::Data {
+                index: 4,
+                reason:
+                    "the value \"--debug\" begins with `-`: the program would read it as an option"
+                        .into()
+            }),
+            "{f:?}"
+        );
     }
 
     #[test]

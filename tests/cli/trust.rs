@@ -319,6 +319,21 @@ fn hostile_shared_sets_run_nothing() {
             &["at most 2048", "{{#if..."],
         ),
         case(
+            "a template whose program is a value from a file",
+            template("    - [\"{{vm.name}}\", CANARY]\n").replace("name: vm-1", "name: touch"),
+            run,
+            65,
+            &["the program to run"],
+        ),
+        case(
+            "a value that becomes an option through a template",
+            template("    - [az, network, bastion, rdp, \"{{profile.description}}\"]\n")
+                .replace("    template: team\n", "    template: team\n    description: \"--debug\"\n"),
+            run,
+            65,
+            &["begins with `-`"],
+        ),
+        case(
             "a partial in a template",
             template("    - [az, network, bastion, rdp, \"{{> evil}}\"]\n"),
             run,
