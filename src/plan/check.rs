@@ -145,10 +145,12 @@ fn bastion(args: &[Arg], start: usize, sub: &str, os: Os, out: &mut Vec<Finding>
             _ => (a.value.as_str(), None),
         };
         if value_option(sub, name) {
-            if inline.is_none() {
-                if os == Os::Windows && sub == "ssh" && matches!(name, "--username" | "--ssh-key") {
-                    cmd_special(args, i + 1, out);
-                }
+            if inline.is_none()
+                && os == Os::Windows
+                && sub == "ssh"
+                && matches!(name, "--username" | "--ssh-key")
+            {
+                cmd_special(args, i + 1, out);
             }
             i += if inline.is_some() { 1 } else { 2 };
             continue;
