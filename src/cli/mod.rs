@@ -129,6 +129,10 @@ pub enum Command {
         /// directory), without personal overrides (`*.local.yaml`, your user config), as CI
         /// sees the repository; problems of the named files are reported.
         paths: Vec<PathBuf>,
+        /// Warnings fail too (exit 65): lints, consent requests, a user config that grants
+        /// nothing.
+        #[arg(long)]
+        strict: bool,
     },
     /// Scaffold a profile directory: a commented example, the schema, the .gitignore line.
     Init {
@@ -325,7 +329,7 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
             Ok(exit::OK)
         }
         Command::Templates { name } => templates::templates(cli, name.as_deref(), out),
-        Command::Validate { paths } => validate::validate(cli, paths, out),
+        Command::Validate { paths, strict } => validate::validate(cli, paths, *strict, out),
         Command::List => list::list(&load_set(cli, out)?, out),
         Command::Trust { action } => trust::trust(
             &load_set(cli, out)?,

@@ -9,7 +9,12 @@ use super::{Cli, Error, Format, Out, exit};
 use crate::plan::{self};
 use crate::profile::diag::Problem;
 use crate::profile::load::{self, LoadError, Sources};
-pub(super) fn validate(cli: &Cli, paths: &[PathBuf], out: &Out) -> Result<i32, Error> {
+pub(super) fn validate(
+    cli: &Cli,
+    paths: &[PathBuf],
+    strict: bool,
+    out: &Out,
+) -> Result<i32, Error> {
     let src = Sources::from_env(cli.profiles.clone());
     // `validate PATH...`: each named file in its set (the shared files of its directory), the
     // way CI sees the repository: no personal files; problems of the named files only
@@ -69,7 +74,7 @@ pub(super) fn validate(cli: &Cli, paths: &[PathBuf], out: &Out) -> Result<i32, E
         Err(e) => return Err(e.into()),
     };
     let problems: Vec<Problem> = problems.into_iter().filter(|p| in_scope(&p.file)).collect();
-    let errors = problems.iter().filter(|p| p.is_error()).count();
+    let errors = problems.iter().filter(|p| strict || p.is_error()).count();
     let warnings = problems.len() - errors;
     let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     if out.format == Format::Json {

@@ -167,6 +167,7 @@ pub fn validate_all(set: &ProfileSet) -> Vec<Problem> {
     let mut problems = set.problems.clone();
     problems.extend(resolve::validate_entries(set));
     problems.extend(set.warnings.iter().cloned());
+    problems.extend(crate::profile::lint::defaults(set));
     let mut asked: Vec<Request> = Vec::new();
     for name in set.names(Section::Profiles) {
         let profile = match resolve::resolve(set, name) {
@@ -182,6 +183,7 @@ pub fn validate_all(set: &ProfileSet) -> Vec<Problem> {
             }
             Err(ResolveError::UnknownProfile { .. }) => continue,
         };
+        problems.extend(crate::profile::lint::profile(set, &profile));
         if profile.template.is_none() {
             asked.extend(profile.requests.iter().cloned());
             continue;

@@ -5,6 +5,7 @@
 pub mod allow;
 pub mod diag;
 pub mod files;
+pub mod lint;
 pub mod load;
 pub mod raw;
 pub mod resolve;

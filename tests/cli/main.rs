@@ -5,6 +5,7 @@
 #[path = "../../fuzz/src/lib.rs"]
 mod fuzz_pipeline;
 mod harness;
+mod lint;
 
 #[cfg(unix)]
 mod cleanup;
