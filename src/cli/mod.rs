@@ -62,6 +62,8 @@ pub struct Cli {
 pub enum Format {
     Text,
     Json,
+    /// GitHub Actions annotations (`validate` only).
+    Github,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,9 +78,13 @@ pub enum Command {
     /// List the profiles: name, mode, target vm, bastion, tenant, description.
     List,
     /// Show a profile's effective values, each with the file:line it came from.
-    Show { profile: String },
+    Show {
+        /// The profile (`bprof list` shows them).
+        profile: String,
+    },
     /// Print the exact steps `run` would execute; nothing is executed.
     Plan {
+        /// The profile (`bprof list` shows them).
         profile: String,
         /// Plan for another system (default: this one).
         #[arg(long, value_enum)]
@@ -88,6 +94,7 @@ pub enum Command {
     },
     /// Execute a profile's plan.
     Run {
+        /// The profile (`bprof list` shows them).
         profile: String,
         /// Print the plan instead of running it.
         #[arg(long)]
@@ -145,7 +152,10 @@ pub enum Command {
     /// Print the JSON schema of profile files.
     Schema,
     /// List the templates, or print one as YAML.
-    Templates { name: Option<String> },
+    Templates {
+        /// A template to print as YAML (built-in: rdp, ssh, tunnel; or the set's own).
+        name: Option<String>,
+    },
     /// Review, approve and revoke what shared files ask for beyond their allow-lists.
     ///
     /// Consent is pinned to the exact content where it is written; a change makes bprof ask
@@ -162,7 +172,10 @@ pub enum TrustAction {
     /// What the profiles ask consent for, its status, and who uses it.
     List,
     /// What one profile asks for, exactly as written, and what changed since you approved it.
-    Show { profile: String },
+    Show {
+        /// The profile (`bprof list` shows them).
+        profile: String,
+    },
     /// Approve what these profiles ask for, pinned to the content as written.
     Allow {
         #[arg(required = true, value_name = "PROFILE")]
@@ -321,8 +334,40 @@ pub(crate) fn load_set(cli: &Cli, out: &Out) -> Result<ProfileSet, Error> {
     Ok(set)
 }
 
+/// Whether a command has the output form `--format` asks for: JSON for the commands the spec
+/// gives a JSON shape, GitHub annotations for `validate` only.
+fn check_format(cli: &Cli) -> Result<(), Error> {
+    let json = match &cli.command {
+        Command::Run { dry_run, .. } => *dry_run,
+        Command::Init { .. } | Command::Rdp { .. } => false,
+        Command::Templates { name } => name.is_none(),
+        Command::Trust { action } => matches!(
+            action,
+            None | Some(TrustAction::List | TrustAction::Show { .. })
+        ),
+        _ => true,
+    };
+    let ok = match cli.format {
+        Format::Text => true,
+        Format::Json => json,
+        Format::Github => matches!(cli.command, Command::Validate { .. }),
+    };
+    if ok {
+        return Ok(());
+    }
+    let what = if cli.format == Format::Json {
+        "has no JSON form"
+    } else {
+        "has no GitHub annotations (only `validate` has)"
+    };
+    Err(Error::Usage(format!(
+        "this command {what}; leave out --format"
+    )))
+}
+
 fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
     environment::check()?;
+    check_format(cli)?;
     match &cli.command {
         Command::Schema => {
             print(&crate::profile::schema::schema_text())?;

@@ -146,8 +146,12 @@ pub(super) fn color_enabled(choice: ColorChoice) -> bool {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
         ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                && std::io::stderr().is_terminal()
+            let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+            // NO_COLOR (no-color.org) wins; CLICOLOR_FORCE (not 0) colors a pipe too
+            !set("NO_COLOR")
+                && (std::io::stderr().is_terminal()
+                    || set("CLICOLOR_FORCE")
+                        && std::env::var_os("CLICOLOR_FORCE") != Some("0".into()))
         }
     }
 }

@@ -66,7 +66,7 @@ pub(super) fn make_plan(
 pub(super) fn show_plan(plan: &plan::Plan, out: &Out) -> Result<i32, Error> {
     match out.format {
         Format::Json => print_json(&plan.to_json())?,
-        Format::Text => print(&plan.to_text())?,
+        Format::Text | Format::Github => print(&plan.to_text())?,
     }
     Ok(exit::OK)
 }

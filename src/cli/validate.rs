@@ -80,6 +80,17 @@ pub(super) fn validate(
     if out.format == Format::Json {
         let list: Vec<Value> = problems.iter().map(Problem::to_json).collect();
         print_json(&json!({"valid": errors == 0, "problems": list}))?;
+    } else if out.format == Format::Github {
+        let mut text = String::new();
+        for p in &problems {
+            text.push_str(&annotation(p, strict));
+        }
+        super::output::print(&text)?;
+        out.note(&format!(
+            "{} problem{} ({errors} failing)",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        ));
     } else {
         out.problems(&problems);
         let files = plural(count, "file");
@@ -100,4 +111,32 @@ pub(super) fn validate(
         }
     }
     Ok(if errors == 0 { exit::OK } else { exit::DATA })
+}
+
+/// One problem as a GitHub Actions workflow command (`::error file=F,line=L,col=C::MESSAGE`),
+/// which the Actions runner shows as an annotation on the file's line. Values are escaped as
+/// the runner expects (`%`, CR, LF; and `,` `:` in properties).
+fn annotation(p: &Problem, strict: bool) -> String {
+    let data = |s: &str| {
+        s.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    };
+    let prop = |s: &str| data(s).replace(':', "%3A").replace(',', "%2C");
+    let level = if p.is_error() || strict {
+        "error"
+    } else {
+        "warning"
+    };
+    let message = match &p.help {
+        Some(h) => format!("{} ({h})", p.message),
+        None => p.message.clone(),
+    };
+    format!(
+        "::{level} file={},line={},col={},title=bprof::{}\n",
+        prop(&p.file),
+        p.line,
+        p.column,
+        data(&message)
+    )
 }

@@ -6,6 +6,7 @@
 mod fuzz_pipeline;
 mod harness;
 mod lint;
+mod output;
 
 #[cfg(unix)]
 mod cleanup;

@@ -1,0 +1,60 @@
+//! Output conventions: `--format` only where a command has that form, GitHub annotations for
+//! `validate`, color only when asked or on a terminal.
+
+use crate::harness::{Test, one_profile};
+
+#[test]
+fn a_command_without_a_json_form_refuses_it() {
+    for args in [
+        &["--format", "json", "init", "x"][..],
+        &["--format", "json", "rdp", "prod-jumpbox", "-o", "-"],
+        &["--format", "json", "run", "prod-jumpbox"],
+        &["--format", "json", "templates", "rdp"],
+        &["--format", "github", "list"],
+    ] {
+        let r = Test::examples().args(args).run();
+        r.code(64).stderr_has("leave out --format");
+        assert!(r.calls.is_empty() && r.stdout.is_empty(), "{args:?}");
+    }
+    Test::examples()
+        .args(&["--format", "json", "run", "prod-jumpbox", "--dry-run"])
+        .run()
+        .code(0);
+}
+
+#[test]
+fn validate_writes_github_annotations() {
+    let t = Test::new().file(
+        "profiles/p.yaml",
+        one_profile("  p:\n    bastion: nope\n    vm: v\n    username: alice@contoso.com\n"),
+    );
+    let r = t.run_with(&["--format", "github", "validate"]);
+    r.code(65).stdout_has(
+        "::error file=profiles/p.yaml,line=20,col=14,title=bprof::bastion `nope` is not defined",
+    );
+    // a comma or colon in a file name is escaped in the property
+    let t = Test::new().file("profiles/a,b:c.yaml", "version: 1\nbogus: 1\n");
+    t.run_with(&["--format", "github", "validate"])
+        .code(65)
+        .stdout_has("file=profiles/a%2Cb%3Ac.yaml,line=2");
+}
+
+#[test]
+fn color_only_when_asked_or_forced() {
+    let bad = one_profile("  p:\n    bastion: nope\n    vm: v\n");
+    let t = || Test::new().file("profiles/p.yaml", &bad);
+    let plain = t().args(&["validate"]).run();
+    assert!(!plain.stderr.contains('\u{1b}'), "no terminal, no color");
+    let forced = t().env("CLICOLOR_FORCE", "1").args(&["validate"]).run();
+    assert!(
+        forced.stderr.contains("\u{1b}[1;31merror"),
+        "{}",
+        forced.stderr
+    );
+    let off = t()
+        .env("CLICOLOR_FORCE", "1")
+        .env("NO_COLOR", "1")
+        .args(&["validate"])
+        .run();
+    assert!(!off.stderr.contains('\u{1b}'), "NO_COLOR wins");
+}
