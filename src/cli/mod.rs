@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCandidates;
 
 use crate::plan::Os;
 use crate::plan::PlanError;
@@ -12,6 +13,7 @@ use crate::profile::load::{self, LoadError, ProfileSet, Sources};
 use crate::profile::resolve::{self, ResolveError};
 use crate::session::RunError;
 
+mod completions;
 mod environment;
 pub mod exit;
 pub mod init;
@@ -80,11 +82,13 @@ pub enum Command {
     /// Show a profile's effective values, each with the file:line it came from.
     Show {
         /// The profile (`bprof list` shows them).
+        #[arg(add = ArgValueCandidates::new(completions::profiles))]
         profile: String,
     },
     /// Print the exact steps `run` would execute; nothing is executed.
     Plan {
         /// The profile (`bprof list` shows them).
+        #[arg(add = ArgValueCandidates::new(completions::profiles))]
         profile: String,
         /// Plan for another system (default: this one).
         #[arg(long, value_enum)]
@@ -95,6 +99,7 @@ pub enum Command {
     /// Execute a profile's plan.
     Run {
         /// The profile (`bprof list` shows them).
+        #[arg(add = ArgValueCandidates::new(completions::profiles))]
         profile: String,
         /// Print the plan instead of running it.
         #[arg(long)]
@@ -111,7 +116,7 @@ pub enum Command {
     /// Write .rdp files for teammates (the local end of the profile's tunnel; never a secret).
     Rdp {
         /// The profile (not with --all).
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        #[arg(required_unless_present = "all", conflicts_with = "all", add = ArgValueCandidates::new(completions::profiles))]
         profile: Option<String>,
         /// One file per rdp profile, into the directory given by -o.
         #[arg(long, requires = "output")]
@@ -156,6 +161,15 @@ pub enum Command {
         /// A template to print as YAML (built-in: rdp, ssh, tunnel; or the set's own).
         name: Option<String>,
     },
+    /// Print the shell code that completes commands, flags and profile names.
+    ///
+    /// Add it to the shell's startup, e.g. `source <(bprof completions bash)` in ~/.bashrc;
+    /// see the README for each shell.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: completions::Shell,
+    },
     /// Review, approve and revoke what shared files ask for beyond their allow-lists.
     ///
     /// Consent is pinned to the exact content where it is written; a change makes bprof ask
@@ -174,11 +188,12 @@ pub enum TrustAction {
     /// What one profile asks for, exactly as written, and what changed since you approved it.
     Show {
         /// The profile (`bprof list` shows them).
+        #[arg(add = ArgValueCandidates::new(completions::profiles))]
         profile: String,
     },
     /// Approve what these profiles ask for, pinned to the content as written.
     Allow {
-        #[arg(required = true, value_name = "PROFILE")]
+        #[arg(required = true, value_name = "PROFILE", add = ArgValueCandidates::new(completions::profiles))]
         names: Vec<String>,
         /// Approve without asking (for scripts); what is approved is still printed.
         #[arg(long)]
@@ -186,7 +201,7 @@ pub enum TrustAction {
     },
     /// Revoke consent for what these profiles use, or for everything.
     Revoke {
-        #[arg(required_unless_present = "all", value_name = "PROFILE")]
+        #[arg(required_unless_present = "all", value_name = "PROFILE", add = ArgValueCandidates::new(completions::profiles))]
         names: Vec<String>,
         #[arg(long, conflicts_with = "names")]
         all: bool,
@@ -263,6 +278,13 @@ impl Error {
 
 /// Runs bprof with these arguments; returns the exit code.
 pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
+    // a shell asking for completions (`BPROF_COMPLETE=SHELL`): answered, then bprof exits
+    {
+        use clap::CommandFactory as _;
+        clap_complete::CompleteEnv::with_factory(Cli::command)
+            .var(completions::VAR)
+            .complete();
+    }
     // a panic is a bug in bprof: say so, and exit 70 as documented (not Rust's 101)
     std::panic::set_hook(Box::new(|info| {
         crate::terminal::eprintln(&format!(
@@ -339,7 +361,7 @@ pub(crate) fn load_set(cli: &Cli, out: &Out) -> Result<ProfileSet, Error> {
 fn check_format(cli: &Cli) -> Result<(), Error> {
     let json = match &cli.command {
         Command::Run { dry_run, .. } => *dry_run,
-        Command::Init { .. } | Command::Rdp { .. } => false,
+        Command::Init { .. } | Command::Rdp { .. } | Command::Completions { .. } => false,
         Command::Templates { name } => name.is_none(),
         Command::Trust { action } => matches!(
             action,
@@ -376,6 +398,7 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
         Command::Templates { name } => templates::templates(cli, name.as_deref(), out),
         Command::Validate { paths, strict } => validate::validate(cli, paths, *strict, out),
         Command::List => list::list(&load_set(cli, out)?, out),
+        Command::Completions { shell } => completions::script(*shell),
         Command::Trust { action } => trust::trust(
             &load_set(cli, out)?,
             action.as_ref().unwrap_or(&TrustAction::List),

@@ -58,3 +58,35 @@ fn color_only_when_asked_or_forced() {
         .run();
     assert!(!off.stderr.contains('\u{1b}'), "NO_COLOR wins");
 }
+
+#[test]
+fn completions_name_commands_flags_and_the_profiles_found() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        Test::new()
+            .args(&["completions", shell])
+            .run()
+            .code(0)
+            .stdout_has("BPROF_COMPLETE");
+    }
+    let t = Test::examples();
+    let ask = |words: &[&str]| {
+        let out = t
+            .command()
+            .env("BPROF_COMPLETE", "fish")
+            .arg("--")
+            .arg("bprof")
+            .args(words)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let names = ask(&["run", "prod"]);
+    assert!(
+        names.contains("prod-jumpbox\tProduction jump box"),
+        "{names}"
+    );
+    assert!(!names.contains("fabrikam"), "only what matches: {names}");
+    assert!(ask(&["plan", "prod-jumpbox", "--os", ""]).contains("macos"));
+    assert!(ask(&["tr"]).contains("trust"));
+    assert!(t.calls().is_empty(), "completing runs nothing");
+}
