@@ -18,6 +18,7 @@ mod environment;
 pub mod exit;
 pub mod init;
 mod list;
+mod manpages;
 mod output;
 mod rdp;
 mod run;
@@ -42,19 +43,30 @@ use output::{Out, color_enabled, print};
 pub struct Cli {
     /// Profile files or directories (repeatable); default: BPROF_PROFILES, then the nearest
     /// profiles/ directory upwards.
-    #[arg(long = "profiles", global = true, value_name = "PATH")]
+    #[arg(
+        long = "profiles",
+        global = true,
+        value_name = "PATH",
+        help_heading = "Global options"
+    )]
     pub profiles: Vec<PathBuf>,
     /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text, help_heading = "Global options")]
     pub format: Format,
     /// When to color diagnostics.
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, help_heading = "Global options")]
     pub color: ColorChoice,
     /// Say more on stderr.
-    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "quiet",
+        help_heading = "Global options"
+    )]
     pub verbose: bool,
     /// Say only errors on stderr.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -78,14 +90,23 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the profiles: name, mode, target vm, bastion, tenant, description.
+    #[command(
+        after_help = "Examples:\n  bprof list\n  bprof --format json list\n  bprof --profiles ~/team/profiles list"
+    )]
     List,
     /// Show a profile's effective values, each with the file:line it came from.
+    #[command(
+        after_help = "Examples:\n  bprof show prod-jumpbox\n  bprof --format json show prod-jumpbox"
+    )]
     Show {
         /// The profile (`bprof list` shows them).
         #[arg(add = ArgValueCandidates::new(completions::profiles))]
         profile: String,
     },
     /// Print the exact steps `run` would execute; nothing is executed.
+    #[command(
+        after_help = "Examples:\n  bprof plan prod-jumpbox\n  bprof plan prod-jumpbox --os windows\n  bprof --format json plan prod-db-tunnel --port 15432"
+    )]
     Plan {
         /// The profile (`bprof list` shows them).
         #[arg(add = ArgValueCandidates::new(completions::profiles))]
@@ -97,6 +118,9 @@ pub enum Command {
         session: SessionArgs,
     },
     /// Execute a profile's plan.
+    #[command(
+        after_help = "Examples:\n  bprof run prod-jumpbox\n  bprof run prod-jumpbox --dry-run\n  bprof run prod-jumpbox --configure      (sign in as another Entra user)\n  bprof run prod-db-tunnel --tunnel-only --port 15432\n  bprof run prod-app-ssh -- --only-show-errors"
+    )]
     Run {
         /// The profile (`bprof list` shows them).
         #[arg(add = ArgValueCandidates::new(completions::profiles))]
@@ -114,6 +138,9 @@ pub enum Command {
         extra: Vec<String>,
     },
     /// Write .rdp files for teammates (the local end of the profile's tunnel; never a secret).
+    #[command(
+        after_help = "Examples:\n  bprof rdp prod-jumpbox\n  bprof rdp prod-jumpbox -o - > jumpbox.rdp\n  bprof rdp --all -o rdp/"
+    )]
     Rdp {
         /// The profile (not with --all).
         #[arg(required_unless_present = "all", conflicts_with = "all", add = ArgValueCandidates::new(completions::profiles))]
@@ -134,6 +161,9 @@ pub enum Command {
         personal: bool,
     },
     /// Check profile files: every problem, not just the first.
+    #[command(
+        after_help = "Examples:\n  bprof validate\n  bprof validate profiles/team.yaml --strict\n  bprof --format github validate profiles/"
+    )]
     Validate {
         /// Files or directories to check (default: the discovered set, with your overrides).
         ///
@@ -147,6 +177,7 @@ pub enum Command {
         strict: bool,
     },
     /// Scaffold a profile directory: a commented example, the schema, the .gitignore line.
+    #[command(after_help = "Examples:\n  bprof init\n  bprof init team/profiles")]
     Init {
         /// The directory (default: ./profiles).
         dir: Option<PathBuf>,
@@ -155,8 +186,10 @@ pub enum Command {
         force: bool,
     },
     /// Print the JSON schema of profile files.
+    #[command(after_help = "Examples:\n  bprof schema > bprof.schema.json")]
     Schema,
     /// List the templates, or print one as YAML.
+    #[command(after_help = "Examples:\n  bprof templates\n  bprof templates ssh")]
     Templates {
         /// A template to print as YAML (built-in: rdp, ssh, tunnel; or the set's own).
         name: Option<String>,
@@ -165,15 +198,27 @@ pub enum Command {
     ///
     /// Add it to the shell's startup, e.g. `source <(bprof completions bash)` in ~/.bashrc;
     /// see the README for each shell.
+    #[command(
+        after_help = "Examples:\n  source <(bprof completions bash)\n  bprof completions fish | source"
+    )]
     Completions {
         /// The shell.
         #[arg(value_enum)]
         shell: completions::Shell,
     },
+    /// Write the man pages (one per command: bprof.1, bprof-run.1, ...) into a directory.
+    #[command(after_help = "Examples:\n  bprof manpages /usr/local/share/man/man1")]
+    Manpages {
+        /// The directory (created if needed); existing pages are replaced.
+        dir: PathBuf,
+    },
     /// Review, approve and revoke what shared files ask for beyond their allow-lists.
     ///
     /// Consent is pinned to the exact content where it is written; a change makes bprof ask
     /// again.
+    #[command(
+        after_help = "Examples:\n  bprof trust\n  bprof trust show prod-app-ssh\n  bprof trust allow prod-app-ssh\n  bprof trust revoke --all"
+    )]
     Trust {
         #[command(subcommand)]
         action: Option<TrustAction>,
@@ -296,6 +341,20 @@ pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32
 }
 
 fn run_cli(args: Vec<std::ffi::OsString>) -> i32 {
+    // `bprof help --help` (or `help run -h`) is a request for help: the help of what follows
+    let asks_help = |a: &std::ffi::OsString| a == "--help" || a == "-h";
+    let args = if args.get(1).is_some_and(|a| a == "help") && args.iter().any(asks_help) {
+        let mut rest: Vec<std::ffi::OsString> = args
+            .iter()
+            .enumerate()
+            .filter(|(i, a)| *i != 1 && !asks_help(a))
+            .map(|(_, a)| a.clone())
+            .collect();
+        rest.push("--help".into());
+        rest
+    } else {
+        args
+    };
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -361,7 +420,10 @@ pub(crate) fn load_set(cli: &Cli, out: &Out) -> Result<ProfileSet, Error> {
 fn check_format(cli: &Cli) -> Result<(), Error> {
     let json = match &cli.command {
         Command::Run { dry_run, .. } => *dry_run,
-        Command::Init { .. } | Command::Rdp { .. } | Command::Completions { .. } => false,
+        Command::Init { .. }
+        | Command::Rdp { .. }
+        | Command::Completions { .. }
+        | Command::Manpages { .. } => false,
         Command::Templates { name } => name.is_none(),
         Command::Trust { action } => matches!(
             action,
@@ -399,6 +461,12 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
         Command::Validate { paths, strict } => validate::validate(cli, paths, *strict, out),
         Command::List => list::list(&load_set(cli, out)?, out),
         Command::Completions { shell } => completions::script(*shell),
+        Command::Manpages { dir } => {
+            for page in manpages::write(dir)? {
+                out.note(&format!("wrote {}", page.display()));
+            }
+            Ok(exit::OK)
+        }
         Command::Trust { action } => trust::trust(
             &load_set(cli, out)?,
             action.as_ref().unwrap_or(&TrustAction::List),

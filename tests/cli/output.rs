@@ -90,3 +90,33 @@ fn completions_name_commands_flags_and_the_profiles_found() {
     assert!(ask(&["tr"]).contains("trust"));
     assert!(t.calls().is_empty(), "completing runs nothing");
 }
+
+#[test]
+fn help_paths_exit_0_and_man_pages_are_one_per_command() {
+    for args in [
+        &["help", "--help"][..],
+        &["help", "run", "-h"],
+        &["run", "--help"],
+        &["trust", "allow", "--help"],
+    ] {
+        let r = Test::new().args(args).run();
+        r.code(0);
+        assert!(r.stdout.contains("Usage:"), "{args:?}: {}", r.stdout);
+    }
+    let run_help = Test::new().args(&["run", "--help"]).run();
+    run_help
+        .code(0)
+        .stdout_has("Global options:")
+        .stdout_has("Examples:\n  bprof run prod-jumpbox\n");
+    let t = Test::new();
+    t.run_with(&["manpages", "man1"]).code(0);
+    for page in [
+        "bprof.1",
+        "bprof-run.1",
+        "bprof-trust-allow.1",
+        "bprof-validate.1",
+    ] {
+        let text = std::fs::read_to_string(t.path().join("man1").join(page)).unwrap();
+        assert!(text.contains(".TH"), "{page} is a man page");
+    }
+}
