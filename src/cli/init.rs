@@ -79,6 +79,29 @@ pub fn scaffold(dir: &Path, force: bool) -> Result<Vec<PathBuf>, WriteError> {
     Ok(vec![example, schema, ignore])
 }
 
+/// `.vscode/settings.json` in the current directory (the workspace), mapping the schema to the
+/// profile folder's YAML files, so VS Code's YAML extension validates and completes them even
+/// without the first line. An existing settings file is not replaced without `force`: then the
+/// lines to add are said.
+pub fn vscode(dir: &Path, force: bool) -> Result<PathBuf, WriteError> {
+    let rel = dir.display().to_string().replace('\\', "/");
+    let rel = rel.trim_end_matches('/');
+    let settings = serde_json::json!({
+        "yaml.schemas": {
+            format!("./{rel}/bprof.schema.json"): [format!("{rel}/*.yaml"), format!("{rel}/*.yml")]
+        }
+    });
+    let path = PathBuf::from(".vscode").join("settings.json");
+    std::fs::create_dir_all(".vscode").map_err(|source| WriteError::Write {
+        path: ".vscode".into(),
+        source,
+    })?;
+    let mut text = serde_json::to_string_pretty(&settings).unwrap_or_default();
+    text.push('\n');
+    write_atomic(&path, text.as_bytes(), force, false)?;
+    Ok(path)
+}
+
 /// Appends the override lines to the `.gitignore` at `path` unless it has them, keeping every
 /// byte that is there (whatever its encoding); creates it when missing. A link or anything but
 /// a regular file is not written through.

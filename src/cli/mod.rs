@@ -181,13 +181,22 @@ pub enum Command {
     Init {
         /// The directory (default: ./profiles).
         dir: Option<PathBuf>,
-        /// Replace an existing example.yaml.
+        /// Replace an existing example.yaml (and, with --vscode, .vscode/settings.json).
         #[arg(long)]
         force: bool,
+        /// Also write .vscode/settings.json here, mapping the schema to the folder's files.
+        #[arg(long)]
+        vscode: bool,
     },
-    /// Print the JSON schema of profile files.
-    #[command(after_help = "Examples:\n  bprof schema > bprof.schema.json")]
-    Schema,
+    /// Print the JSON schema of profile files, or check a copy of it.
+    #[command(
+        after_help = "Examples:\n  bprof schema > profiles/bprof.schema.json\n  bprof schema --check profiles/bprof.schema.json"
+    )]
+    Schema {
+        /// Say whether this copy is this bprof's schema (exit 65 when it is older or differs).
+        #[arg(long, value_name = "FILE")]
+        check: Option<PathBuf>,
+    },
     /// List the templates, or print one as YAML.
     #[command(after_help = "Examples:\n  bprof templates\n  bprof templates ssh")]
     Templates {
@@ -453,9 +462,35 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
     environment::check()?;
     check_format(cli)?;
     match &cli.command {
-        Command::Schema => {
+        Command::Schema { check: None } => {
             print(&crate::profile::schema::schema_text())?;
             Ok(exit::OK)
+        }
+        Command::Schema { check: Some(file) } => {
+            use crate::profile::files::ReadError;
+            let copy = match crate::profile::files::read_regular(file, 16 * 1024 * 1024) {
+                Ok(c) => c,
+                Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(LoadError::NotFound {
+                        path: file.display().to_string(),
+                    }
+                    .into());
+                }
+                Err(e) => {
+                    return Err(Error::Usage(format!("cannot read {}: {e}", file.display())));
+                }
+            };
+            if copy == crate::profile::schema::schema_text().as_bytes() {
+                out.note(&format!("{} is this bprof's schema", file.display()));
+                Ok(exit::OK)
+            } else {
+                crate::terminal::eprintln(&format!(
+                    "{} is not this bprof's schema (older, or edited): refresh it with `bprof schema > {}`",
+                    file.display(),
+                    file.display()
+                ));
+                Ok(exit::DATA)
+            }
         }
         Command::Templates { name } => templates::templates(cli, name.as_deref(), out),
         Command::Validate { paths, strict } => validate::validate(cli, paths, *strict, out),
@@ -472,10 +507,14 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
             action.as_ref().unwrap_or(&TrustAction::List),
             out,
         ),
-        Command::Init { dir, force } => {
+        Command::Init { dir, force, vscode } => {
             let dir = dir.clone().unwrap_or_else(|| PathBuf::from("profiles"));
             for written in crate::cli::init::scaffold(&dir, *force)? {
                 out.note(&format!("wrote {}", written.display()));
+            }
+            if *vscode {
+                let path = crate::cli::init::vscode(&dir, *force)?;
+                out.note(&format!("wrote {}", path.display()));
             }
             // from here, bprof finds `./profiles` by itself; any other directory is named
             let flag = if dir == std::path::Path::new("profiles") {

@@ -120,3 +120,27 @@ fn help_paths_exit_0_and_man_pages_are_one_per_command() {
         assert!(text.contains(".TH"), "{page} is a man page");
     }
 }
+
+#[test]
+fn editors_get_the_schema_and_a_stale_copy_is_said() {
+    let t = Test::new();
+    t.run_with(&["init", "--vscode"]).code(0);
+    let settings = std::fs::read_to_string(t.path().join(".vscode/settings.json")).unwrap();
+    assert!(
+        settings.contains("\"./profiles/bprof.schema.json\""),
+        "{settings}"
+    );
+    let example = std::fs::read_to_string(t.path().join("profiles/example.yaml")).unwrap();
+    assert!(example.starts_with("# yaml-language-server: $schema=./bprof.schema.json"));
+    // an existing settings file is not replaced without --force
+    t.run_with(&["init", "other", "--vscode"])
+        .code(73)
+        .stderr_has("settings.json");
+    t.run_with(&["schema", "--check", "profiles/bprof.schema.json"])
+        .code(0);
+    std::fs::write(t.path().join("old.json"), "{}\n").unwrap();
+    t.run_with(&["schema", "--check", "old.json"])
+        .code(65)
+        .stderr_has("refresh it with `bprof schema > old.json`");
+    t.run_with(&["schema", "--check", "missing.json"]).code(66);
+}
