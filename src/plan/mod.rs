@@ -95,8 +95,8 @@ pub enum StepKind {
     WriteRdp { path: String, lines: Vec<String> },
     /// The RDP client, in the foreground; its exit ends the session.
     Client,
-    /// Keep the tunnel open until Ctrl-C.
-    Hold,
+    /// Keep the tunnel open until Ctrl-C; what to point a client at, when bprof knows.
+    Hold { connect: Option<String> },
     /// `az account set --subscription PREVIOUS`, only when the login changed the default.
     RestoreDefault { previous: String },
 }
@@ -682,6 +682,26 @@ pub fn temp_rdp_path(profile: &str) -> String {
         .to_string()
 }
 
+/// What to point a client at for the VM's port behind a tunnel on local `port`, for the
+/// services people reach that way.
+pub fn connect_hint(profile: &Profile, port: u16) -> Option<String> {
+    let a = local_address(port);
+    let host = a.rsplit_once(':').map_or(a.as_str(), |(h, _)| h);
+    Some(match profile.resource_port {
+        1433 => format!("SQL Server (Azure Data Studio, SSMS): {host},{port}"),
+        5432 => format!("PostgreSQL: psql -h {host} -p {port}"),
+        3306 => format!("MySQL: mysql -h {host} -P {port}"),
+        6379 => format!("Redis: redis-cli -h {host} -p {port}"),
+        27017 => format!("MongoDB: mongodb://{host}:{port}"),
+        22 => format!("SSH: ssh -p {port} USER@{host}"),
+        3389 => format!("an RDP client: {a}"),
+        443 | 8443 => format!("a browser: https://{a}/"),
+        80 | 8080 => format!("a browser: http://{a}/"),
+        5985 | 5986 => format!("PowerShell remoting: -ComputerName {host} -Port {port}"),
+        _ => return None,
+    })
+}
+
 /// The steps after the tunnel: wait, then the .rdp and the client (rdp), or hold it open.
 fn session_steps(profile: &Profile, opts: &PlanOptions, port: u16, out: &mut Vec<Step>) {
     let timeout = tunnel_timeout().as_secs_f64();
@@ -743,13 +763,18 @@ fn session_steps(profile: &Profile, opts: &PlanOptions, port: u16, out: &mut Vec
             }
         }
     }
+    let connect = connect_hint(profile, port);
     out.push(Step::internal(
         "hold",
         format!(
-            "keep the tunnel on {} open until Ctrl-C (restarted if it dies)",
-            local_address(port)
+            "keep the tunnel on {} open until Ctrl-C (restarted if it dies){}",
+            local_address(port),
+            connect
+                .as_ref()
+                .map(|c| format!("; connect with {c}"))
+                .unwrap_or_default()
         ),
-        StepKind::Hold,
+        StepKind::Hold { connect },
     ));
 }
 

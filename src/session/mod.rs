@@ -456,7 +456,7 @@ fn run_steps<'a>(
                     at.wait(Duration::from_millis(100));
                 }
             }
-            StepKind::Hold => {
+            StepKind::Hold { connect } => {
                 if let Some(t) = owned.tunnel.as_ref()
                     && !quiet
                 {
@@ -464,6 +464,9 @@ fn run_steps<'a>(
                         "bprof: tunnel open on {}; press Ctrl-C to close it",
                         local_address(t.port)
                     ));
+                    if let Some(c) = connect {
+                        crate::terminal::eprintln(&format!("bprof: connect with {c}"));
+                    }
                 }
                 loop {
                     let at = moment();
