@@ -29,6 +29,9 @@ pub fn child_code(exit: crate::process::Exit) -> i32 {
 /// Why bprof exits `child_code(exit)` rather than the child's own status, when it does.
 pub fn child_note(exit: crate::process::Exit) -> Option<String> {
     match exit {
+        crate::process::Exit::Code(0) => {
+            Some("bprof exits 1 for it: the step ended before it was done".into())
+        }
         crate::process::Exit::Code(c) if pass_through(c) != c => Some(format!(
             "bprof exits 1 for it, since {c} is one of bprof's own exit codes"
         )),

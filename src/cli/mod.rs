@@ -20,6 +20,7 @@ pub mod init;
 mod list;
 mod manpages;
 mod output;
+mod pick;
 mod rdp;
 mod run;
 mod show;
@@ -122,9 +123,9 @@ pub enum Command {
         after_help = "Examples:\n  bprof run prod-jumpbox\n  bprof run prod-jumpbox --dry-run\n  bprof run prod-jumpbox --configure      (sign in as another Entra user)\n  bprof run prod-db-tunnel --tunnel-only --port 15432\n  bprof run prod-app-ssh -- --only-show-errors"
     )]
     Run {
-        /// The profile (`bprof list` shows them).
+        /// The profile (`bprof list` shows them); on a terminal, without one, a picker opens.
         #[arg(add = ArgValueCandidates::new(completions::profiles))]
-        profile: String,
+        profile: Option<String>,
         /// Print the plan instead of running it.
         #[arg(long)]
         dry_run: bool,
@@ -569,9 +570,30 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
             session,
             extra,
         } => {
-            let plan = run::make_plan(cli, profile, *os, session, extra.clone(), !*dry_run, out)?;
+            let picked = profile.is_none();
+            let profile = match profile {
+                Some(p) => p.clone(),
+                None if pick::available() => match pick::choose(&load_set(cli, out)?, out)? {
+                    Some(p) => p,
+                    None => return Ok(exit::OK),
+                },
+                None => {
+                    return Err(Error::Usage(
+                        "name a profile: bprof run PROFILE (`bprof list` shows them; on a terminal, `bprof run` alone opens a picker)".into(),
+                    ));
+                }
+            };
+            let plan = run::make_plan(cli, &profile, *os, session, extra.clone(), !*dry_run, out)?;
             if *dry_run {
                 return run::show_plan(&plan, out);
+            }
+            if picked {
+                // the person sees what will run before it runs
+                crate::terminal::eprint(&plan.to_text(), false);
+                if !pick::confirm() {
+                    out.note("nothing was run");
+                    return Ok(exit::OK);
+                }
             }
             run::run_plan(&plan, out)
         }

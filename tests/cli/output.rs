@@ -144,3 +144,60 @@ fn editors_get_the_schema_and_a_stale_copy_is_said() {
         .stderr_has("refresh it with `bprof schema > old.json`");
     t.run_with(&["schema", "--check", "missing.json"]).code(66);
 }
+
+/// `bprof ARGS` on a terminal (a pty from util-linux `script`), typing `input` line by line.
+fn on_a_terminal(t: &Test, args: &str, input: &[&str]) -> (String, Vec<Vec<String>>) {
+    use std::io::Write;
+    let base = t.command();
+    let mut cmd = std::process::Command::new("script");
+    cmd.args([
+        "-qec",
+        &format!("{} {args}", crate::harness::BIN),
+        "/dev/null",
+    ])
+    .current_dir(base.get_current_dir().unwrap_or(t.path()))
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let mut child = cmd.spawn().expect("script (util-linux)");
+    let mut stdin = child.stdin.take().unwrap();
+    for line in input {
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        let _ = writeln!(stdin, "{line}");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).replace('\r', ""),
+        t.calls(),
+    )
+}
+
+#[test]
+fn run_without_a_profile_picks_one_on_a_terminal_only() {
+    Test::examples()
+        .args(&["run"])
+        .run()
+        .code(64)
+        .stderr_has("name a profile");
+    let t = Test::examples().signed_in_all();
+    // declined: the plan is shown, nothing runs
+    let (screen, calls) = on_a_terminal(&t, "run", &["app-ssh", "1", "n"]);
+    assert!(screen.contains("prod-app-ssh"), "{screen}");
+    assert!(
+        screen.contains("az network bastion ssh"),
+        "the plan is shown: {screen}"
+    );
+    assert!(calls.is_empty(), "{calls:?}");
+    // accepted: the chosen profile runs
+    let (screen, calls) = on_a_terminal(&t, "run", &["app-ssh", "1", "y"]);
+    assert_eq!(calls.len(), 1, "{screen}");
+    assert_eq!(&calls[0][..3], ["network", "bastion", "ssh"]);
+}
