@@ -34,7 +34,7 @@ use output::{Out, color_enabled, print};
 #[derive(Debug, Parser)]
 #[command(
     name = "bprof",
-    version,
+    version = env!("BPROF_LONG_VERSION"),
     about = "Azure Bastion connection profiles: validated, planned and run",
     long_about = "Azure Bastion connection profiles: validated, planned and run.\n\n\
         Profiles are YAML files (tenants, bastions, vms, profiles) found through --profiles, \

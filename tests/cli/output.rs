@@ -201,3 +201,15 @@ fn run_without_a_profile_picks_one_on_a_terminal_only() {
     assert_eq!(calls.len(), 1, "{screen}");
     assert_eq!(&calls[0][..3], ["network", "bastion", "ssh"]);
 }
+
+#[test]
+fn the_version_names_the_commit_when_built_from_git() {
+    let r = Test::new().args(&["--version"]).run();
+    r.code(0);
+    let v = r.stdout.trim();
+    let commit = v
+        .strip_prefix(&format!("bprof {} (commit ", env!("CARGO_PKG_VERSION")))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit()), "{v}");
+}
