@@ -17,7 +17,7 @@ pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(
-        "no profiles found: no --profiles, no BPROF_PROFILES, and no `profiles/` directory in {start} or above"
+        "no profiles found: no --profiles, no BPROF_PROFILES, no `profiles/` directory in {start} or above, and no profiles/ beside your user config"
     )]
     NoProfiles { start: String },
     #[error("{path}: no such file or directory")]
@@ -361,11 +361,22 @@ pub fn discover(src: &Sources) -> Result<Vec<Found>, LoadError> {
                 });
             }
             Some(dir) => vec![dir],
-            None => {
-                return Err(LoadError::NoProfiles {
-                    start: src.cwd.display().to_string(),
-                });
-            }
+            // the person's own default set, so `bprof run X` works from any directory; a set
+            // like any other: it grants nothing
+            None => match src
+                .user_config
+                .as_deref()
+                .and_then(Path::parent)
+                .map(|d| d.join("profiles"))
+                .filter(|d| d.is_dir())
+            {
+                Some(dir) => vec![dir],
+                None => {
+                    return Err(LoadError::NoProfiles {
+                        start: src.cwd.display().to_string(),
+                    });
+                }
+            },
         }
     };
     // `~` is expanded here too: shells leave `--profiles=~/x` and BPROF_PROFILES alone

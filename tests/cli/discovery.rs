@@ -225,3 +225,22 @@ fn init_scaffolds_a_set_that_validates_and_plans() {
             == 1
     );
 }
+
+#[test]
+fn a_personal_default_set_when_no_profiles_directory_is_found_upwards() {
+    let t = Test::new()
+        .file(
+            "config/bprof/profiles/mine.yaml",
+            crate::harness::one_profile("  mine:\n    bastion: b\n    vm: v\n"),
+        )
+        .cwd("elsewhere");
+    t.run_with(&["list"]).code(0).stdout_has("mine");
+    // a `profiles/` found upwards still wins
+    let t = t.file(
+        "elsewhere/profiles/team.yaml",
+        crate::harness::one_profile("  team:\n    bastion: b\n    vm: v\n"),
+    );
+    let r = t.run_with(&["list"]);
+    r.code(0).stdout_has("team");
+    assert!(!r.stdout.contains("mine"), "{}", r.stdout);
+}

@@ -211,5 +211,8 @@ fn the_version_names_the_commit_when_built_from_git() {
         .strip_prefix(&format!("bprof {} (commit ", env!("CARGO_PKG_VERSION")))
         .and_then(|rest| rest.strip_suffix(')'))
         .unwrap_or_else(|| panic!("{v}"));
-    assert!(commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit()), "{v}");
+    assert!(
+        commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit()),
+        "{v}"
+    );
 }
