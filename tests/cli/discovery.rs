@@ -198,7 +198,7 @@ fn init_scaffolds_a_set_that_validates_and_plans() {
     t.run_with(&["init"])
         .code(0)
         .stderr_has("wrote profiles/example.yaml");
-    t.run_with(&["validate"]).code(0);
+    t.run_with(&["validate", "--strict"]).code(0);
     t.run_with(&["plan", "my-jumpbox", "--os", "windows"])
         .code(0)
         .stdout_has("--enable-mfa");
