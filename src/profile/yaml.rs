@@ -89,7 +89,8 @@ pub fn escape_segment(s: &str) -> String {
     out
 }
 
-fn push_segment(out: &mut String, s: &str) {
+/// Appends one escaped JSON-pointer segment to `out`.
+pub(crate) fn push_segment(out: &mut String, s: &str) {
     if !s.contains(['~', '/']) {
         out.push_str(s);
         return;
