@@ -4,7 +4,11 @@
 # parsing the same files, plus bprof on the bundled example profiles, and the overhead of
 # `bprof run` over its one az process (a do-nothing az, signed in).
 #
-#   bench/run.sh [PATH/TO/bprof]      (default: target/release/bprof under the repo root)
+#   bench/run.sh [--large] [PATH/TO/bprof]   (default: target/release/bprof under the repo root)
+#
+# --large adds validate, list and plan rows on a set ten times larger (100,000 profiles, 10,000
+# vms, 500 bastions, 100 tenants in 200 files, ~25 MiB) and the 100k/10k ratios of time and
+# peak RSS (linear scaling is a ratio of about 10); it adds about a minute.
 #
 # Needs: hyperfine (apt-get install -y hyperfine, or cargo install hyperfine), GNU time at
 # /usr/bin/time (apt-get install -y time), python3 with PyYAML built with libyaml (installed
@@ -13,6 +17,11 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LARGE=0
+if [[ ${1:-} == --large ]]; then
+  LARGE=1
+  shift
+fi
 BPROF=${1:-$REPO/target/release/bprof}
 
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
@@ -63,6 +72,16 @@ BYTES=$(cat "${FILES[@]}" | wc -c)
 "$BPROF" --profiles "$REPO/profiles" run prod-jumpbox --dry-run >/dev/null \
   || die "bprof run prod-jumpbox --dry-run failed on $REPO/profiles"
 
+if [[ $LARGE == 1 ]]; then
+  SET_L=$WORK/profiles-large
+  mkdir -p "$SET_L"
+  GEN_L=$(python3 "$REPO/bench/gen_profiles.py" "$SET_L" --profiles 100000 --vms 10000 \
+    --bastions 500 --tenants 100 --files 200)
+  ONE_L=$(sed -n 's/^sample_profile=//p' <<<"$GEN_L")
+  "$BPROF" --profiles "$SET_L" validate >/dev/null 2>"$WORK/validate-large.err" \
+    || { cat "$WORK/validate-large.err" >&2; die "the large generated set does not validate"; }
+fi
+
 # --- run overhead: a do-nothing az (BPROF_AZ) and a signed-in AZURE_CONFIG_DIR, so that
 # `bprof run prod-app-ssh` is exactly one az process; against that az run directly with the
 # same argv. Both through env(1), which sets the environment for the one row.
@@ -101,6 +120,15 @@ row "bprof run prod-app-ssh, az a do-nothing script (signed in: one az process)"
 row "that do-nothing az alone, with the same argv (reference)" \
     "$RUN_ENV '$RUN_AZ' $RUN_ARGV" "--min-runs 200"
 
+if [[ $LARGE == 1 ]]; then
+  row "bprof --profiles DIR validate (100k set)" \
+      "'$BPROF' --profiles '$SET_L' validate" "--runs 5"
+  row "bprof --profiles DIR list (100k set)" \
+      "'$BPROF' --profiles '$SET_L' list" "--runs 5"
+  row "bprof --profiles DIR plan $ONE_L --format json (100k set)" \
+      "'$BPROF' --profiles '$SET_L' plan $ONE_L --format json" "--runs 5"
+fi
+
 peak_rss_kb() { # max over 3 runs of GNU time's %M (KB); the command is split like hyperfine -N
   local max=0 kb i
   for i in 1 2 3; do
@@ -130,11 +158,17 @@ work, nbytes, nfiles, note, rss = sys.argv[1], int(sys.argv[2]), sys.argv[3], sy
 print()
 print("| command | mean ± σ (ms) | peak RSS (MiB) |")
 print("| --- | --- | --- |")
-dry = run = az = None
+dry = run = az = pyyaml = None
+small, large = {}, {}
 for i, kb in enumerate(rss):
     r = json.load(open(f"{work}/h{i}.json"))["results"][0]
     mean, sd = r["mean"] * 1000, (r["stddev"] or 0.0) * 1000
     name = r["command"]
+    if name.startswith("PyYAML"):
+        pyyaml = mean
+    for cmd in ("validate", "list", "plan"):
+        if name.startswith(f"bprof --profiles DIR {cmd}"):
+            (large if "(100k set)" in name else small)[cmd] = (mean, int(kb))
     if "--dry-run" in name:
         dry = mean
     elif " run prod-app-ssh" in name:
@@ -146,6 +180,14 @@ print()
 print(f"Generated set: {nfiles} files, {nbytes:,} bytes ({nbytes / 1048576:.2f} MiB); "
       f"10,000 profiles, 1,000 vms, 50 bastions, 10 tenants.")
 print(f"Reference: {note}.")
+if pyyaml:
+    shares = ", ".join(f"{c} {m / pyyaml:.2f}x" for c, (m, _) in small.items())
+    print(f"bprof against PyYAML merely parsing the same files: {shares} (target: at most 0.25x).")
+if large:
+    ratios = ", ".join(
+        f"{c} {large[c][0] / small[c][0]:.1f} (RSS {large[c][1] / small[c][1]:.1f})"
+        for c in large if c in small)
+    print(f"100k set / 10k set, time (and peak RSS): {ratios} (linear: about 10).")
 if dry is not None:
     verdict = "under" if dry < 10 else "NOT under"
     print(f"bprof on the bundled examples (run --dry-run): {dry:.1f} ms, {verdict} the 10 ms target.")

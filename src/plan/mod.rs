@@ -164,40 +164,72 @@ pub struct PlanOptions {
 /// for every OS, so a template's refused values show here and not at `run`.
 pub fn validate_all(set: &ProfileSet) -> Vec<Problem> {
     use crate::profile::resolve::{self, ResolveError};
+    /// The problems of these profiles and what they ask consent for, in their order.
+    fn check(set: &ProfileSet, names: &[&str]) -> (Vec<Problem>, Vec<Request>) {
+        let mut problems = Vec::new();
+        let mut asked: Vec<Request> = Vec::new();
+        for name in names {
+            let profile = match resolve::resolve(set, name) {
+                Ok(p) => p,
+                Err(ResolveError::Invalid { problems: p, .. }) => {
+                    problems.extend(p);
+                    continue;
+                }
+                // what it depends on is reported where that is written; its own problems here
+                Err(ResolveError::Unusable { own, .. }) => {
+                    problems.extend(own);
+                    continue;
+                }
+                Err(ResolveError::UnknownProfile { .. }) => continue,
+            };
+            problems.extend(crate::profile::lint::profile(set, &profile));
+            if profile.template.is_none() {
+                asked.extend(profile.requests);
+                continue;
+            }
+            for os in [Os::Linux, Os::Macos, Os::Windows] {
+                match requests(set, &profile, &PlanOptions::for_os(os)) {
+                    Ok(r) => asked.extend(r),
+                    Err(PlanError::Invalid { problems: p, .. }) => problems.extend(p),
+                    Err(PlanError::Template(e)) => problems.push(
+                        Problem::file_level(&profile.defined_at, e.to_string()).with_help(e.hint()),
+                    ),
+                    Err(PlanError::Consent { .. }) => {}
+                }
+            }
+        }
+        (problems, asked)
+    }
     let mut problems = set.problems.clone();
     problems.extend(resolve::validate_entries(set));
     problems.extend(set.warnings.iter().cloned());
     problems.extend(crate::profile::lint::defaults(set));
+    // profiles are resolved on all cores for large sets; results are joined in name order, so
+    // the outcome is the same as one after the other
+    let names: Vec<&str> = set.names(Section::Profiles).collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(names.len() / 1000)
+        .max(1);
+    let chunk = names.len().div_ceil(threads).max(1);
+    let parts: Vec<(Vec<Problem>, Vec<Request>)> = if threads == 1 {
+        vec![check(set, &names)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = names
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || check(set, part)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    };
     let mut asked: Vec<Request> = Vec::new();
-    for name in set.names(Section::Profiles) {
-        let profile = match resolve::resolve(set, name) {
-            Ok(p) => p,
-            Err(ResolveError::Invalid { problems: p, .. }) => {
-                problems.extend(p);
-                continue;
-            }
-            // what it depends on is reported where that is written; its own problems here
-            Err(ResolveError::Unusable { own, .. }) => {
-                problems.extend(own);
-                continue;
-            }
-            Err(ResolveError::UnknownProfile { .. }) => continue,
-        };
-        problems.extend(crate::profile::lint::profile(set, &profile));
-        if profile.template.is_none() {
-            asked.extend(profile.requests.iter().cloned());
-            continue;
-        }
-        for os in [Os::Linux, Os::Macos, Os::Windows] {
-            match requests(set, &profile, &PlanOptions::for_os(os)) {
-                Ok(r) => asked.extend(r),
-                Err(PlanError::Invalid { problems: p, .. }) => problems.extend(p),
-                Err(PlanError::Template(e)) => problems.push(
-                    Problem::file_level(&profile.defined_at, e.to_string()).with_help(e.hint()),
-                ),
-                Err(PlanError::Consent { .. }) => {}
-            }
-        }
+    for (p, r) in parts {
+        problems.extend(p);
+        asked.extend(r);
     }
     for r in asked {
         if set.consents.status(&r) == Consent::Approved {

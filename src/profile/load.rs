@@ -766,17 +766,24 @@ fn read_parsed(
 
 /// A profile's parent: the last layer that sets `extends`, and where it does.
 pub fn parent_of<'s>(set: &'s ProfileSet, name: &str) -> Option<(&'s str, Def)> {
+    let (parent, d) = parent_layer(set, name)?;
+    Some((
+        parent,
+        Def {
+            file: d.file,
+            pointer: format!("{}/extends", d.pointer),
+        },
+    ))
+}
+
+/// A profile's parent and the layer that names it (no allocation: walks run this per profile).
+pub fn parent_layer<'s>(set: &'s ProfileSet, name: &str) -> Option<(&'s str, &'s Def)> {
     let entry = set.entry(Section::Profiles, name)?;
-    entry.defs.iter().rev().find_map(|d| {
-        let parent = set.value(d)?.get("extends")?.as_str()?;
-        Some((
-            parent,
-            Def {
-                file: d.file,
-                pointer: format!("{}/extends", d.pointer),
-            },
-        ))
-    })
+    entry
+        .defs
+        .iter()
+        .rev()
+        .find_map(|d| Some((set.value(d)?.get("extends")?.as_str()?, d)))
 }
 
 /// Every `extends` chain at once, in time linear in the number of profiles: the cycles (one
@@ -838,7 +845,7 @@ fn chains(set: &ProfileSet) -> BTreeMap<String, Problem> {
                 break Some(State::Cycle);
             }
             path.push(cur);
-            match parent_of(set, cur) {
+            match parent_layer(set, cur) {
                 Some((parent, _)) if set.entry(Section::Profiles, parent).is_some() => cur = parent,
                 _ => break None,
             }
@@ -963,6 +970,38 @@ pub struct ProfileSet {
     /// Profiles whose `extends` chain is a cycle or deeper than [`MAX_EXTENDS`], each with the
     /// one problem that says so (one per cycle, one per chain).
     pub bad_chains: BTreeMap<String, Problem>,
+    /// Bastions and vms as resolved for the profiles so far (many profiles share each).
+    pub(crate) resolved: crate::profile::resolve::Cache,
+}
+
+/// `Value::pointer` (RFC 6901, the same rules), without allocating for segments that need no
+/// unescaping: entries are looked up this way for every profile resolved.
+pub fn pointer<'v>(value: &'v Value, pointer: &str) -> Option<&'v Value> {
+    if pointer.is_empty() {
+        return Some(value);
+    }
+    let rest = pointer.strip_prefix('/')?;
+    let mut target = value;
+    for token in rest.split('/') {
+        let unescaped;
+        let token = if token.contains('~') {
+            unescaped = token.replace("~1", "/").replace("~0", "~");
+            unescaped.as_str()
+        } else {
+            token
+        };
+        target = match target {
+            Value::Object(map) => map.get(token)?,
+            Value::Array(list) => {
+                if token.starts_with('+') || (token.starts_with('0') && token.len() != 1) {
+                    return None;
+                }
+                list.get(token.parse::<usize>().ok()?)?
+            }
+            _ => return None,
+        };
+    }
+    Some(target)
 }
 
 /// How deep an `extends` chain may go: a profile and at most this many ancestors' links.
@@ -970,7 +1009,7 @@ pub const MAX_EXTENDS: usize = 32;
 
 impl ProfileSet {
     pub fn value(&self, def: &Def) -> Option<&Value> {
-        self.files.get(def.file)?.value.pointer(&def.pointer)
+        pointer(&self.files.get(def.file)?.value, &def.pointer)
     }
 
     pub fn file(&self, def: &Def) -> &SourceFile {
@@ -1019,6 +1058,7 @@ impl ProfileSet {
         }
         self.defaults.retain(shared);
         self.allow_programs.clear();
+        self.resolved = Default::default();
         self
     }
 }
@@ -1131,7 +1171,9 @@ pub fn assemble(files: Vec<SourceFile>, problems: &mut Vec<Problem>) -> ProfileS
                     continue; // a user config that may not grant: said in a warning below
                 }
                 for name in map.keys() {
-                    if let Some(why) = broken(&Part::Entry(section, name.clone())) {
+                    if !file.broken.is_empty()
+                        && let Some(why) = broken(&Part::Entry(section, name.clone()))
+                    {
                         spoiled.push((section, name.clone(), why.clone()));
                         continue;
                     }

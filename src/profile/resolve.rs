@@ -2,8 +2,9 @@
 //! the `extends` chain < the profile < its personal overrides), references, and every rule the
 //! real az would enforce at run time, checked now.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::Mutex;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -15,7 +16,6 @@ use crate::profile::raw::{
     AuthType, Client, LocalPort, Mode, RawBastion, RawProfile, RawRdp, RawTenant, RawVm, Sku, VmOs,
 };
 use crate::profile::trust::Request;
-use crate::profile::yaml::escape_segment;
 
 /// A resolved tenant.
 #[derive(Debug, Clone, Serialize)]
@@ -159,7 +159,63 @@ struct Layered {
 impl Layered {
     fn apply(&mut self, set: &ProfileSet, def: &Def, skip: &[&str]) {
         if let Some(Value::Object(obj)) = set.value(def) {
-            merge(&mut self.value, &mut self.origins, obj, def, "", skip);
+            let mut at = Cursor {
+                file: def.file,
+                pointer: def.pointer.clone(),
+                path: String::new(),
+            };
+            merge(&mut self.value, &mut self.origins, obj, &mut at, skip);
+        }
+    }
+}
+
+/// Where a merge is: the layer's file, the JSON pointer in it, and the field path (`rdp.width`).
+/// Both strings grow and shrink as the merge descends; only the recorded origins allocate.
+struct Cursor {
+    file: usize,
+    pointer: String,
+    path: String,
+}
+
+impl Cursor {
+    fn enter(&mut self, key: &str) -> (usize, usize) {
+        let lens = (self.pointer.len(), self.path.len());
+        self.pointer.push('/');
+        crate::profile::yaml::push_segment(&mut self.pointer, key);
+        if !self.path.is_empty() {
+            self.path.push('.');
+        }
+        self.path.push_str(key);
+        lens
+    }
+
+    fn leave(&mut self, (pointer, path): (usize, usize)) {
+        self.pointer.truncate(pointer);
+        self.path.truncate(path);
+    }
+
+    /// Notes the cursor's place as the origin of its field.
+    fn record(&self, origins: &mut BTreeMap<String, Option<Def>>) {
+        match origins.get_mut(self.path.as_str()) {
+            Some(Some(def)) => {
+                def.file = self.file;
+                def.pointer.clone_from(&self.pointer);
+            }
+            Some(slot) => {
+                *slot = Some(Def {
+                    file: self.file,
+                    pointer: self.pointer.clone(),
+                })
+            }
+            None => {
+                origins.insert(
+                    self.path.clone(),
+                    Some(Def {
+                        file: self.file,
+                        pointer: self.pointer.clone(),
+                    }),
+                );
+            }
         }
     }
 }
@@ -168,47 +224,41 @@ fn merge(
     into: &mut Map<String, Value>,
     origins: &mut BTreeMap<String, Option<Def>>,
     from: &Map<String, Value>,
-    def: &Def,
-    prefix: &str,
+    at: &mut Cursor,
     skip: &[&str],
 ) {
     for (k, v) in from {
-        if prefix.is_empty() && skip.contains(&k.as_str()) {
+        if at.path.is_empty() && skip.contains(&k.as_str()) {
             continue;
         }
-        let path = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        let here = Def {
-            file: def.file,
-            pointer: format!("{}/{}", def.pointer, escape_segment(k)),
-        };
+        let lens = at.enter(k);
         match (into.get_mut(k), v) {
             (Some(Value::Object(existing)), Value::Object(new)) => {
-                merge(existing, origins, new, &here, &path, &[]);
+                merge(existing, origins, new, at, &[]);
             }
-            _ => {
+            (Some(slot), _) => {
+                *slot = v.clone();
+                record_origins(origins, v, at);
+                at.record(origins);
+            }
+            (None, _) => {
                 into.insert(k.clone(), v.clone());
-                record_origins(origins, v, &path, &here);
-                origins.insert(path, Some(here));
+                record_origins(origins, v, at);
+                at.record(origins);
             }
         }
+        at.leave(lens);
     }
 }
 
-/// Notes `def` as the origin of every field below `v` (a mapping set as a whole).
-fn record_origins(origins: &mut BTreeMap<String, Option<Def>>, v: &Value, path: &str, def: &Def) {
+/// Notes the layer as the origin of every field below `v` (a mapping set as a whole).
+fn record_origins(origins: &mut BTreeMap<String, Option<Def>>, v: &Value, at: &mut Cursor) {
     if let Value::Object(new) = v {
         for (sub, item) in new {
-            let here = Def {
-                file: def.file,
-                pointer: format!("{}/{}", def.pointer, escape_segment(sub)),
-            };
-            let sub_path = format!("{path}.{sub}");
-            record_origins(origins, item, &sub_path, &here);
-            origins.insert(sub_path, Some(here));
+            let lens = at.enter(sub);
+            record_origins(origins, item, at);
+            at.record(origins);
+            at.leave(lens);
         }
     }
 }
@@ -232,6 +282,99 @@ fn entry_value<T: serde::de::DeserializeOwned>(
     Some((serde_json::from_value(Value::Object(l.value)).ok()?, first))
 }
 
+/// What checking one entry found: the entry (when usable), the problems it pushed, and the
+/// dependencies it found unusable, in order.
+#[derive(Clone)]
+struct Memo<T> {
+    out: Option<T>,
+    problems: Vec<Problem>,
+    unusable: Vec<(Section, String)>,
+}
+
+impl<T: Clone> Memo<T> {
+    fn run(check: impl FnOnce(&mut Vec<Problem>, &mut Needs) -> Option<T>) -> Memo<T> {
+        let mut problems = Vec::new();
+        let mut needs = Needs::default();
+        let out = check(&mut problems, &mut needs);
+        Memo {
+            out,
+            problems,
+            unusable: needs.log,
+        }
+    }
+
+    /// The same effects as running the check again.
+    fn replay(
+        &self,
+        set: &ProfileSet,
+        problems: &mut Vec<Problem>,
+        needs: &mut Needs,
+    ) -> Option<T> {
+        problems.extend(self.problems.iter().cloned());
+        for (section, name) in &self.unusable {
+            needs.check(set, *section, name);
+        }
+        self.out.clone()
+    }
+}
+
+/// Bastions and vms checked once per set: thousands of profiles share a few of them. A
+/// bastion's result depends only on the set; a vm's on the set and its default tenant.
+#[derive(Default)]
+pub struct Cache {
+    bastions: Mutex<HashMap<String, Memo<(Bastion, Tenant)>>>,
+    vms: Mutex<HashMap<VmKey, Memo<Vm>>>,
+}
+
+/// A vm's name and the default tenant it was checked with.
+type VmKey = (String, Option<String>);
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").finish_non_exhaustive()
+    }
+}
+
+/// [`bastion`], once per set.
+fn bastion_cached(
+    set: &ProfileSet,
+    key: &str,
+    problems: &mut Vec<Problem>,
+    needs: &mut Needs,
+) -> Option<(Bastion, Tenant)> {
+    let mut map = set
+        .resolved
+        .bastions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(m) = map.get(key) {
+        return m.replay(set, problems, needs);
+    }
+    let memo = Memo::run(|p, n| bastion(set, key, p, n));
+    let out = memo.replay(set, problems, needs);
+    map.insert(key.to_string(), memo);
+    out
+}
+
+/// [`vm`], once per set and default tenant.
+fn vm_cached(
+    set: &ProfileSet,
+    key: &str,
+    default_tenant: Option<&str>,
+    problems: &mut Vec<Problem>,
+    needs: &mut Needs,
+) -> Option<Vm> {
+    let mut map = set.resolved.vms.lock().unwrap_or_else(|e| e.into_inner());
+    let id = (key.to_string(), default_tenant.map(str::to_string));
+    if let Some(m) = map.get(&id) {
+        return m.replay(set, problems, needs);
+    }
+    let memo = Memo::run(|p, n| vm(set, key, default_tenant, p, n));
+    let out = memo.replay(set, problems, needs);
+    map.insert(id, memo);
+    out
+}
+
 /// A problem at the origin of `field` in a layered profile, or at the profile itself.
 struct Ctx<'a> {
     set: &'a ProfileSet,
@@ -247,6 +390,8 @@ struct Ctx<'a> {
 pub struct Needs {
     pub what: Vec<String>,
     pub because: Vec<Problem>,
+    /// Every check that found a dependency unusable, in order (to replay a cached result).
+    log: Vec<(Section, String)>,
 }
 
 impl Needs {
@@ -255,6 +400,7 @@ impl Needs {
         let Some(why) = set.unusable(section, name) else {
             return false;
         };
+        self.log.push((section, name.to_string()));
         let what = format!("{} `{name}`", section.noun());
         if !self.what.contains(&what) {
             self.what.push(what);
@@ -341,7 +487,7 @@ fn chain(set: &ProfileSet, name: &str, ctx: &mut Ctx) -> Vec<String> {
         return chain;
     }
     let mut cur = name.to_string();
-    while let Some((parent, ext_def)) = crate::profile::load::parent_of(set, &cur) {
+    while let Some((parent, layer)) = crate::profile::load::parent_layer(set, &cur) {
         if chain.len() > crate::profile::load::MAX_EXTENDS || chain.iter().any(|c| c == parent) {
             break; // reported in `bad_chains`
         }
@@ -349,6 +495,10 @@ fn chain(set: &ProfileSet, name: &str, ctx: &mut Ctx) -> Vec<String> {
             break;
         }
         if set.entry(Section::Profiles, parent).is_none() {
+            let ext_def = Def {
+                file: layer.file,
+                pointer: format!("{}/extends", layer.pointer),
+            };
             ctx.at_def(
                 &ext_def,
                 false,
@@ -430,7 +580,8 @@ pub fn resolve(set: &ProfileSet, name: &str) -> Result<Profile, ResolveError> {
         problems: Vec::new(),
         needs,
     };
-    let raw: RawProfile = match serde_json::from_value(Value::Object(layered.value.clone())) {
+    let value = Value::Object(std::mem::take(&mut layered.value));
+    let raw: RawProfile = match serde_json::from_value(value) {
         Ok(r) => r,
         Err(e) => {
             // every layer passed the schema, so this is unexpected; still a data problem
@@ -447,7 +598,7 @@ pub fn resolve(set: &ProfileSet, name: &str) -> Result<Profile, ResolveError> {
             });
         }
     };
-    let profile = build(set, name, raw, &mut ctx, &layered);
+    let profile = build(set, name, raw, &mut ctx);
     problems.append(&mut ctx.problems);
     diag::sort(&mut problems);
     if !ctx.needs.what.is_empty() {
@@ -461,7 +612,13 @@ pub fn resolve(set: &ProfileSet, name: &str) -> Result<Profile, ResolveError> {
         });
     }
     match profile {
-        Some(p) if problems.is_empty() => Ok(p),
+        Some(mut p) if problems.is_empty() => {
+            p.origins = std::mem::take(&mut layered.origins)
+                .into_iter()
+                .filter_map(|(k, d)| Some((k, d?)))
+                .collect();
+            Ok(p)
+        }
         _ => Err(ResolveError::Invalid {
             name: name.to_string(),
             problems,
@@ -776,13 +933,7 @@ fn reference<'r>(
     }
 }
 
-fn build(
-    set: &ProfileSet,
-    name: &str,
-    raw: RawProfile,
-    ctx: &mut Ctx,
-    layered: &Layered,
-) -> Option<Profile> {
+fn build(set: &ProfileSet, name: &str, raw: RawProfile, ctx: &mut Ctx) -> Option<Profile> {
     let mode = raw.mode.unwrap_or(Mode::Rdp);
     let bastion_tenant = reference(
         ctx,
@@ -791,7 +942,7 @@ fn build(
         Section::Bastions,
         "its `extends` parent or `defaults`",
     )
-    .and_then(|b| bastion(set, b, &mut ctx.problems, &mut ctx.needs));
+    .and_then(|b| bastion_cached(set, b, &mut ctx.problems, &mut ctx.needs));
     let vm_res = reference(
         ctx,
         name,
@@ -801,7 +952,7 @@ fn build(
     )
     .and_then(|v| {
         let default_tenant = bastion_tenant.as_ref().map(|(b, _)| b.tenant.clone());
-        vm(
+        vm_cached(
             set,
             v,
             default_tenant.as_deref(),
@@ -915,11 +1066,8 @@ fn build(
     };
     let raw_tenant = tenant.name.clone();
     let rdp = raw.rdp.unwrap_or_default();
-    let origins = layered
-        .origins
-        .iter()
-        .filter_map(|(k, d)| Some((k.clone(), d.clone()?)))
-        .collect();
+    // filled in by `resolve`, which owns the layers
+    let origins = BTreeMap::new();
     Some(Profile {
         name: name.to_string(),
         description: raw.description,
@@ -1068,11 +1216,11 @@ pub fn validate_entries(set: &ProfileSet) -> Vec<Problem> {
     let mut problems = Vec::new();
     for name in set.names(Section::Bastions) {
         // a broken tenant is reported where it is written
-        bastion(set, name, &mut problems, &mut Needs::default());
+        bastion_cached(set, name, &mut problems, &mut Needs::default());
     }
     for name in set.names(Section::Vms) {
         // a vm's tenant defaults to its bastion's: checked here only when it names one
-        vm(set, name, None, &mut problems, &mut Needs::default());
+        vm_cached(set, name, None, &mut problems, &mut Needs::default());
     }
     problems
 }

@@ -127,7 +127,12 @@ pub fn check(
         );
         return out;
     }
-    for err in validator(for_override).iter_errors(value) {
+    let validator = validator(for_override);
+    // most files are valid: `is_valid` stops early and collects nothing
+    if validator.is_valid(value) {
+        return out;
+    }
+    for err in validator.iter_errors(value) {
         let pointer = err.instance_path().as_str().to_string();
         let at = |ptr: &str, key: bool, msg: String| {
             let pos = if key {

@@ -89,7 +89,8 @@ pub fn escape_segment(s: &str) -> String {
     out
 }
 
-fn push_segment(out: &mut String, s: &str) {
+/// Appends one escaped JSON-pointer segment to `out`.
+pub(crate) fn push_segment(out: &mut String, s: &str) {
     if !s.contains(['~', '/']) {
         out.push_str(s);
         return;
@@ -204,7 +205,11 @@ pub fn parse_all(text: &str) -> Result<(Value, SpanIndex, Vec<KeyProblem>), Synt
                 .unwrap_or(Pos::START),
             message: clean_message(&e.without_snippet().to_string()),
         })?;
-    let mut index = SpanIndex::default();
+    // about one node per line: sized once instead of rehashed as it grows
+    let lines = text.bytes().filter(|b| *b == b'\n').count();
+    let mut index = SpanIndex {
+        map: HashMap::with_capacity_and_hasher(lines + 1, Default::default()),
+    };
     let mut keys = Vec::new();
     let value = flatten(
         tree,
