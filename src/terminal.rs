@@ -41,6 +41,12 @@ pub fn value(s: &str) -> std::borrow::Cow<'_, str> {
 /// A whole text for a terminal: line breaks and tabs stay; with `color`, bprof's own SGR
 /// sequences (`ESC [ digits ; m`) stay; every other control character is escaped.
 pub fn text(s: &str, color: bool) -> String {
+    // the common case: printable ASCII, line breaks and tabs only
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\t')
+    {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len());
     let mut chars = s.char_indices().peekable();
     while let Some((i, c)) = chars.next() {

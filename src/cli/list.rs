@@ -18,36 +18,40 @@ pub(super) fn list(set: &ProfileSet, out: &Out) -> Result<i32, Error> {
     );
     names.sort_unstable();
     names.dedup();
-    for name in names {
-        // list shows what each profile says (inherited values included), without failing on
-        // another profile's problem: `validate` reports those
-        let row = match resolve::resolve(set, name) {
-            Ok(p) => json!({
-                "name": p.name,
-                "mode": resolve::mode_name(p.mode),
-                "vm": p.vm.key,
-                "bastion": p.bastion.key,
-                "tenant": p.tenant.name,
-                "description": p.description,
-                "file": p.defined_at.rsplit_once(':').map(|(f, _)| f).unwrap_or(&p.defined_at),
-                "usable": true,
-            }),
-            Err(_) => {
-                let file = set
-                    .entry(Section::Profiles, name)
-                    .and_then(|e| e.defs.first())
-                    .map(|d| set.file(d).display.clone())
-                    .or_else(|| {
-                        set.unusable(Section::Profiles, name)
-                            .and_then(|p| p.first())
-                            .map(|p| p.file.clone())
-                    })
-                    .unwrap_or_default();
-                json!({"name": name, "mode": null, "vm": null, "bastion": null, "tenant": null, "description": "(unusable: see `bprof validate`)", "file": file, "usable": false})
-            }
-        };
-        rows.push(row);
-    }
+    let row = |name: &str| match resolve::resolve(set, name) {
+        Ok(p) => json!({
+            "name": p.name,
+            "mode": resolve::mode_name(p.mode),
+            "vm": p.vm.key,
+            "bastion": p.bastion.key,
+            "tenant": p.tenant.name,
+            "description": p.description,
+            "file": p.defined_at.rsplit_once(':').map(|(f, _)| f).unwrap_or(&p.defined_at),
+            "usable": true,
+        }),
+        Err(_) => {
+            let file = set
+                .entry(Section::Profiles, name)
+                .and_then(|e| e.defs.first())
+                .map(|d| set.file(d).display.clone())
+                .or_else(|| {
+                    set.unusable(Section::Profiles, name)
+                        .and_then(|p| p.first())
+                        .map(|p| p.file.clone())
+                })
+                .unwrap_or_default();
+            json!({"name": name, "mode": null, "vm": null, "bastion": null, "tenant": null, "description": "(unusable: see `bprof validate`)", "file": file, "usable": false})
+        }
+    };
+    // list shows what each profile says (inherited values included), without failing on
+    // another profile's problem: `validate` reports those
+    rows.extend(
+        resolve::in_chunks(&names, |part| {
+            part.iter().map(|n| row(n)).collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten(),
+    );
     let errors = set.problems.iter().filter(|p| p.is_error()).count();
     if errors > 0 {
         out.note(&format!(
@@ -59,38 +63,38 @@ pub(super) fn list(set: &ProfileSet, out: &Out) -> Result<i32, Error> {
         print_json(&Value::Array(rows))?;
         return Ok(exit::OK);
     }
-    let s = |v: &Value| v.as_str().unwrap_or("-").to_string();
     let headers = ["NAME", "MODE", "VM", "BASTION", "TENANT", "DESCRIPTION"];
     let keys = ["name", "mode", "vm", "bastion", "tenant", "description"];
-    let table: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| keys.iter().map(|k| s(&r[*k])).collect())
-        .collect();
+    fn cell<'v>(r: &'v Value, k: &str) -> &'v str {
+        r[k].as_str().unwrap_or("-")
+    }
     let widths: Vec<usize> = (0..keys.len())
         .map(|i| {
-            table
-                .iter()
-                .map(|r| r[i].chars().count())
+            rows.iter()
+                .map(|r| cell(r, keys[i]).chars().count())
                 .chain([headers[i].len()])
                 .max()
                 .unwrap_or(0)
         })
         .collect();
-    let mut text = String::new();
-    let line = |cells: Vec<&str>| {
-        let mut l = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                l.push_str(c);
-            } else {
-                l.push_str(&format!("{c:<w$}  ", w = widths[i]));
+    // one text, padded by hand: a table of 10,000 rows is built in a few milliseconds
+    let mut text = String::with_capacity(rows.len() * 96);
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let start = text.len();
+        for (i, c) in cells.enumerate() {
+            text.push_str(c);
+            if i + 1 < keys.len() {
+                let pad = widths[i].saturating_sub(c.chars().count()) + 2;
+                text.extend(std::iter::repeat_n(' ', pad));
             }
         }
-        l.trim_end().to_string() + "\n"
+        let end = text[start..].trim_end().len() + start;
+        text.truncate(end);
+        text.push('\n');
     };
-    text.push_str(&line(headers.to_vec()));
-    for r in &table {
-        text.push_str(&line(r.iter().map(String::as_str).collect()));
+    line(&mut headers.iter().copied());
+    for r in &rows {
+        line(&mut keys.iter().map(|k| cell(r, k)));
     }
     print(&text)?;
     Ok(exit::OK)

@@ -415,6 +415,12 @@ fn profile_as_command(word: &str) {
     }
 }
 
+/// Lets go of a loaded set without freeing it, when the process ends right after: freeing
+/// every tree of a large set costs time and gives nothing back.
+pub(crate) fn leave(set: ProfileSet) {
+    std::mem::forget(set);
+}
+
 /// Loads the profile set; its warnings (a user config that grants nothing, ignored consents)
 /// are said on stderr.
 pub(crate) fn load_set(cli: &Cli, out: &Out) -> Result<ProfileSet, Error> {
@@ -495,7 +501,12 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
         }
         Command::Templates { name } => templates::templates(cli, name.as_deref(), out),
         Command::Validate { paths, strict } => validate::validate(cli, paths, *strict, out),
-        Command::List => list::list(&load_set(cli, out)?, out),
+        Command::List => {
+            let set = load_set(cli, out)?;
+            let code = list::list(&set, out);
+            leave(set);
+            code
+        }
         Command::Completions { shell } => completions::script(*shell),
         Command::Manpages { dir } => {
             for page in manpages::write(dir)? {

@@ -60,7 +60,12 @@ pub(super) fn make_plan(
             crate::azure::signin::default_subscription()
         },
     };
-    Ok(plan::build(&set, &p, &opts)?)
+    let plan = plan::build(&set, &p, &opts)?;
+    if !for_run {
+        // a plan is printed and the process ends: the set need not be freed
+        super::leave(set);
+    }
+    Ok(plan)
 }
 
 pub(super) fn show_plan(plan: &plan::Plan, out: &Out) -> Result<i32, Error> {

@@ -68,7 +68,9 @@ pub(super) fn validate(
     let problems = match load::load_files(&files, &src.cwd) {
         Ok(mut set) => {
             load::attach_consents(&mut set, &src);
-            plan::validate_all(&set)
+            let problems = plan::validate_all(&set);
+            super::leave(set);
+            problems
         }
         Err(LoadError::Invalid(p)) => p,
         Err(e) => return Err(e.into()),

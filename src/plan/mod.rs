@@ -204,28 +204,8 @@ pub fn validate_all(set: &ProfileSet) -> Vec<Problem> {
     problems.extend(resolve::validate_entries(set));
     problems.extend(set.warnings.iter().cloned());
     problems.extend(crate::profile::lint::defaults(set));
-    // profiles are resolved on all cores for large sets; results are joined in name order, so
-    // the outcome is the same as one after the other
     let names: Vec<&str> = set.names(Section::Profiles).collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(names.len() / 1000)
-        .max(1);
-    let chunk = names.len().div_ceil(threads).max(1);
-    let parts: Vec<(Vec<Problem>, Vec<Request>)> = if threads == 1 {
-        vec![check(set, &names)]
-    } else {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = names
-                .chunks(chunk)
-                .map(|part| scope.spawn(move || check(set, part)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        })
-    };
+    let parts = resolve::in_chunks(&names, |part| check(set, part));
     let mut asked: Vec<Request> = Vec::new();
     for (p, r) in parts {
         problems.extend(p);

@@ -1202,6 +1202,31 @@ fn requests(
     out
 }
 
+/// `f` over chunks of `items`, on all cores when there are more than 1,000 (profiles are
+/// resolved independently); the results in the items' order, so the outcome is the same as
+/// one after the other.
+pub fn in_chunks<'a, T: Sync, R: Send>(items: &'a [T], f: impl Fn(&'a [T]) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len() / 1000)
+        .max(1);
+    if threads == 1 {
+        return vec![f(items)];
+    }
+    let chunk = items.len().div_ceil(threads).max(1);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || f(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
 pub fn mode_name(m: Mode) -> &'static str {
     match m {
         Mode::Rdp => "rdp",

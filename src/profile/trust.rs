@@ -271,7 +271,7 @@ fn walk(v: &Value, ptr: &mut String, f: &mut impl FnMut(&str, bool, &str)) {
             for (i, item) in items.iter().enumerate() {
                 let len = ptr.len();
                 ptr.push('/');
-                ptr.push_str(&i.to_string());
+                let _ = std::fmt::Write::write_fmt(ptr, format_args!("{i}"));
                 walk(item, ptr, f);
                 ptr.truncate(len);
             }
@@ -280,7 +280,7 @@ fn walk(v: &Value, ptr: &mut String, f: &mut impl FnMut(&str, bool, &str)) {
             for (k, item) in map {
                 let len = ptr.len();
                 ptr.push('/');
-                ptr.push_str(&crate::profile::yaml::escape_segment(k));
+                crate::profile::yaml::push_segment(ptr, k);
                 f(ptr, true, k);
                 walk(item, ptr, f);
                 ptr.truncate(len);
