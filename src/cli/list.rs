@@ -1,13 +1,80 @@
 //! `bprof list`.
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::output::{print, print_json};
 use super::{Error, Format, Out, exit};
 use crate::profile::load::{ProfileSet, Section};
 use crate::profile::resolve::{self};
+
+/// One profile as `list` shows it (the JSON row of the spec, plus `usable`).
+#[derive(Serialize)]
+struct Row {
+    name: String,
+    mode: Option<&'static str>,
+    vm: Option<String>,
+    bastion: Option<String>,
+    tenant: Option<String>,
+    description: Option<String>,
+    file: String,
+    usable: bool,
+}
+
+impl Row {
+    /// The table's cells, `-` for what is not there.
+    fn cells(&self) -> [&str; 6] {
+        fn or(v: &Option<String>) -> &str {
+            v.as_deref().unwrap_or("-")
+        }
+        [
+            &self.name,
+            self.mode.unwrap_or("-"),
+            or(&self.vm),
+            or(&self.bastion),
+            or(&self.tenant),
+            or(&self.description),
+        ]
+    }
+}
+
+fn row(set: &ProfileSet, name: &str) -> Row {
+    match resolve::resolve(set, name) {
+        Ok(p) => Row {
+            file: p
+                .defined_at
+                .rsplit_once(':')
+                .map_or(p.defined_at.clone(), |(f, _)| f.to_string()),
+            name: p.name,
+            mode: Some(resolve::mode_name(p.mode)),
+            vm: Some(p.vm.key),
+            bastion: Some(p.bastion.key),
+            tenant: Some(p.tenant.name),
+            description: p.description,
+            usable: true,
+        },
+        Err(_) => Row {
+            name: name.to_string(),
+            mode: None,
+            vm: None,
+            bastion: None,
+            tenant: None,
+            description: Some("(unusable: see `bprof validate`)".into()),
+            file: set
+                .entry(Section::Profiles, name)
+                .and_then(|e| e.defs.first())
+                .map(|d| set.file(d).display.clone())
+                .or_else(|| {
+                    set.unusable(Section::Profiles, name)
+                        .and_then(|p| p.first())
+                        .map(|p| p.file.clone())
+                })
+                .unwrap_or_default(),
+            usable: false,
+        },
+    }
+}
+
 pub(super) fn list(set: &ProfileSet, out: &Out) -> Result<i32, Error> {
-    let mut rows = Vec::new();
     // every profile the set names, usable or not (a broken entry is not registered)
     let mut names: Vec<&str> = set.names(Section::Profiles).collect();
     names.extend(
@@ -18,40 +85,14 @@ pub(super) fn list(set: &ProfileSet, out: &Out) -> Result<i32, Error> {
     );
     names.sort_unstable();
     names.dedup();
-    let row = |name: &str| match resolve::resolve(set, name) {
-        Ok(p) => json!({
-            "name": p.name,
-            "mode": resolve::mode_name(p.mode),
-            "vm": p.vm.key,
-            "bastion": p.bastion.key,
-            "tenant": p.tenant.name,
-            "description": p.description,
-            "file": p.defined_at.rsplit_once(':').map(|(f, _)| f).unwrap_or(&p.defined_at),
-            "usable": true,
-        }),
-        Err(_) => {
-            let file = set
-                .entry(Section::Profiles, name)
-                .and_then(|e| e.defs.first())
-                .map(|d| set.file(d).display.clone())
-                .or_else(|| {
-                    set.unusable(Section::Profiles, name)
-                        .and_then(|p| p.first())
-                        .map(|p| p.file.clone())
-                })
-                .unwrap_or_default();
-            json!({"name": name, "mode": null, "vm": null, "bastion": null, "tenant": null, "description": "(unusable: see `bprof validate`)", "file": file, "usable": false})
-        }
-    };
-    // list shows what each profile says (inherited values included), without failing on
-    // another profile's problem: `validate` reports those
-    rows.extend(
-        resolve::in_chunks(&names, |part| {
-            part.iter().map(|n| row(n)).collect::<Vec<_>>()
-        })
-        .into_iter()
-        .flatten(),
-    );
+    // what each profile says (inherited values included), without failing on another
+    // profile's problem: `validate` reports those
+    let rows: Vec<Row> = resolve::in_chunks(&names, |part| {
+        part.iter().map(|n| row(set, n)).collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     let errors = set.problems.iter().filter(|p| p.is_error()).count();
     if errors > 0 {
         out.note(&format!(
@@ -60,30 +101,23 @@ pub(super) fn list(set: &ProfileSet, out: &Out) -> Result<i32, Error> {
         ));
     }
     if out.format == Format::Json {
-        print_json(&Value::Array(rows))?;
+        print_json(&serde_json::to_value(&rows).unwrap_or_default())?;
         return Ok(exit::OK);
     }
     let headers = ["NAME", "MODE", "VM", "BASTION", "TENANT", "DESCRIPTION"];
-    let keys = ["name", "mode", "vm", "bastion", "tenant", "description"];
-    fn cell<'v>(r: &'v Value, k: &str) -> &'v str {
-        r[k].as_str().unwrap_or("-")
+    let mut widths = headers.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r.cells()) {
+            *w = (*w).max(c.chars().count());
+        }
     }
-    let widths: Vec<usize> = (0..keys.len())
-        .map(|i| {
-            rows.iter()
-                .map(|r| cell(r, keys[i]).chars().count())
-                .chain([headers[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
     // one text, padded by hand: a table of 10,000 rows is built in a few milliseconds
     let mut text = String::with_capacity(rows.len() * 96);
-    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+    let mut line = |cells: [&str; 6]| {
         let start = text.len();
-        for (i, c) in cells.enumerate() {
+        for (i, c) in cells.iter().enumerate() {
             text.push_str(c);
-            if i + 1 < keys.len() {
+            if i + 1 < cells.len() {
                 let pad = widths[i].saturating_sub(c.chars().count()) + 2;
                 text.extend(std::iter::repeat_n(' ', pad));
             }
@@ -92,10 +126,12 @@ pub(super) fn list(set: &ProfileSet, out: &Out) -> Result<i32, Error> {
         text.truncate(end);
         text.push('\n');
     };
-    line(&mut headers.iter().copied());
+    line(headers);
     for r in &rows {
-        line(&mut keys.iter().map(|k| cell(r, k)));
+        line(r.cells());
     }
     print(&text)?;
+    // the process ends right after
+    std::mem::forget(rows);
     Ok(exit::OK)
 }
