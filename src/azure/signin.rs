@@ -21,52 +21,56 @@ fn profile_bytes() -> Option<Vec<u8>> {
     crate::profile::files::read_regular(&path, MAX_PROFILE_BYTES).ok()
 }
 
-/// The subscription ids az knows locally (lower-case). No readable profile file: none.
-pub fn known_subscriptions() -> Vec<String> {
-    profile_bytes()
-        .map(|b| parse_subscriptions(&b))
-        .unwrap_or_default()
+/// What az's profile file says: the subscriptions it knows (lower-case) and its default.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AzProfile {
+    pub known: Vec<String>,
+    pub default: Option<String>,
 }
-/// az's default subscription (`isDefault`), if any.
+
+impl AzProfile {
+    /// The local az profile, read once. No readable profile file: nothing known.
+    pub fn read() -> AzProfile {
+        profile_bytes()
+            .map(|b| AzProfile::parse(&b))
+            .unwrap_or_default()
+    }
+
+    /// Parses `azureProfile.json` (az writes it with a UTF-8 byte-order mark).
+    pub fn parse(bytes: &[u8]) -> AzProfile {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+            return AzProfile::default();
+        };
+        let subs = v
+            .get("subscriptions")
+            .and_then(|s| s.as_array())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let id = |s: &serde_json::Value| s.get("id").and_then(|i| i.as_str()).map(str::to_string);
+        AzProfile {
+            known: subs
+                .iter()
+                .filter_map(id)
+                .map(|i| i.to_ascii_lowercase())
+                .collect(),
+            default: subs
+                .iter()
+                .find(|s| s.get("isDefault").and_then(|d| d.as_bool()) == Some(true))
+                .and_then(id)
+                .filter(|i| crate::profile::resolve::regex_guid(i)),
+        }
+    }
+
+    /// Whether `subscription` is known to the local az profile.
+    pub fn knows(&self, subscription: &str) -> bool {
+        self.known.contains(&subscription.to_ascii_lowercase())
+    }
+}
+
+/// az's default subscription now (read again after a login).
 pub fn default_subscription() -> Option<String> {
-    parse_default(&profile_bytes()?)
-}
-
-/// The subscription `azureProfile.json` marks `isDefault`.
-pub fn parse_default(bytes: &[u8]) -> Option<String> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    v.get("subscriptions")?
-        .as_array()?
-        .iter()
-        .find(|s| s.get("isDefault").and_then(|d| d.as_bool()) == Some(true))?
-        .get("id")?
-        .as_str()
-        .filter(|id| crate::profile::resolve::regex_guid(id))
-        .map(str::to_string)
-}
-
-/// Parses `azureProfile.json` (az writes it with a UTF-8 byte-order mark).
-pub fn parse_subscriptions(bytes: &[u8]) -> Vec<String> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else {
-        return Vec::new();
-    };
-    v.get("subscriptions")
-        .and_then(|s| s.as_array())
-        .map(|subs| {
-            subs.iter()
-                .filter_map(|s| s.get("id").and_then(|i| i.as_str()))
-                .map(str::to_ascii_lowercase)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Whether `subscription` is known to the local az profile.
-pub fn is_signed_in(subscription: &str) -> bool {
-    let want = subscription.to_ascii_lowercase();
-    known_subscriptions().contains(&want)
+    AzProfile::read().default
 }
 
 #[cfg(test)]
@@ -76,15 +80,15 @@ mod tests {
     #[test]
     fn reads_ids_after_a_bom() {
         let text = b"\xEF\xBB\xBF{\"subscriptions\": [{\"id\": \"AAAA-1\", \"tenantId\": \"t\"}]}";
-        assert_eq!(parse_subscriptions(text), ["aaaa-1"]);
-        assert!(parse_subscriptions(b"not json").is_empty());
+        assert_eq!(AzProfile::parse(text).known, ["aaaa-1"]);
+        assert_eq!(AzProfile::parse(b"not json"), AzProfile::default());
         let two = br#"{"subscriptions": [{"id": "00000000-0000-0000-0000-000000000001", "isDefault": false}, {"id": "00000000-0000-0000-0000-000000000002", "isDefault": true}]}"#;
         assert_eq!(
-            parse_default(two).as_deref(),
+            AzProfile::parse(two).default.as_deref(),
             Some("00000000-0000-0000-0000-000000000002")
         );
         assert_eq!(
-            parse_default(br#"{"subscriptions": [{"id": "-x", "isDefault": true}]}"#),
+            AzProfile::parse(br#"{"subscriptions": [{"id": "-x", "isDefault": true}]}"#).default,
             None
         );
     }

@@ -300,8 +300,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => exit::USAGE,
-            Error::Load(LoadError::Invalid(_))
-            | Error::Resolve(ResolveError::Invalid { .. } | ResolveError::Unusable { .. })
+            Error::Resolve(ResolveError::Invalid { .. } | ResolveError::Unusable { .. })
             | Error::Plan(PlanError::Template(_) | PlanError::Invalid { .. }) => exit::DATA,
             Error::Plan(PlanError::Consent { .. }) => exit::NO_PERMISSION,
             Error::Load(LoadError::Panicked) => exit::SOFTWARE,

@@ -9,7 +9,6 @@ use super::exit::child_note;
 use super::{ColorChoice, Error, Format};
 use crate::plan::PlanError;
 use crate::profile::diag::Problem;
-use crate::profile::load::LoadError;
 use crate::profile::resolve::ResolveError;
 use crate::profile::trust::{Consent, Request};
 /// How diagnostics are printed.
@@ -88,8 +87,7 @@ impl Out {
                     self.color,
                 );
             }
-            Error::Load(LoadError::Invalid(problems))
-            | Error::Resolve(ResolveError::Invalid { problems, .. })
+            Error::Resolve(ResolveError::Invalid { problems, .. })
             | Error::Plan(PlanError::Invalid { problems, .. }) => {
                 self.problems(problems);
                 crate::terminal::eprint(

@@ -46,7 +46,8 @@ pub(super) fn make_plan(
     {
         out.note("bprof: warning: with --debug or --verbose az prints access tokens and request details: keep this output to yourself");
     }
-    let signed_in = crate::azure::signin::is_signed_in(&p.bastion.subscription);
+    let az = crate::azure::signin::AzProfile::read();
+    let signed_in = az.knows(&p.bastion.subscription);
     let opts = PlanOptions {
         os,
         configure,
@@ -54,11 +55,7 @@ pub(super) fn make_plan(
         extra,
         tunnel_only,
         signed_in,
-        default_subscription: if signed_in {
-            None
-        } else {
-            crate::azure::signin::default_subscription()
-        },
+        default_subscription: if signed_in { None } else { az.default },
     };
     let plan = plan::build(&set, &p, &opts)?;
     if !for_run {

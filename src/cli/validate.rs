@@ -8,7 +8,7 @@ use super::output::print_json;
 use super::{Cli, Error, Format, Out, exit};
 use crate::plan::{self};
 use crate::profile::diag::Problem;
-use crate::profile::load::{self, LoadError, Sources};
+use crate::profile::load::{self, Sources};
 pub(super) fn validate(
     cli: &Cli,
     paths: &[PathBuf],
@@ -72,7 +72,6 @@ pub(super) fn validate(
             super::leave(set);
             problems
         }
-        Err(LoadError::Invalid(p)) => p,
         Err(e) => return Err(e.into()),
     };
     let problems: Vec<Problem> = problems.into_iter().filter(|p| in_scope(&p.file)).collect();

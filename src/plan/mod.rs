@@ -624,22 +624,11 @@ fn sources(
             push(format!("`rdp.properties.{key}`"), def);
         }
     }
-    if !opts.signed_in && !profile.tenant.login.is_empty() {
-        let def = set
-            .entry(Section::Tenants, &profile.tenant.name)
-            .and_then(|e| {
-                e.defs
-                    .iter()
-                    .rev()
-                    .find(|d| set.value(d).and_then(|v| v.get("login")).is_some())
-                    .map(|d| Def {
-                        file: d.file,
-                        pointer: format!("{}/login", d.pointer),
-                    })
-            });
-        if let Some(def) = def {
-            push(format!("`login` of tenant `{}`", profile.tenant.name), &def);
-        }
+    if !opts.signed_in
+        && !profile.tenant.login.is_empty()
+        && let Some(def) = &profile.tenant.login_at
+    {
+        push(format!("`login` of tenant `{}`", profile.tenant.name), def);
     }
     if !opts.extra.is_empty() {
         out.push(Source {

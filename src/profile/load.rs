@@ -36,8 +36,6 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{} problem{} in the profile files", .0.len(), if .0.len() == 1 { "" } else { "s" })]
-    Invalid(Vec<Problem>),
 }
 
 impl LoadError {

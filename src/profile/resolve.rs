@@ -25,6 +25,9 @@ pub struct Tenant {
     pub subscription: String,
     pub description: Option<String>,
     pub login: Vec<String>,
+    /// Where `login` is written: the last layer that sets it.
+    #[serde(skip)]
+    pub login_at: Option<Def>,
 }
 
 /// A resolved bastion; `subscription` is always filled in.
@@ -628,6 +631,16 @@ pub fn resolve(set: &ProfileSet, name: &str) -> Result<Profile, ResolveError> {
 
 fn tenant(set: &ProfileSet, name: &str) -> Option<(Tenant, Def)> {
     let (raw, def): (RawTenant, Def) = entry_value(set, Section::Tenants, name)?;
+    let login_at = set.entry(Section::Tenants, name).and_then(|e| {
+        e.defs
+            .iter()
+            .rev()
+            .find(|d| set.value(d).and_then(|v| v.get("login")).is_some())
+            .map(|d| Def {
+                file: d.file,
+                pointer: format!("{}/login", d.pointer),
+            })
+    });
     Some((
         Tenant {
             name: name.to_string(),
@@ -635,6 +648,7 @@ fn tenant(set: &ProfileSet, name: &str) -> Option<(Tenant, Def)> {
             subscription: raw.subscription,
             description: raw.description,
             login: raw.login.unwrap_or_default(),
+            login_at,
         },
         def,
     ))
@@ -1064,7 +1078,7 @@ fn build(set: &ProfileSet, name: &str, raw: RawProfile, ctx: &mut Ctx) -> Option
             .unwrap_or_default(),
         drives: raw.rdp.as_ref().and_then(|r| r.drives),
     };
-    let raw_tenant = tenant.name.clone();
+    let asked = requests(set, ctx.origins, &raw_lists, &tenant);
     let rdp = raw.rdp.unwrap_or_default();
     // filled in by `resolve`, which owns the layers
     let origins = BTreeMap::new();
@@ -1104,7 +1118,7 @@ fn build(set: &ProfileSet, name: &str, raw: RawProfile, ctx: &mut Ctx) -> Option
         defined_at: set
             .file(&ctx.profile_def)
             .location(&ctx.profile_def.pointer),
-        requests: requests(set, ctx.origins, &raw_lists, &raw_tenant),
+        requests: asked,
     })
 }
 
@@ -1143,7 +1157,7 @@ fn requests(
     set: &ProfileSet,
     origins: &BTreeMap<String, Option<Def>>,
     lists: &Lists,
-    tenant: &str,
+    tenant: &Tenant,
 ) -> Vec<Request> {
     let mut out = Vec::new();
     let checks: [(&str, &Option<Vec<String>>, ListCheck); 2] = [
@@ -1174,29 +1188,15 @@ fn requests(
             vec!["`drives: true` hands the VM all your local drives; a shared file may only turn it off".into()],
         ));
     }
-    // the tenant's login argv: the last layer that sets it
-    let login = set.entry(Section::Tenants, tenant).and_then(|e| {
-        e.defs.iter().rev().find_map(|d| {
-            let list = set.value(d)?.get("login")?.as_array()?;
-            let def = Def {
-                file: d.file,
-                pointer: format!("{}/login", d.pointer),
-            };
-            let args: Vec<String> = list
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect();
-            Some((def, args))
-        })
-    });
-    if let Some((def, args)) = login {
-        let file = set.file(&def);
-        let reasons: Vec<String> = allow::login_args(&args)
+    // the tenant's login argv
+    if let Some(def) = &tenant.login_at {
+        let file = set.file(def);
+        let reasons: Vec<String> = allow::login_args(&tenant.login)
             .into_iter()
             .map(|o| o.reason)
             .collect();
         if !file.kind.trusted() && !reasons.is_empty() {
-            out.push(request(file, &def, reasons));
+            out.push(request(file, def, reasons));
         }
     }
     out

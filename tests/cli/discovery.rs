@@ -235,6 +235,14 @@ fn a_personal_default_set_when_no_profiles_directory_is_found_upwards() {
         )
         .cwd("elsewhere");
     t.run_with(&["list"]).code(0).stdout_has("mine");
+    // a set like any other: a file there grants nothing
+    let t = t.file(
+        "config/bprof/profiles/grant.yaml",
+        "version: 1\nallow_programs: [touch]\n",
+    );
+    t.run_with(&["validate"])
+        .code(65)
+        .stderr_has("only your own user config file may allow programs");
     // a `profiles/` found upwards still wins
     let t = t.file(
         "elsewhere/profiles/team.yaml",

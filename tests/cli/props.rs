@@ -3,7 +3,7 @@
 //! (exit 65). Run in-process through the library, on files written to a temp directory.
 
 use bprof::plan::{self, Os, PlanError, PlanOptions, StepKind};
-use bprof::profile::load::{self, LoadError, Sources};
+use bprof::profile::load::{self, Sources};
 use bprof::profile::resolve::{self, ResolveError};
 use proptest::prelude::*;
 
@@ -30,12 +30,17 @@ fn plan_of(profile_yaml: &str) -> Outcome {
     };
     let set = match load::load(&src) {
         Ok(s) => s,
-        Err(LoadError::Invalid(_)) => return Outcome::Refused,
         Err(e) => panic!("not a data error: {e}"),
     };
+    // a problem of the file is a refusal (`validate` exits 65 on it)
+    if set.problems.iter().any(|p| p.is_error()) {
+        return Outcome::Refused;
+    }
     let p = match resolve::resolve(&set, "p") {
         Ok(p) => p,
-        Err(ResolveError::Invalid { .. }) => return Outcome::Refused,
+        Err(ResolveError::Invalid { .. } | ResolveError::Unusable { .. }) => {
+            return Outcome::Refused;
+        }
         Err(e) => panic!("not a data error: {e}"),
     };
     match plan::build(&set, &p, &PlanOptions::for_os(Os::Linux)) {
