@@ -13,6 +13,8 @@ mod cleanup;
 mod degrade;
 mod discovery;
 mod e2e;
+#[cfg(target_os = "linux")]
+mod fake_bastion;
 #[cfg(unix)]
 mod files;
 mod fuzz_regressions;
