@@ -3,12 +3,14 @@
 //! Layers, each using only those below it: `cli` (commands, output, exit codes) -> `session`
 //! (executing a plan) -> `azure` (what az and Azure know) -> `plan` (steps from a resolved
 //! profile) -> `profile` (files to resolved profiles). `process` (the one place that starts
-//! programs) and `write` (atomic file writes) are leaves any layer may use.
+//! programs), `sockets` (the kernel's socket tables), `terminal` (the one output rule) and `write`
+//! (atomic file writes) are leaves any layer may use.
 pub mod azure;
 pub mod cli;
 pub mod plan;
 pub mod process;
 pub mod profile;
 pub mod session;
+pub mod sockets;
 pub mod terminal;
 pub mod write;

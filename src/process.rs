@@ -300,6 +300,9 @@ pub struct Spawn<'a> {
     /// stderr: [`Child::take_stderr`] returns the read end, whose reader must keep reading it
     /// (a full pipe blocks the child).
     pub pipe_stderr: bool,
+    /// Its stdout is captured (read with [`Child::stdout`] once it has exited) instead of
+    /// going to bprof's stdout or stderr.
+    pub capture_stdout: bool,
 }
 
 fn stdin_is_terminal() -> bool {
@@ -322,7 +325,13 @@ pub fn spawn(s: Spawn) -> Result<Child, ProcessError> {
     #[allow(clippy::disallowed_methods)]
     let mut expr = duct::cmd(&program, rest).unchecked();
     if s.background {
-        expr = expr.stdin_null().stdout_to_stderr();
+        expr = expr.stdin_null();
+        if !s.capture_stdout {
+            expr = expr.stdout_to_stderr();
+        }
+    }
+    if s.capture_stdout {
+        expr = expr.stdout_capture();
     }
     let mut stderr = None;
     if s.pipe_stderr {
@@ -393,6 +402,14 @@ impl Child {
             self.handle.pids().first().copied()
         } else {
             None
+        }
+    }
+
+    /// What it wrote to its stdout, once it has exited (spawned with `capture_stdout`).
+    pub fn stdout(&self) -> Option<Vec<u8>> {
+        match self.handle.try_wait() {
+            Ok(Some(out)) => Some(out.stdout.clone()),
+            _ => None,
         }
     }
 
@@ -563,6 +580,7 @@ mod tests {
             argv: &argv,
             background: true,
             pipe_stderr: false,
+            capture_stdout: false,
         })
         .unwrap();
         let start = Instant::now();

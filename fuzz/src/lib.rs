@@ -107,6 +107,9 @@ pub fn load_validate_plan(dir: &Path, data: &[u8]) -> Outcome {
                 Err(PlanError::Consent { requests, .. }) => {
                     assert!(!requests.is_empty(), "consent refused for nothing");
                 }
+                Err(e @ PlanError::Native { .. }) => {
+                    let _ = (e.to_string(), e.hint());
+                }
             }
         }
     }

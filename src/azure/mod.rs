@@ -1,2 +1,83 @@
-//! What az and Azure know: `signin` reads az's local profile (who is signed in where).
+//! What az and Azure know: `signin` reads az's local profile (who is signed in where); `token`
+//! gets the ARM access token from az; `tls` and `http` are bprof's own HTTPS; `arm` is Azure
+//! Resource Manager; `bastion` is the bastion's data plane; `tunnel` is the native tunnel
+//! engine (listener, sessions, pump).
+pub mod arm;
+pub mod bastion;
+pub mod http;
 pub mod signin;
+pub mod tls;
+pub mod token;
+pub mod tunnel;
+
+use crate::process::{Exit, ProcessError};
+
+/// Errors of this layer. Texts from Azure in them are bounded; they are escaped where printed.
+#[derive(Debug, thiserror::Error)]
+pub enum AzureError {
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("`az account get-access-token` {exit}")]
+    TokenFailed { exit: Exit },
+    #[error("az's answer for the access token cannot be used: {0}")]
+    TokenOutput(String),
+    #[error("{var} names {path}, which cannot be used: {why}")]
+    Bundle {
+        var: String,
+        path: String,
+        why: String,
+    },
+    #[error("TLS cannot be set up: {0}")]
+    TlsSetup(String),
+    #[error("the TLS handshake with {host} failed: {why}")]
+    Tls { host: String, why: String },
+    #[error("HTTPS_PROXY cannot be used: {why}")]
+    ProxySetting { why: String },
+    #[error("BPROF_ARM_ENDPOINT={value} cannot be used: {why}")]
+    ArmEndpoint { value: String, why: String },
+    #[error("cannot connect to {what}: {why}")]
+    Connect { what: String, why: String },
+    #[error("{what} took longer than {secs} s")]
+    Timeout { what: String, secs: u64 },
+    #[error("{what}: {why}")]
+    Io { what: String, why: String },
+    #[error("{what}: {why}")]
+    Protocol { what: String, why: String },
+    #[error("{what}: ARM answered {status}{}: {message}", .code.as_ref().map(|c| format!(" {c}")).unwrap_or_default())]
+    Arm {
+        what: String,
+        status: u16,
+        code: Option<String>,
+        message: String,
+    },
+    #[error("the {what} `{value}` cannot be used in an Azure request: {rule}")]
+    Name {
+        what: String,
+        value: String,
+        rule: String,
+    },
+    #[error("the bastion refused the session: {status}{}", if .message.is_empty() { String::new() } else { format!(" {message}") })]
+    Refused {
+        status: u16,
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("the bastion `{bastion}` cannot carry a native tunnel: {why}")]
+    Unusable { bastion: String, why: String },
+}
+
+impl AzureError {
+    /// What to do about it, when bprof knows.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            AzureError::TokenFailed { .. } => Some("az's own message is above; `az login` signs in again".into()),
+            AzureError::Tls { .. } => Some("behind a TLS-inspecting proxy, point REQUESTS_CA_BUNDLE (or SSL_CERT_FILE) at its CA certificate (PEM)".into()),
+            AzureError::Connect { .. } | AzureError::Timeout { .. } => Some("check the network; behind a proxy set HTTPS_PROXY (and NO_PROXY)".into()),
+            AzureError::Arm { status: 401 | 403, .. } => Some("`az account show` says who az is signed in as; `az login --tenant TENANT` signs in to the bastion's tenant".into()),
+            AzureError::Arm { status: 404, .. } => Some("check the bastion's subscription, resource_group and name in the profile".into()),
+            AzureError::Refused { hint, .. } => hint.clone(),
+            AzureError::Process(ProcessError::Missing { .. }) => Some("install the Azure CLI, or set BPROF_AZ to its path; `tunnel_engine: az` needs it too".into()),
+            _ => None,
+        }
+    }
+}

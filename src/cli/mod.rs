@@ -303,6 +303,8 @@ impl Error {
             Error::Resolve(ResolveError::Invalid { .. } | ResolveError::Unusable { .. })
             | Error::Plan(PlanError::Template(_) | PlanError::Invalid { .. }) => exit::DATA,
             Error::Plan(PlanError::Consent { .. }) => exit::NO_PERMISSION,
+            Error::Plan(PlanError::Native { usage: true, .. }) => exit::USAGE,
+            Error::Plan(PlanError::Native { .. }) => exit::DATA,
             Error::Load(LoadError::Panicked) => exit::SOFTWARE,
             Error::Load(_) | Error::Resolve(ResolveError::UnknownProfile { .. }) => exit::NO_INPUT,
             Error::Run(RunError::Process(
@@ -321,7 +323,9 @@ impl Error {
                 RunError::TunnelTimeout { .. }
                 | RunError::PortBusy { .. }
                 | RunError::PortSquatted { .. }
-                | RunError::ListenerCheck { .. },
+                | RunError::ListenerCheck { .. }
+                | RunError::Azure(_)
+                | RunError::Listen { .. },
             ) => exit::UNAVAILABLE,
             Error::Write(_) | Error::Run(RunError::Write(_)) => exit::CANT_CREATE,
             Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,

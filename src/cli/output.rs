@@ -117,7 +117,7 @@ impl Out {
                     Error::Resolve(ResolveError::UnknownProfile { .. }) => {
                         Some("`bprof list` shows the profiles".into())
                     }
-                    Error::Plan(PlanError::Template(t)) => Some(t.hint()),
+                    Error::Plan(e) => e.hint(),
                     Error::Run(r) => r.hint(),
                     Error::Write(r) => Some(r.hint().to_string()),
                     _ => None,

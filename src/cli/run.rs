@@ -56,6 +56,7 @@ pub(super) fn make_plan(
         tunnel_only,
         signed_in,
         default_subscription: if signed_in { None } else { az.default },
+        engine: plan::engine_from_env(),
     };
     let plan = plan::build(&set, &p, &opts)?;
     if !for_run {
@@ -115,8 +116,21 @@ pub(super) fn choose_port(
             os.name()
         )));
     }
+    // the native engine binds the port itself (falling back to one the OS picks): no
+    // check-then-bind race
+    let native = plan::engine(
+        p,
+        &PlanOptions {
+            tunnel_only,
+            ..PlanOptions::for_os(os)
+        },
+    ) == crate::profile::raw::TunnelEngine::Native;
     // plans show the configured (or derived) port; only a run checks that it is free
-    if !for_run || port_is_free(port) {
+    if native && requested.is_none() {
+        // `auto` stays a choice of the engine's: it may move off a taken derived port
+        return Ok(None);
+    }
+    if !for_run || native || port_is_free(port) {
         return Ok(Some(port));
     }
     let derived =

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::profile::load::ProfileSet;
-use crate::profile::raw::{Client, LocalPort, Mode};
+use crate::profile::raw::{Client, LocalPort, Mode, TunnelEngine};
 use crate::profile::resolve::Profile;
 use template::TemplateError;
 
@@ -31,6 +31,13 @@ pub enum PlanError {
     Consent {
         profile: String,
         requests: Vec<(Request, Consent)>,
+    },
+    #[error("profile `{profile}`: {what} under the native tunnel engine")]
+    Native {
+        profile: String,
+        what: String,
+        /// From the command line (`run -- EXTRA`), not the profile.
+        usage: bool,
     },
     #[error("{} problem{} in the plan of profile `{profile}`", .problems.len(), if .problems.len() == 1 { "" } else { "s" })]
     Invalid {
@@ -89,6 +96,10 @@ pub enum StepKind {
     Foreground,
     /// `az network bastion tunnel` in the background for the steps that follow.
     Tunnel { port: u16 },
+    /// `az account get-access-token`: the ARM token for the native tunnel, kept in memory.
+    Token,
+    /// bprof's own tunnel (listening when the step ends) for the steps that follow.
+    NativeTunnel(NativeTunnel),
     /// Wait until the tunnel's local port accepts a TCP connection.
     Wait { port: u16 },
     /// Write the temporary .rdp file (these lines) for the client.
@@ -99,6 +110,71 @@ pub enum StepKind {
     Hold { connect: Option<String> },
     /// `az account set --subscription PREVIOUS`, only when the login changed the default.
     RestoreDefault { previous: String },
+}
+
+/// What the native tunnel engine connects (the session layer runs it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeTunnel {
+    /// The bastion's subscription (the token's), resource group and Azure name.
+    pub subscription: String,
+    pub resource_group: String,
+    pub bastion: String,
+    pub dns_name: Option<String>,
+    pub target: TunnelTarget,
+    pub resource_port: u16,
+    /// The local port wanted.
+    pub port: u16,
+    /// When it is taken: one the OS picks (`local_port: auto` without `--tunnel-only`).
+    pub fallback: bool,
+    /// The profile's `timeout`, in seconds.
+    pub timeout: Option<u32>,
+}
+
+/// What a native session connects to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TunnelTarget {
+    /// A VM's ARM id.
+    Vm(String),
+    /// IP connect.
+    Ip(String),
+}
+
+/// The engine a profile's tunnel runs on: the profile's `tunnel_engine`, else
+/// `BPROF_TUNNEL_ENGINE` (`opts.engine`), else native. A profile with its own template runs
+/// what the template says (az's tunnel).
+pub fn engine(profile: &Profile, opts: &PlanOptions) -> TunnelEngine {
+    if profile.template.is_some() && !opts.tunnel_only {
+        return TunnelEngine::Az;
+    }
+    profile
+        .tunnel_engine
+        .or(opts.engine)
+        .unwrap_or(TunnelEngine::Native)
+}
+
+/// `BPROF_TUNNEL_ENGINE` (checked strictly when bprof starts).
+pub fn engine_from_env() -> Option<TunnelEngine> {
+    match std::env::var("BPROF_TUNNEL_ENGINE").ok().as_deref() {
+        Some("native") => Some(TunnelEngine::Native),
+        Some("az") => Some(TunnelEngine::Az),
+        _ => None,
+    }
+}
+
+/// The argv of the token call of the native engine.
+pub fn token_argv(subscription: &str) -> Vec<String> {
+    [
+        "az",
+        "account",
+        "get-access-token",
+        "--subscription",
+        subscription,
+        "-o",
+        "json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// One step of a plan.
@@ -156,6 +232,8 @@ pub struct PlanOptions {
     pub signed_in: bool,
     /// az's default subscription before bprof signs in (set back if `az login` changes it).
     pub default_subscription: Option<String>,
+    /// `BPROF_TUNNEL_ENGINE`, for profiles that do not say.
+    pub engine: Option<TunnelEngine>,
 }
 
 /// Every problem of the set, sorted by file and line: its entries, each profile resolved, its
@@ -194,7 +272,7 @@ pub fn validate_all(set: &ProfileSet) -> Vec<Problem> {
                     Err(PlanError::Template(e)) => problems.push(
                         Problem::file_level(&profile.defined_at, e.to_string()).with_help(e.hint()),
                     ),
-                    Err(PlanError::Consent { .. }) => {}
+                    Err(PlanError::Consent { .. } | PlanError::Native { .. }) => {}
                 }
             }
         }
@@ -259,6 +337,16 @@ pub fn uses_tunnel(profile: &Profile, os: Os, tunnel_only: bool) -> bool {
 }
 
 /// The template context: profile, tenant, bastion, vm, port, env.
+impl PlanError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            PlanError::Template(t) => Some(t.hint()),
+            PlanError::Native { .. } => Some("bprof opens this tunnel itself, without az's command line; to keep az's tunnel set `tunnel_engine: az` in the profile (or BPROF_TUNNEL_ENGINE=az for this shell)".into()),
+            _ => None,
+        }
+    }
+}
+
 impl PlanOptions {
     /// A plan for `os` as it is written: signed in, nothing added from the command line.
     pub fn for_os(os: Os) -> PlanOptions {
@@ -270,6 +358,7 @@ impl PlanOptions {
             tunnel_only: false,
             signed_in: true,
             default_subscription: None,
+            engine: engine_from_env(),
         }
     }
 }
@@ -430,6 +519,17 @@ pub fn build(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<
             });
         }
     }
+    let native = tunnel && engine(profile, opts) == TunnelEngine::Native;
+    if native {
+        native_steps(profile, opts, port, &mut out)?;
+        session_steps(profile, opts, port, true, &mut out);
+        return Ok(Plan {
+            profile: profile.name.clone(),
+            os: opts.os,
+            steps: out,
+            sources,
+        });
+    }
     let n = rendered.len();
     for (i, argv) in rendered.into_iter().enumerate() {
         let last = i + 1 == n;
@@ -449,7 +549,7 @@ pub fn build(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<
         });
     }
     if tunnel && (profile.template.is_none() || opts.tunnel_only) {
-        session_steps(profile, opts, port, &mut out);
+        session_steps(profile, opts, port, false, &mut out);
     }
     Ok(Plan {
         profile: profile.name.clone(),
@@ -703,8 +803,117 @@ pub fn connect_hint(profile: &Profile, port: u16) -> Option<String> {
     })
 }
 
-/// The steps after the tunnel: wait, then the .rdp and the client (rdp), or hold it open.
-fn session_steps(profile: &Profile, opts: &PlanOptions, port: u16, out: &mut Vec<Step>) {
+/// The native engine's steps: the token (one az process), then bprof's own listener. Fields
+/// that only az's command line reads are refused with the way to keep az's tunnel.
+fn native_steps(
+    profile: &Profile,
+    opts: &PlanOptions,
+    port: u16,
+    out: &mut Vec<Step>,
+) -> Result<(), PlanError> {
+    let refuse = |what: String, usage: bool| {
+        Err(PlanError::Native {
+            profile: profile.name.clone(),
+            what,
+            usage,
+        })
+    };
+    if !profile.extra_args.is_empty() {
+        return refuse(
+            format!(
+                "`extra_args` ({}) are az's options and mean nothing",
+                profile.extra_args.join(" ")
+            ),
+            false,
+        );
+    }
+    if !opts.extra.is_empty() {
+        return refuse(
+            format!(
+                "`-- {}` passes options to az, which does not run",
+                opts.extra.join(" ")
+            ),
+            true,
+        );
+    }
+    let b = &profile.bastion;
+    let target = match &profile.vm.ip {
+        Some(ip) => TunnelTarget::Ip(ip.clone()),
+        None => TunnelTarget::Vm(profile.vm.resource_id.clone()),
+    };
+    let fallback = !opts.tunnel_only
+        && opts.port.is_none()
+        && matches!(profile.local_port, LocalPort::Auto(_));
+    out.push(Step {
+        name: "token".into(),
+        argv: token_argv(&b.subscription),
+        when: None,
+        detail: Some("the ARM access token, kept in memory only (fetched again by the same call when it nears its end)".into()),
+        kind: StepKind::Token,
+    });
+    let host = match &b.dns_name {
+        Some(d) => format!("the bastion's host {d} (its dns_name)"),
+        None => format!(
+            "the bastion's host from ARM (one GET of bastion `{}`, which must be Standard or Premium with native client support)",
+            b.name
+        ),
+    };
+    let target_text = match &target {
+        TunnelTarget::Vm(_) => format!(
+            "vm `{}`",
+            profile
+                .vm
+                .name
+                .clone()
+                .unwrap_or_else(|| profile.vm.key.clone())
+        ),
+        TunnelTarget::Ip(ip) => format!("ip {ip}"),
+    };
+    let busy = if fallback {
+        "if it is taken, a port the OS picks"
+    } else {
+        "if it is taken, an error"
+    };
+    out.push(Step::internal(
+        "tunnel",
+        format!(
+            "bprof's native tunnel: listen on {} ({busy}), then for each connection one bastion session to {target_text} port {} through {host}, deleted when the connection ends{}",
+            local_address(port),
+            profile.resource_port,
+            profile.timeout.map(|t| format!("; closed after {t} s")).unwrap_or_default()
+        ),
+        StepKind::NativeTunnel(NativeTunnel {
+            subscription: b.subscription.clone(),
+            resource_group: b.resource_group.clone(),
+            bastion: b.name.clone(),
+            dns_name: b.dns_name.clone(),
+            target,
+            resource_port: profile.resource_port,
+            port,
+            fallback,
+            timeout: profile.timeout,
+        }),
+    ));
+    Ok(())
+}
+
+/// The steps after the tunnel: wait (az's tunnel; the native one listens when its step
+/// ends), then the .rdp and the client (rdp), or hold it open.
+fn session_steps(
+    profile: &Profile,
+    opts: &PlanOptions,
+    port: u16,
+    native: bool,
+    out: &mut Vec<Step>,
+) {
+    if !native {
+        wait_step(opts, port, out);
+    }
+    session_tail(profile, opts, port, native, out);
+}
+
+/// az's tunnel: wait until it, and only it, listens.
+fn wait_step(opts: &PlanOptions, port: u16, out: &mut Vec<Step>) {
     let timeout = tunnel_timeout().as_secs_f64();
     // the ownership check of `session::listener` (Linux) or az's ready line (elsewhere)
     let detail = if opts.os == Os::Linux {
@@ -718,6 +927,15 @@ fn session_steps(profile: &Profile, opts: &PlanOptions, port: u16, out: &mut Vec
         )
     };
     out.push(Step::internal("wait", detail, StepKind::Wait { port }));
+}
+
+fn session_tail(
+    profile: &Profile,
+    opts: &PlanOptions,
+    port: u16,
+    native: bool,
+    out: &mut Vec<Step>,
+) {
     let client = if profile.mode == Mode::Rdp && !opts.tunnel_only {
         crate::plan::client::choose(profile, opts.os, opts.os == Os::current())
     } else {
@@ -768,8 +986,13 @@ fn session_steps(profile: &Profile, opts: &PlanOptions, port: u16, out: &mut Vec
     out.push(Step::internal(
         "hold",
         format!(
-            "keep the tunnel on {} open until Ctrl-C (restarted if it dies){}",
+            "keep the tunnel on {} open until Ctrl-C ({}){}",
             local_address(port),
+            if native {
+                "a session per connection"
+            } else {
+                "restarted if it dies"
+            },
             connect
                 .as_ref()
                 .map(|c| format!("; connect with {c}"))

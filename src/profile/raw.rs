@@ -21,6 +21,10 @@ pub const RESOURCE_GROUP_PATTERN: &str = r"^[\w()](?:[-\w.()]*[-\w()])?$";
 /// An Azure resource name of a bastion or VM: letters, digits, `_`, `-`, `.`, starting with a
 /// letter or digit and not ending in `.` or `-` (no `/`, `?` or `#` that would reroute a request).
 pub const RESOURCE_NAME_PATTERN: &str = "^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$";
+/// A bastion's data-plane host as a profile may name it: exactly Azure's public
+/// `bst-<guid>.bastion.azure.com`, lower case (the person's access token is sent there).
+pub const DNS_NAME_PATTERN: &str =
+    r"^bst-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.bastion\.azure\.com$";
 /// The names of the built-in templates (their steps are in [`crate::plan::template::BUILTIN`]).
 pub const BUILTIN_TEMPLATES: [&str; 3] = ["rdp", "ssh", "tunnel"];
 /// An .rdp property key as written under `rdp.properties`: `name:type`.
@@ -120,6 +124,12 @@ pub struct RawBastion {
     /// Whether IP-based connection is enabled on the bastion (needed for vms given by `ip`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_connect: Option<bool>,
+    /// The bastion's data-plane host (`bst-<guid>.bastion.azure.com`): the native tunnel then
+    /// skips one ARM read. Only Azure's public bastion host names are accepted, since the
+    /// person's access token is sent there; bastions in other clouds are read from ARM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DNS_NAME_PATTERN), example = &"bst-0a1b2c3d-0000-4000-8000-0123456789ab.bastion.azure.com")]
+    pub dns_name: Option<String>,
 }
 
 /// The operating system of a target VM.
@@ -209,6 +219,16 @@ pub enum Client {
     Open,
     /// Start no client: keep the tunnel open and print where to connect.
     None,
+}
+
+/// Which tunnel runs where bprof opens one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelEngine {
+    /// bprof speaks the bastion's tunnel protocol itself (one az call for the token).
+    Native,
+    /// `az network bastion tunnel` (needs az's bastion extension).
+    Az,
 }
 
 /// `local_port`: a port number, or `auto`.
@@ -357,6 +377,11 @@ pub struct RawProfile {
     /// rdp: how the session is opened (default auto).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<Client>,
+    /// Which tunnel runs where bprof opens one (rdp on Linux/macOS or with a named client,
+    /// `mode: tunnel`, `--tunnel-only`): native (default; `BPROF_TUNNEL_ENGINE` when the
+    /// profile does not say) or az.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_engine: Option<TunnelEngine>,
     /// A `templates` name to use instead of the built-in template for `mode`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = NAME_PATTERN))]

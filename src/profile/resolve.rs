@@ -42,6 +42,7 @@ pub struct Bastion {
     pub name: String,
     pub sku: Option<Sku>,
     pub ip_connect: Option<bool>,
+    pub dns_name: Option<String>,
 }
 
 /// A resolved VM; `resource_id` is filled in for resource-id and name targets.
@@ -106,6 +107,8 @@ pub struct Profile {
     pub ssh_args: Vec<String>,
     pub extra_args: Vec<String>,
     pub client: Client,
+    /// None: the profile does not say (`BPROF_TUNNEL_ENGINE`, else native).
+    pub tunnel_engine: Option<crate::profile::raw::TunnelEngine>,
     pub template: Option<String>,
     pub rdp: RdpSettings,
     #[serde(skip)]
@@ -689,6 +692,7 @@ pub fn bastion(
             name: raw.name,
             sku: raw.sku,
             ip_connect: raw.ip_connect,
+            dns_name: raw.dns_name,
         },
         t,
     ))
@@ -1100,6 +1104,7 @@ fn build(set: &ProfileSet, name: &str, raw: RawProfile, ctx: &mut Ctx) -> Option
         ssh_args: raw.ssh_args.unwrap_or_default(),
         extra_args: raw.extra_args.unwrap_or_default(),
         client: raw.client.unwrap_or(Client::Auto),
+        tunnel_engine: raw.tunnel_engine,
         template: raw.template,
         rdp: RdpSettings {
             screen: rdp.screen,

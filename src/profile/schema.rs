@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 
 use crate::profile::diag::{self, Problem};
 use crate::profile::raw::{
-    GUID_PATTERN, NAME_PATTERN, RDP_KEY_PATTERN, RESOURCE_GROUP_PATTERN, RESOURCE_NAME_PATTERN,
-    RawFile,
+    DNS_NAME_PATTERN, GUID_PATTERN, NAME_PATTERN, RDP_KEY_PATTERN, RESOURCE_GROUP_PATTERN,
+    RESOURCE_NAME_PATTERN, RawFile,
 };
 use crate::profile::yaml::SpanIndex;
 
@@ -341,6 +341,11 @@ fn pattern_problem(base: Problem, name: &str, instance: &Value, pattern: &str) -
             format!("`{name}` is {shown}, which is not a GUID"),
             "write 32 hex digits as 8-4-4-4-12, like 00000000-0000-0000-0000-000000000000"
                 .to_string(),
+        )
+    } else if pattern == DNS_NAME_PATTERN {
+        (
+            format!("`{name}` is {shown}, which is not an Azure bastion host name"),
+            "only bst-<guid>.bastion.azure.com (lower case, no port) is accepted, since your access token is sent there; leave it out and bprof reads the bastion's host from ARM (bastions in other clouds too)".to_string(),
         )
     } else if pattern == NAME_PATTERN {
         (

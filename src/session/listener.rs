@@ -9,7 +9,7 @@
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 
 /// A socket in LISTEN state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,36 +42,13 @@ pub fn listeners(table: &str, port: u16) -> Vec<Listener> {
             if !state.eq_ignore_ascii_case("0A") {
                 return None;
             }
-            let addr = socket_addr(local)?;
+            let addr = crate::sockets::socket_addr(local)?;
             (addr.port() == port).then_some(Listener {
                 addr,
                 inode: inode.parse().ok()?,
             })
         })
         .collect()
-}
-
-/// `0100007F:1F90` (IPv4) or 32 hex digits and a port (IPv6): the kernel prints each 32-bit
-/// word of the address as a number in the machine's byte order, the port in hex.
-fn socket_addr(text: &str) -> Option<SocketAddr> {
-    let (addr, port) = text.split_once(':')?;
-    let port = u16::from_str_radix(port, 16).ok()?;
-    let word = |i: usize| -> Option<[u8; 4]> {
-        let hex = addr.get(i * 8..i * 8 + 8)?;
-        Some(u32::from_str_radix(hex, 16).ok()?.to_ne_bytes())
-    };
-    let ip = match addr.len() {
-        8 => IpAddr::V4(Ipv4Addr::from(word(0)?)),
-        32 => {
-            let mut bytes = [0u8; 16];
-            for i in 0..4 {
-                bytes[i * 4..i * 4 + 4].copy_from_slice(&word(i)?);
-            }
-            IpAddr::V6(Ipv6Addr::from(bytes))
-        }
-        _ => return None,
-    };
-    Some(SocketAddr::new(ip, port))
 }
 
 /// The process group of `/proc/PID/stat` (its 5th field). The command name (2nd, in

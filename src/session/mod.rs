@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 pub mod listener;
 pub mod tunnel_output;
 
+use crate::azure::AzureError;
+use crate::azure::tunnel::{Engine, StartError};
 use crate::plan::{Plan, StepKind, local_address};
 use crate::process::{Child, Exit, ProcessError, SIGTERM, Signals, Spawn, moment, spawn};
 use listener::Owner;
@@ -42,6 +44,14 @@ pub enum RunError {
     },
     #[error(transparent)]
     Write(#[from] crate::write::WriteError),
+    #[error(transparent)]
+    Azure(AzureError),
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Listen {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("local port {port} is busy")]
     PortBusy { port: u16, derived: bool },
     #[error(
@@ -54,6 +64,29 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<AzureError> for RunError {
+    fn from(e: AzureError) -> RunError {
+        match e {
+            // Ctrl-C while az fetched the token is an interruption like any other
+            AzureError::Process(p) => RunError::Process(p),
+            e => RunError::Azure(e),
+        }
+    }
+}
+
+impl From<StartError> for RunError {
+    fn from(e: StartError) -> RunError {
+        match e {
+            StartError::Azure(a) => a.into(),
+            StartError::Busy(b) => RunError::PortBusy {
+                port: b.port,
+                derived: false,
+            },
+            StartError::Listen { port, source } => RunError::Listen { port, source },
+        }
+    }
 }
 
 impl RunError {
@@ -83,6 +116,7 @@ impl RunError {
             RunError::PortBusy { .. } => Some("close what uses it, or pass --port N".into()),
             RunError::PortSquatted { port, .. } => Some(format!("something outside az's tunnel took the port while the tunnel started (another user of this machine can): see who with `ss -ltnp 'sport = :{port}'` (Linux) or `lsof -nP -iTCP:{port} -sTCP:LISTEN` (macOS); use another port with --port N")),
             RunError::Write(e) => Some(e.hint().into()),
+            RunError::Azure(e) => e.hint(),
             _ => None,
         }
     }
@@ -188,6 +222,7 @@ impl Tunnel<'_> {
             argv: self.argv,
             background: true,
             pipe_stderr: true,
+            capture_stdout: false,
         })?;
         let output = match child.take_stderr() {
             Some(pipe) => TunnelOutput::watch(pipe),
@@ -331,7 +366,40 @@ impl Drop for TempRdp {
 #[derive(Default)]
 struct Owned<'a> {
     tunnel: Option<Tunnel<'a>>,
+    /// The native engine, when the plan uses it (stopped before the file is removed).
+    engine: Option<Engine>,
+    /// The token fetched by the plan's token step, for the engine.
+    token: Option<crate::azure::token::AccessToken>,
     rdp: Option<TempRdp>,
+}
+
+impl Owned<'_> {
+    /// The local port the plan's `port` became (the native engine may have moved it).
+    fn port(&self, port: u16) -> u16 {
+        self.engine.as_ref().map_or(port, Engine::port)
+    }
+
+    /// `text` with the planned local address replaced by the one in use.
+    fn actual(&self, planned: u16, text: &str) -> String {
+        let now = self.port(planned);
+        if now == planned {
+            return text.to_string();
+        }
+        text.replace(&local_address(planned), &local_address(now))
+            .replace(&format!(",{planned}"), &format!(",{now}"))
+            .replace(&format!(" {planned}"), &format!(" {now}"))
+    }
+
+    /// Whether the tunnel (either engine) keeps going; Ok(false): it ended normally.
+    fn keep_alive(&mut self, signals: &Signals) -> Result<bool, RunError> {
+        if let Some(e) = &self.engine {
+            return Ok(!e.ended());
+        }
+        match self.tunnel.as_mut() {
+            Some(t) => t.keep_alive(signals),
+            None => Ok(false),
+        }
+    }
 }
 
 /// Runs a plan's steps in order; stops at the first that fails, passing its status on. A
@@ -378,6 +446,29 @@ fn run_steps<'a>(
                     foreground(step, signals)?;
                 }
             }
+            StepKind::Token => {
+                let sub = step.argv.get(4).cloned().unwrap_or_default();
+                owned.token = Some(crate::azure::token::fetch(&sub, signals)?);
+            }
+            StepKind::NativeTunnel(t) => {
+                let cfg = engine_config(plan, t);
+                // with bprof's own client to start, connections wait for it
+                let has_client = plan.steps.iter().any(|s| s.kind == StepKind::Client);
+                let engine = Engine::start(cfg, signals, !has_client, owned.token.take())?;
+                if let Some(from) = engine.moved_from {
+                    crate::terminal::eprintln(&format!(
+                        "bprof: port {from} (derived from the profile name) is busy; using {} for this run",
+                        engine.port()
+                    ));
+                }
+                if !quiet {
+                    crate::terminal::eprintln(&format!(
+                        "bprof: tunnel ready on {}",
+                        local_address(engine.port())
+                    ));
+                }
+                owned.engine = Some(engine);
+            }
             StepKind::Tunnel { port } => {
                 let t = owned.tunnel.insert(Tunnel {
                     argv: &step.argv,
@@ -400,7 +491,11 @@ fn run_steps<'a>(
             }
             StepKind::WriteRdp { path, lines } => {
                 let planned = PathBuf::from(path);
-                let file = TempRdp::create(&planned, &crate::plan::rdp::encode(lines))?;
+                let lines: Vec<String> = match plan_port(plan) {
+                    Some(p) => lines.iter().map(|l| owned.actual(p, l)).collect(),
+                    None => lines.clone(),
+                };
+                let file = TempRdp::create(&planned, &crate::plan::rdp::encode(&lines))?;
                 owned.rdp = Some(file);
             }
             StepKind::Client => {
@@ -419,11 +514,15 @@ fn run_steps<'a>(
                         .collect(),
                     _ => step.argv.clone(),
                 };
+                if let Some(e) = &owned.engine {
+                    e.set_gate(true);
+                }
                 // owned: every return below stops it (dropped), unless it has ended
                 let client = spawn(Spawn {
                     argv: &argv,
                     background: false,
                     pipe_stderr: false,
+                    capture_stdout: false,
                 })?;
                 loop {
                     let at = moment();
@@ -446,8 +545,8 @@ fn run_steps<'a>(
                         client.stop(crate::process::forwarded(sig), Duration::from_secs(5));
                         return Err(ProcessError::Interrupted { signal: sig }.into());
                     }
-                    if let Some(t) = owned.tunnel.as_mut()
-                        && !t.keep_alive(signals)?
+                    if (owned.tunnel.is_some() || owned.engine.is_some())
+                        && !owned.keep_alive(signals)?
                     {
                         return Ok(0);
                     }
@@ -457,25 +556,27 @@ fn run_steps<'a>(
                 }
             }
             StepKind::Hold { connect } => {
-                if let Some(t) = owned.tunnel.as_ref()
+                let port = owned
+                    .tunnel
+                    .as_ref()
+                    .map(|t| t.port)
+                    .or(owned.engine.as_ref().map(Engine::port));
+                if let Some(port) = port
                     && !quiet
                 {
                     crate::terminal::eprintln(&format!(
                         "bprof: tunnel open on {}; press Ctrl-C to close it",
-                        local_address(t.port)
+                        local_address(port)
                     ));
                     if let Some(c) = connect {
+                        let c = plan_port(plan).map_or(c.clone(), |p| owned.actual(p, c));
                         crate::terminal::eprintln(&format!("bprof: connect with {c}"));
                     }
                 }
                 loop {
                     let at = moment();
                     interrupted(signals)?;
-                    let alive = match owned.tunnel.as_mut() {
-                        Some(t) => t.keep_alive(signals)?,
-                        None => false,
-                    };
-                    if !alive {
+                    if !owned.keep_alive(signals)? {
                         return Ok(0);
                     }
                     at.wait(Duration::from_millis(100));
@@ -484,6 +585,41 @@ fn run_steps<'a>(
         }
     }
     Ok(0)
+}
+
+/// The local port the plan names for its tunnel.
+fn plan_port(plan: &Plan) -> Option<u16> {
+    plan.steps.iter().find_map(|s| match &s.kind {
+        StepKind::NativeTunnel(t) => Some(t.port),
+        StepKind::Tunnel { port } => Some(*port),
+        _ => None,
+    })
+}
+
+/// The engine's configuration from the plan's step.
+fn engine_config(plan: &Plan, t: &crate::plan::NativeTunnel) -> crate::azure::tunnel::Config {
+    use crate::azure::bastion::Target;
+    crate::azure::tunnel::Config {
+        profile: plan.profile.clone(),
+        subscription: t.subscription.clone(),
+        resource_group: t.resource_group.clone(),
+        bastion: t.bastion.clone(),
+        dns_name: t.dns_name.clone(),
+        target: match &t.target {
+            crate::plan::TunnelTarget::Vm(id) => Target::Vm {
+                resource_id: id.clone(),
+            },
+            crate::plan::TunnelTarget::Ip(ip) => Target::Ip {
+                subscription: t.subscription.clone(),
+                resource_group: t.resource_group.clone(),
+                ip: ip.clone(),
+            },
+        },
+        resource_port: t.resource_port,
+        port: t.port,
+        fallback: t.fallback,
+        timeout: t.timeout.map(|s| Duration::from_secs(u64::from(s))),
+    }
 }
 
 /// The representative .rdp path the plan shows (its write-rdp step).
@@ -500,6 +636,7 @@ fn foreground(step: &crate::plan::Step, signals: &Signals) -> Result<(), RunErro
         argv: &step.argv,
         background: false,
         pipe_stderr: false,
+        capture_stdout: false,
     })?;
     let exit = child.wait(signals)?;
     if exit.success() {

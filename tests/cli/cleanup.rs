@@ -41,7 +41,7 @@ fn wait_for(path: &Path) {
 #[test]
 fn ctrl_c_is_130_whatever_the_child_then_returns() {
     let t = script(
-        ssh(Test::new()),
+        ssh(Test::new().az_tunnel()),
         "bin/az-int",
         "#!/bin/sh\nsleep 0.3\nkill -INT $PPID\nexit 1\n",
     );
@@ -80,7 +80,7 @@ fn sighup_sigquit_and_sigterm_stop_client_and_tunnel_and_exit_128_plus_n() {
 #[test]
 fn a_closed_stdout_or_stderr_never_aborts_bprof() {
     // stdout: the reader went away (`bprof list | head -1`)
-    let t = Test::examples();
+    let t = Test::examples().az_tunnel();
     for args in [
         &["list"][..],
         &["run", "prod-jumpbox", "--dry-run"],
@@ -119,7 +119,11 @@ fn a_closed_stdout_or_stderr_never_aborts_bprof() {
 
 #[test]
 fn a_child_killed_by_a_signal_is_said_so_and_exits_1() {
-    let t = script(ssh(Test::new()), "bin/az-kill", "#!/bin/sh\nkill -9 $$\n");
+    let t = script(
+        ssh(Test::new().az_tunnel()),
+        "bin/az-kill",
+        "#!/bin/sh\nkill -9 $$\n",
+    );
     let az = t.path().join("bin/az-kill");
     t.env("BPROF_AZ", &az.display().to_string())
         .args(&["run", "p"])
@@ -202,7 +206,7 @@ fn two_runs_of_one_profile_have_their_own_temp_files() {
 
 #[test]
 fn rdp_output_that_is_not_a_regular_file_is_refused_even_with_force() {
-    let t = Test::examples();
+    let t = Test::examples().az_tunnel();
     let d = t.path();
     std::os::unix::fs::symlink(d.join("nowhere"), d.join("dangling.rdp")).unwrap();
     std::fs::write(d.join("target.rdp"), b"keep").unwrap();

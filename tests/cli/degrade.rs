@@ -28,6 +28,7 @@ fn a_broken_file_elsewhere_does_not_stop_a_profile_that_does_not_need_it() {
             "version: 1\nprofiles:\n  other:\n    bastion: b\n     vm: v\n",
         ),
     ]);
+    let t = t.az_tunnel();
     let plan = t.run_with(&["plan", "p", "--os", "windows"]);
     plan.code(0)
         .stderr_has("1 problem elsewhere in the profile set")

@@ -10,6 +10,17 @@ use crate::harness::{Test, one_profile};
 
 #[test]
 fn real_freerdp_reads_bprofs_rdp_file_and_connects_through_the_tunnel_to_xrdp() {
+    through(false);
+}
+
+/// The same through the native engine: the fake bastion forwards the websocket's bytes to xrdp.
+#[cfg(target_os = "linux")]
+#[test]
+fn real_freerdp_connects_to_xrdp_through_the_native_engine_and_the_fake_bastion() {
+    through(true);
+}
+
+fn through(native: bool) {
     let xrdp_port: u16 = std::env::var("BPROF_E2E_XRDP_PORT")
         .ok()
         .and_then(|p| p.parse().ok())
@@ -47,7 +58,24 @@ fn real_freerdp_reads_bprofs_rdp_file_and_connects_through_the_tunnel_to_xrdp() 
         "#!/bin/sh\necho \"$@\" > \"$FAKE_AZ_DIR/xfreerdp-args\"\nexec xvfb-run -a {freerdp} \"$@\" /cert:ignore +auth-only \"/p:$(cat '{}')\"\n",
         pw_file.display()
     );
-    let t = Test::new()
+    #[cfg(target_os = "linux")]
+    let fake = native.then(|| {
+        let f = crate::fake_bastion::FakeBastion::start();
+        f.set(|c| {
+            c.backend = crate::fake_bastion::Backend::Tcp(([127, 0, 0, 1], xrdp_port).into())
+        });
+        f
+    });
+    let t = Test::new();
+    let t = if native { t } else { t.az_tunnel() };
+    #[cfg(target_os = "linux")]
+    let t = match &fake {
+        Some(f) => t
+            .env("BPROF_ARM_ENDPOINT", &f.arm_endpoint())
+            .env("SSL_CERT_FILE", &f.ca_file().display().to_string()),
+        None => t,
+    };
+    let t = t
         .file("profiles/p.yaml", yaml)
         .file("bin/xfreerdp", wrapper)
         .signed_in(&["22222222-2222-2222-2222-222222222222"])
@@ -88,5 +116,21 @@ fn real_freerdp_reads_bprofs_rdp_file_and_connects_through_the_tunnel_to_xrdp() 
         !args.contains("/sec:aad"),
         "FreeRDP 2 has no Entra mode: {args}"
     );
-    assert_eq!(t.calls().len(), 1, "one az process: the tunnel");
+    let calls = t.calls();
+    assert_eq!(calls.len(), 1, "one az process: {calls:?}");
+    let want = if native { "get-access-token" } else { "tunnel" };
+    assert!(calls[0].iter().any(|a| a == want), "{calls:?}");
+    #[cfg(target_os = "linux")]
+    if let Some(f) = &fake {
+        f.wait_until(
+            "FreeRDP's sessions deleted",
+            std::time::Duration::from_secs(10),
+            |f| f.open_sessions() == 0,
+        );
+        assert!(
+            f.requests()
+                .iter()
+                .any(|r| r.path.starts_with("/webtunnelv2/"))
+        );
+    }
 }

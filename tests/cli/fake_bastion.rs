@@ -852,31 +852,30 @@ fn tokens(state: &mut State, request: &Request) -> Outcome {
     {
         return bad("The workloadHostPort field must be a port number.".to_string());
     }
-    let (auth_token, node_id) = match request.field("token").filter(|t| !t.is_empty()) {
+    // an overlapping session names an open one (and its node); each session gets its own
+    // authToken (the service's sessions are deleted one by one: azure-cli-extensions#10137)
+    let node_id = match request.field("token").filter(|t| !t.is_empty()) {
         Some(token) => match state.sessions.get(token) {
             Some(session)
                 if session.open && request.header("x-node-id") == Some(&session.node_id) =>
             {
-                (token.to_string(), session.node_id.clone())
+                session.node_id.clone()
             }
             Some(session) if session.open => {
                 return bad("The X-Node-Id header does not match the session's node.".to_string());
             }
             _ => return bad("The token is not an open session's.".to_string()),
         },
-        None => {
-            let auth_token = random_hex(32);
-            let node_id = state.config.node_id.clone();
-            state.sessions.insert(
-                auth_token.clone(),
-                Session {
-                    node_id: node_id.clone(),
-                    open: true,
-                },
-            );
-            (auth_token, node_id)
-        }
+        None => state.config.node_id.clone(),
     };
+    let auth_token = random_hex(32);
+    state.sessions.insert(
+        auth_token.clone(),
+        Session {
+            node_id: node_id.clone(),
+            open: true,
+        },
+    );
     let websocket_token = random_hex(40);
     state
         .websocket_tokens
@@ -1579,8 +1578,9 @@ fn fake_bastion_token_endpoint_refuses_as_the_service_does() {
         )
         .await;
         assert_eq!(same_node.status, 200, "{}", same_node.body);
-        assert_eq!(same_node.json()["authToken"], auth_token);
-        assert_eq!(fake.open_sessions(), 1);
+        assert_ne!(same_node.json()["authToken"], auth_token);
+        assert_eq!(same_node.json()["nodeId"], "node-7f3a");
+        assert_eq!(fake.open_sessions(), 2);
 
         fake.set(|c| {
             c.token_failure = Some(Failure::Json {

@@ -18,6 +18,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_bprof");
 /// FAKE_AZ_FORWARD: forward tunnel connections to this port on 127.0.0.1.
 /// FAKE_AZ_SLEEP: seconds to sleep before exiting (a long-running connect step).
 /// FAKE_AZ_LOGIN_DEFAULT: `az login` makes this subscription az's default (as az's login does).
+/// `account get-access-token` prints a token `...SECRET-NNNN-` (NNNN: the call's number;
+/// FAKE_AZ_TOKEN_PAD more `x`s), lasting FAKE_AZ_TOKEN_TTL seconds (3600); FAKE_AZ_TOKEN_EXIT.
 pub const FAKE_AZ: &str = r#"#!/usr/bin/env python3
 import os, sys, socket, threading, time, signal
 d = os.environ["FAKE_AZ_DIR"]
@@ -31,6 +33,16 @@ with open(os.path.join(d, "pids"), "a") as f:
 args = sys.argv[1:]
 signal.signal(signal.SIGINT, lambda *a: sys.exit(130))
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
+if args[:2] == ["account", "get-access-token"]:
+    # a JWT-shaped token, different for every call (FAKE_AZ_TOKEN_TTL: seconds it lasts)
+    import json, base64
+    payload = base64.urlsafe_b64encode(json.dumps({"oid": "0000-oid", "tid": "t"}).encode()).decode().rstrip("=")
+    token = "eyJhbGciOiJub25lIn0.%s.SECRET-%04d-%s" % (payload, n, "x" * int(os.environ.get("FAKE_AZ_TOKEN_PAD", "0")))
+    ttl = int(os.environ.get("FAKE_AZ_TOKEN_TTL", "3600"))
+    sub = args[args.index("--subscription") + 1]
+    print(json.dumps({"accessToken": token, "expiresOn": "2026-12-01 10:00:00.000000", "expires_on": int(time.time()) + ttl,
+                      "subscription": sub, "tenant": "t", "tokenType": "Bearer"}))
+    sys.exit(int(os.environ.get("FAKE_AZ_TOKEN_EXIT", "0")))
 if args[:1] == ["login"]:
     new_default = os.environ.get("FAKE_AZ_LOGIN_DEFAULT")
     if new_default:
@@ -228,6 +240,11 @@ impl Test {
         self
     }
 
+    /// az's tunnel (`BPROF_TUNNEL_ENGINE=az`): the fake az's `network bastion tunnel`.
+    pub fn az_tunnel(self) -> Test {
+        self.env("BPROF_TUNNEL_ENGINE", "az")
+    }
+
     /// No az anywhere: no BPROF_AZ, and a PATH without az.
     pub fn no_az(mut self) -> Test {
         self.az = false;
@@ -269,6 +286,12 @@ impl Test {
             .current_dir(&self.cwd)
             .env_remove("BPROF_PROFILES")
             .env_remove("NO_COLOR")
+            .env_remove("BPROF_TUNNEL_ENGINE")
+            .env_remove("BPROF_ARM_ENDPOINT")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy")
+            .env_remove("ALL_PROXY")
+            .env_remove("all_proxy")
             .env("HOME", self.path().join("home"))
             .env("XDG_CONFIG_HOME", self.path().join("config"))
             .env("AZURE_CONFIG_DIR", self.path().join("azure"))

@@ -6,6 +6,8 @@
 mod fuzz_pipeline;
 mod harness;
 mod lint;
+#[cfg(target_os = "linux")]
+mod native;
 mod output;
 
 #[cfg(unix)]

@@ -67,6 +67,15 @@ fn every_bundled_profile_plans_on_every_os() {
 /// The rules of az's own parser (see the reference): known options only, --configure bare,
 /// tunnel ports present, every option before ssh's `--`, rdp never planned off Windows.
 fn check_az_accepts(argv: &[&str]) {
+    if argv[1..3] == ["account", "get-access-token"] {
+        // the native engine's one az call
+        assert_eq!(argv.len(), 7, "{argv:?}");
+        assert_eq!(
+            (argv[3], argv[5], argv[6]),
+            ("--subscription", "-o", "json")
+        );
+        return;
+    }
     let sub = argv[3];
     let common = [
         "--name",
@@ -149,10 +158,28 @@ fn rdp_is_az_rdp_on_windows_and_a_tunnel_elsewhere() {
     assert_eq!(argv[3], "rdp");
     assert!(argv.iter().any(|a| a == "--enable-mfa"));
     for os in ["linux", "macos"] {
+        // the native engine: the token is the one az call, then bprof's own tunnel
         assert_eq!(
-            first_argv("prod-jumpbox", &["--os", os])[3],
-            "tunnel",
+            first_argv("prod-jumpbox", &["--os", os])[..3],
+            ["az", "account", "get-access-token"],
             "{os}"
+        );
+        assert_eq!(
+            first_argv("prod-jumpbox", &["--os", os])
+                .get(3)
+                .map(String::as_str),
+            Some("--subscription"),
+            "{os}"
+        );
+        let r = Test::examples()
+            .signed_in(&SUBS)
+            .env("BPROF_TUNNEL_ENGINE", "az")
+            .args(&["plan", "prod-jumpbox", "--format", "json", "--os", os])
+            .run();
+        assert_eq!(
+            r.json()["steps"][0]["argv"][3],
+            "tunnel",
+            "{os}: BPROF_TUNNEL_ENGINE=az"
         );
     }
 }

@@ -24,6 +24,7 @@ fn rdp_profile(port: u16, extra: &str) -> String {
 
 pub(crate) fn session(port: u16, extra: &str) -> Test {
     Test::new()
+        .az_tunnel()
         .file("profiles/p.yaml", rdp_profile(port, extra))
         .signed_in(&[SUB])
         .fake_client("xfreerdp3")
@@ -201,6 +202,7 @@ fn ctrl_c_stops_client_and_tunnel_and_removes_the_file() {
 fn auto_port_avoids_a_busy_one_but_tunnel_only_keeps_it() {
     let yaml = one_profile("  p:\n    bastion: b\n    vm: v\n    client: none\n");
     let plan = Test::new()
+        .az_tunnel()
         .file("profiles/p.yaml", &yaml)
         .signed_in(&[SUB])
         .run_with(&["plan", "p", "--os", "linux", "--format", "json"]);
@@ -223,6 +225,7 @@ fn auto_port_avoids_a_busy_one_but_tunnel_only_keeps_it() {
     // busy from here on (if something else already holds it, it is busy all the same)
     let _busy = std::net::TcpListener::bind(("127.0.0.1", derived));
     let t = Test::new()
+        .az_tunnel()
         .file("profiles/p.yaml", &yaml)
         .signed_in(&[SUB])
         .env("FAKE_AZ_TUNNEL", "die");
@@ -236,7 +239,10 @@ fn auto_port_avoids_a_busy_one_but_tunnel_only_keeps_it() {
         .map(|w| w[1].clone())
         .unwrap();
     assert_ne!(port_arg, derived.to_string());
-    let t = Test::new().file("profiles/p.yaml", &yaml).signed_in(&[SUB]);
+    let t = Test::new()
+        .az_tunnel()
+        .file("profiles/p.yaml", &yaml)
+        .signed_in(&[SUB]);
     t.run_with(&["run", "p", "--tunnel-only"])
         .code(69)
         .stderr_has(&format!("local port {derived} is busy"))
@@ -254,6 +260,7 @@ fn low_ports_are_refused_before_anything_starts() {
 #[test]
 fn a_missing_client_is_69_before_the_tunnel() {
     let t = Test::new()
+        .az_tunnel()
         .file(
             "profiles/p.yaml",
             rdp_profile(free_port(), "").replace("client: xfreerdp", "client: remmina"),
@@ -272,7 +279,10 @@ fn tunnel_only_holds_until_ctrl_c() {
     let yaml = one_profile(&format!(
         "  db:\n    bastion: b\n    vm: v\n    mode: tunnel\n    resource_port: 5432\n    local_port: {port}\n"
     ));
-    let t = Test::new().file("profiles/p.yaml", yaml).signed_in(&[SUB]);
+    let t = Test::new()
+        .az_tunnel()
+        .file("profiles/p.yaml", yaml)
+        .signed_in(&[SUB]);
     let mut child = t
         .command()
         .args(["run", "db"])
@@ -298,7 +308,7 @@ fn tunnel_only_holds_until_ctrl_c() {
 
 #[test]
 fn rdp_file_bytes() {
-    let t = Test::examples();
+    let t = Test::examples().az_tunnel();
     t.run_with(&["rdp", "prod-jumpbox"])
         .code(0)
         .stderr_has("bprof run prod-jumpbox --tunnel-only")
@@ -329,7 +339,7 @@ fn rdp_file_bytes() {
 
 #[test]
 fn rdp_never_overwrites_without_force() {
-    let t = Test::examples().file("mine.rdp", "keep");
+    let t = Test::examples().az_tunnel().file("mine.rdp", "keep");
     t.run_with(&["rdp", "prod-jumpbox", "-o", "mine.rdp"])
         .code(73)
         .stderr_has("--force");
@@ -344,9 +354,9 @@ fn rdp_never_overwrites_without_force() {
 
 #[test]
 fn rdp_auto_port_is_the_derived_one_everywhere() {
-    let a = Test::examples();
+    let a = Test::examples().az_tunnel();
     a.run_with(&["rdp", "prod-jumpbox", "-o", "-"]);
-    let r = Test::examples().run_with(&[
+    let r = Test::examples().az_tunnel().run_with(&[
         "plan",
         "prod-jumpbox",
         "--os",
@@ -385,7 +395,9 @@ fn rdp_auto_port_is_the_derived_one_everywhere() {
 
 #[test]
 fn rdp_all_writes_one_file_per_rdp_profile_and_survives_one_failure() {
-    let t = Test::examples().file("out/prod-jumpbox.rdp", "keep");
+    let t = Test::examples()
+        .az_tunnel()
+        .file("out/prod-jumpbox.rdp", "keep");
     let r = t.run_with(&["rdp", "--all", "-o", "out"]);
     r.code(73).stderr_has("out/prod-jumpbox.rdp exists");
     let mut written: Vec<String> = std::fs::read_dir(t.path().join("out"))
@@ -412,7 +424,9 @@ fn rdp_all_writes_one_file_per_rdp_profile_and_survives_one_failure() {
 
 #[test]
 fn rdp_all_creates_its_directory_and_an_unwritable_one_is_73() {
-    let t = Test::examples().file("blocker", "a file, not a directory");
+    let t = Test::examples()
+        .az_tunnel()
+        .file("blocker", "a file, not a directory");
     t.run_with(&["rdp", "--all", "-o", "new/dir"]).code(0);
     assert!(t.path().join("new/dir/prod-jumpbox.rdp").exists());
     t.run_with(&["rdp", "--all", "-o", "blocker/sub"])

@@ -1,0 +1,381 @@
+//! The bastion's data plane: one tunnel session is `POST /api/tokens` (a form, the ARM token
+//! in it), a websocket to `/webtunnelv2/{websocketToken}?X-Node-Id={nodeId}`, and
+//! `DELETE /api/tokens/{authToken}` at its end.
+//!
+//! Where the token may go: a [`DataPlane`] is made only from the `dnsName` ARM returned for
+//! the bastion, or from a profile's `dns_name` that is exactly `bst-<guid>.bastion.azure.com`.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio_tungstenite::WebSocketStream;
+
+use super::AzureError;
+use super::arm::{error_text, is_html};
+use super::http::{Endpoint, Net, Request, bounded, form, form_value, segment};
+use super::tls::Stream;
+use super::token::Secret;
+
+/// How long the session request may take.
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the websocket handshake may take.
+pub const WEBSOCKET_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the DELETE at a session's end may take.
+pub const DELETE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The service's answers are read up to this size.
+const MAX_BODY: usize = 1024 * 1024;
+/// Tokens near this size are reported too large by users in many Entra groups.
+pub const LARGE_TOKEN: usize = 6000;
+
+/// The bastion's data-plane host: the only place besides ARM that sees the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataPlane {
+    endpoint: Endpoint,
+}
+
+/// Whether `s` is exactly `bst-<guid>.bastion.azure.com`, lower case.
+pub fn is_public_bastion_host(s: &str) -> bool {
+    let Some(guid) = s
+        .strip_prefix("bst-")
+        .and_then(|r| r.strip_suffix(".bastion.azure.com"))
+    else {
+        return false;
+    };
+    let groups: Vec<&str> = guid.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+}
+
+impl DataPlane {
+    /// From the `dnsName` in ARM's answer (ARM is trusted: the endpoint is the person's own):
+    /// a host name with an optional port, nothing else.
+    pub fn from_arm(dns_name: &str) -> Result<DataPlane, AzureError> {
+        Endpoint::parse_authority(dns_name)
+            .map(|endpoint| DataPlane { endpoint })
+            .map_err(|why| AzureError::Protocol {
+                what: "the bastion's dnsName from ARM".into(),
+                why: format!("`{}`: {why}", bounded(dns_name, 100)),
+            })
+    }
+
+    /// From a profile's `dns_name`: only Azure's public bastion host names.
+    pub fn from_profile(dns_name: &str) -> Result<DataPlane, AzureError> {
+        if !is_public_bastion_host(dns_name) {
+            return Err(AzureError::Name {
+                what: "dns_name".into(),
+                value: dns_name.into(),
+                rule: "exactly bst-<guid>.bastion.azure.com".into(),
+            });
+        }
+        Ok(DataPlane {
+            endpoint: Endpoint {
+                host: dns_name.to_string(),
+                port: 443,
+            },
+        })
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+}
+
+/// What a session connects to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A VM by its ARM id.
+    Vm { resource_id: String },
+    /// IP connect: the `bh-hostConnect` id in the bastion's resource group.
+    Ip {
+        subscription: String,
+        resource_group: String,
+        ip: String,
+    },
+}
+
+impl Target {
+    fn fields(&self) -> (String, Option<&str>) {
+        match self {
+            Target::Vm { resource_id } => (resource_id.clone(), None),
+            Target::Ip {
+                subscription,
+                resource_group,
+                ip,
+            } => (
+                format!(
+                    "/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.Network/bh-hostConnect/{ip}"
+                ),
+                Some(ip.as_str()),
+            ),
+        }
+    }
+}
+
+/// A session the service granted.
+#[derive(Clone)]
+pub struct Grant {
+    /// The session's id (`authToken`): the DELETE names it.
+    pub auth_token: String,
+    pub node_id: String,
+    websocket_token: String,
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant")
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A value from the service that goes into a header, path or query: printable ASCII, bounded.
+fn service_value(v: Option<&Value>, name: &str) -> Result<String, AzureError> {
+    match v.and_then(Value::as_str) {
+        Some(s) if !s.is_empty() && s.len() <= 8192 && s.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(s.to_string())
+        }
+        _ => Err(AzureError::Protocol {
+            what: "the bastion's session answer".into(),
+            why: format!("it has no usable `{name}`"),
+        }),
+    }
+}
+
+/// Why a refused session was refused, in bprof's words, when the cause is known.
+pub fn refusal_hint(status: u16, message: &str, token_len: usize) -> Option<String> {
+    let m = message.to_ascii_lowercase();
+    if m.contains("tunneling is disabled") {
+        return Some("turn on the bastion's native client support (portal: the bastion > Configuration > Native client support; SKU Standard or Premium)".into());
+    }
+    if matches!(status, 401 | 403) && token_len >= LARGE_TOKEN {
+        return Some(format!(
+            "your access token is {token_len} characters: users in very many Entra groups hit the service's limit near {LARGE_TOKEN}; ask for fewer group memberships or a dedicated account"
+        ));
+    }
+    match status {
+        401 | 403 => Some("az may be signed in as someone who cannot use this bastion or VM (`az account show`); a bastion in another tenant needs a sign-in to that tenant".into()),
+        404 => Some("check the VM (its resource id) and that the bastion can reach it".into()),
+        500..=599 => Some("the service or a gateway on the way failed; try again, and check the bastion's health in the portal".into()),
+        _ => None,
+    }
+}
+
+/// Opens a session: `POST /api/tokens`. `previous` is an earlier session of the same listener
+/// that is still open (its `authToken` and `nodeId`).
+pub async fn create_session(
+    net: &Net,
+    dp: &DataPlane,
+    target: &Target,
+    port: u16,
+    token: &Secret,
+    previous: Option<(&str, &str)>,
+) -> Result<Grant, AzureError> {
+    let (resource_id, hostname) = target.fields();
+    let port = port.to_string();
+    let mut fields = vec![
+        ("resourceId", resource_id.as_str()),
+        ("protocol", "tcptunnel"),
+        ("workloadHostPort", port.as_str()),
+        ("aztoken", token.expose()),
+    ];
+    if let Some(h) = hostname {
+        fields.push(("hostname", h));
+    }
+    let mut headers = vec![
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Accept", "application/json"),
+    ];
+    if let Some((auth_token, node_id)) = previous {
+        fields.push(("token", auth_token));
+        headers.push(("X-Node-Id", node_id));
+    }
+    let body = form(&fields);
+    let req = Request {
+        method: "POST",
+        target: "/api/tokens",
+        headers,
+        body: body.as_bytes(),
+    };
+    let resp = net
+        .send(&dp.endpoint, &req, MAX_BODY, SESSION_TIMEOUT)
+        .await?;
+    if resp.status != 200 {
+        let (_, message) = error_text(&resp);
+        let message = if is_html(&resp) {
+            format!(
+                "an HTML error page{}",
+                html_title(&resp.body)
+                    .map(|t| format!(" ({t})"))
+                    .unwrap_or_default()
+            )
+        } else {
+            message
+        };
+        return Err(AzureError::Refused {
+            status: resp.status,
+            hint: refusal_hint(resp.status, &message, token.expose().len()),
+            message,
+        });
+    }
+    let v: Value = serde_json::from_slice(&resp.body).map_err(|_| AzureError::Protocol {
+        what: "the bastion's session answer".into(),
+        why: "it is not JSON".into(),
+    })?;
+    Ok(Grant {
+        auth_token: service_value(v.get("authToken"), "authToken")?,
+        node_id: service_value(v.get("nodeId"), "nodeId")?,
+        websocket_token: service_value(v.get("websocketToken"), "websocketToken")?,
+    })
+}
+
+/// The `<title>` of an HTML page, bounded.
+fn html_title(body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+    let lower = text.to_ascii_lowercase();
+    let start = lower.find("<title>")? + 7;
+    let end = start + lower[start..].find("</title>")?;
+    let t = text.get(start..end)?.trim();
+    (!t.is_empty()).then(|| bounded(t, 80))
+}
+
+/// The session's websocket.
+pub async fn connect_websocket(
+    net: &Net,
+    dp: &DataPlane,
+    grant: &Grant,
+) -> Result<WebSocketStream<Stream>, AzureError> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let authority = dp.endpoint.authority();
+    let what = || format!("the websocket to {authority}");
+    let fail = |why: String| AzureError::Protocol { what: what(), why };
+    let url = format!(
+        "wss://{authority}/webtunnelv2/{}?X-Node-Id={}",
+        segment(&grant.websocket_token).map_err(fail)?,
+        form_value(&grant.node_id)
+    );
+    let mut req = url.into_client_request().map_err(|e| fail(e.to_string()))?;
+    if let Ok(origin) = format!("https://{authority}").parse() {
+        req.headers_mut().insert("Origin", origin);
+    }
+    let work = async {
+        let stream = net.connect(&dp.endpoint).await?;
+        tokio_tungstenite::client_async(req, stream)
+            .await
+            .map(|(ws, _)| ws)
+            .map_err(|e| match e {
+                tokio_tungstenite::tungstenite::Error::Http(resp) => AzureError::Refused {
+                    status: resp.status().as_u16(),
+                    message: "the websocket was refused".into(),
+                    hint: refusal_hint(resp.status().as_u16(), "", 0),
+                },
+                e => fail(e.to_string()),
+            })
+    };
+    tokio::time::timeout(WEBSOCKET_TIMEOUT, work)
+        .await
+        .map_err(|_| AzureError::Timeout {
+            what: what(),
+            secs: WEBSOCKET_TIMEOUT.as_secs(),
+        })?
+}
+
+/// Ends a session: `DELETE /api/tokens/{authToken}`. 200 and 204 are done, 404 was done
+/// already; anything else is an error worth a warning.
+pub async fn delete_session(net: &Net, dp: &DataPlane, grant: &Grant) -> Result<(), AzureError> {
+    let target = format!(
+        "/api/tokens/{}",
+        segment(&grant.auth_token).map_err(|why| AzureError::Protocol {
+            what: "the session's DELETE".into(),
+            why,
+        })?
+    );
+    let req = Request {
+        method: "DELETE",
+        target: &target,
+        headers: vec![("X-Node-Id", grant.node_id.as_str())],
+        body: b"",
+    };
+    let resp = net
+        .send(&dp.endpoint, &req, MAX_BODY, DELETE_TIMEOUT)
+        .await?;
+    match resp.status {
+        200 | 204 | 404 => Ok(()),
+        status => {
+            let (_, message) = error_text(&resp);
+            Err(AzureError::Refused {
+                status,
+                message,
+                hint: None,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_azure_bastion_hosts_from_profiles() {
+        let good = "bst-0a1b2c3d-0000-4000-8000-0123456789ab.bastion.azure.com";
+        assert!(DataPlane::from_profile(good).is_ok());
+        for bad in [
+            "bst-0a1b2c3d-0000-4000-8000-0123456789ab.bastion.azure.com.",
+            "bst-0a1b2c3d-0000-4000-8000-0123456789ab.bastion.azure.com:443",
+            "BST-0A1B2C3D-0000-4000-8000-0123456789AB.bastion.azure.com",
+            "user@bst-0a1b2c3d-0000-4000-8000-0123456789ab.bastion.azure.com",
+            "bst-0a1b2c3d-0000-4000-8000-0123456789ab.bastion.azure.com.evil.com",
+            "evil.com/bst-0a1b2c3d-0000-4000-8000-0123456789ab.bastion.azure.com",
+            "bst-0a1b2c3d00004000800001234567890ab.bastion.azure.com",
+            "bst-x.bastion.azure.com",
+            "127.0.0.1",
+            "",
+        ] {
+            assert!(DataPlane::from_profile(bad).is_err(), "{bad}");
+        }
+        assert!(DataPlane::from_arm("bst-1.bastion.usgovcloudapi.net").is_ok());
+        assert!(DataPlane::from_arm("a.com/x").is_err() && DataPlane::from_arm("u@a.com").is_err());
+    }
+
+    #[test]
+    fn known_refusals_get_hints() {
+        assert!(
+            refusal_hint(400, "Tunneling is disabled", 10)
+                .unwrap()
+                .contains("Native client")
+        );
+        assert!(
+            refusal_hint(401, "", 7000)
+                .unwrap()
+                .contains("7000 characters")
+        );
+        assert!(
+            refusal_hint(401, "", 100)
+                .unwrap()
+                .contains("az account show")
+        );
+        assert!(refusal_hint(418, "", 100).is_none());
+        assert_eq!(
+            html_title(b"<html><head><TITLE> 502 Bad Gateway </title>").as_deref(),
+            Some("502 Bad Gateway")
+        );
+    }
+
+    #[test]
+    fn ip_targets_use_host_connect() {
+        let t = Target::Ip {
+            subscription: "s".into(),
+            resource_group: "rg".into(),
+            ip: "10.0.0.4".into(),
+        };
+        let (id, host) = t.fields();
+        assert_eq!(
+            id,
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/bh-hostConnect/10.0.0.4"
+        );
+        assert_eq!(host, Some("10.0.0.4"));
+    }
+}

@@ -1,0 +1,270 @@
+//! The ARM access token, from `az account get-access-token --subscription SUB -o json`: az
+//! stays the identity broker, bprof stores nothing. The token lives in memory only ([`Secret`]
+//! prints as `<redacted>`), is never put in an argv or a file, and is fetched again by the same
+//! call when it is close to its end.
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+
+use super::AzureError;
+use crate::process::{Signals, Spawn, spawn};
+
+/// A token is fetched again when it has less than this left (tokens last 60-90 minutes; a
+/// session opened with it must not be refused for an expired one).
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// az's output for the token is read up to this size (a token is a few kB).
+const MAX_OUTPUT: usize = 256 * 1024;
+
+/// A bearer credential. Shown nowhere: Debug prints `<redacted>`, there is no Display, and
+/// the text is overwritten when dropped.
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Secret {
+        Secret(s)
+    }
+
+    /// The token's text, for the one request that carries it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Clone for Secret {
+    fn clone(&self) -> Secret {
+        Secret(self.0.clone())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        // SAFETY-free best effort: overwrite the bytes before the allocation is freed
+        let mut bytes = std::mem::take(&mut self.0).into_bytes();
+        bytes.iter_mut().for_each(|b| *b = 0);
+        std::hint::black_box(&bytes);
+    }
+}
+
+/// An access token and when it ends.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub secret: Secret,
+    /// Seconds since the epoch.
+    pub expires_on: u64,
+}
+
+/// What the token says about who holds it (read from the JWT's payload; not verified: only
+/// for messages and checks that ARM enforces anyway).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Claims {
+    #[serde(default)]
+    pub oid: Option<String>,
+    #[serde(default)]
+    pub tid: Option<String>,
+    #[serde(default)]
+    pub upn: Option<String>,
+    #[serde(default)]
+    pub unique_name: Option<String>,
+    #[serde(default)]
+    pub exp: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct AzOutput {
+    #[serde(rename = "accessToken")]
+    access_token: String,
+    #[serde(default)]
+    expires_on: Option<serde_json::Value>,
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl AccessToken {
+    /// Parses az's JSON. The token must look like one (printable ASCII, no spaces): it goes
+    /// into a form field and a header.
+    pub fn parse(stdout: &[u8]) -> Result<AccessToken, AzureError> {
+        let bad = |why: &str| AzureError::TokenOutput(why.to_string());
+        let out: AzOutput = serde_json::from_slice(stdout)
+            .map_err(|_| bad("it is not the JSON of `az account get-access-token`"))?;
+        if out.access_token.is_empty() || !out.access_token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(bad("its accessToken is empty or not a token"));
+        }
+        let secret = Secret::new(out.access_token);
+        // az prints expires_on as a number (2.54+) or a string of one; older az only has the
+        // local-time expiresOn: then the JWT's exp, else half an hour
+        let expires_on = match out.expires_on {
+            Some(serde_json::Value::Number(n)) => n.as_u64(),
+            Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        }
+        .or_else(|| claims_of(secret.expose()).and_then(|c| c.exp))
+        .unwrap_or_else(|| now() + 30 * 60);
+        Ok(AccessToken { secret, expires_on })
+    }
+
+    /// Whether it is too close to its end to open a session with.
+    pub fn stale(&self, now: u64) -> bool {
+        now + REFRESH_MARGIN.as_secs() >= self.expires_on
+    }
+
+    pub fn claims(&self) -> Option<Claims> {
+        claims_of(self.secret.expose())
+    }
+}
+
+/// The payload of a JWT (its middle part, base64url), when it has one.
+pub fn claims_of(jwt: &str) -> Option<Claims> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = data_encoding::BASE64URL_NOPAD
+        .decode(payload.trim_end_matches('=').as_bytes())
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Runs az for a token: one process, stdin closed, stdout captured, stderr the person's (az's
+/// own message when it is not signed in).
+pub fn fetch(subscription: &str, signals: &Signals) -> Result<AccessToken, AzureError> {
+    let argv = crate::plan::token_argv(subscription);
+    let child = spawn(Spawn {
+        argv: &argv,
+        background: true,
+        pipe_stderr: false,
+        capture_stdout: true,
+    })?;
+    let exit = child.wait(signals)?;
+    if !exit.success() {
+        return Err(AzureError::TokenFailed { exit });
+    }
+    let mut out = child.stdout().unwrap_or_default();
+    if out.len() > MAX_OUTPUT {
+        out.truncate(0);
+    }
+    let token = AccessToken::parse(&out);
+    out.iter_mut().for_each(|b| *b = 0);
+    token
+}
+
+/// The token of one subscription for a session: fetched once, again when it gets stale.
+pub struct TokenSource {
+    subscription: String,
+    signals: Signals,
+    current: Mutex<Option<AccessToken>>,
+}
+
+impl TokenSource {
+    /// `first`: a token already fetched for this subscription.
+    pub fn new(subscription: &str, signals: Signals, first: Option<AccessToken>) -> TokenSource {
+        TokenSource {
+            subscription: subscription.to_string(),
+            signals,
+            current: Mutex::new(first),
+        }
+    }
+
+    /// A token with time left: the one held, or a fresh one (blocks on az).
+    pub fn get(&self) -> Result<AccessToken, AzureError> {
+        let mut current = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(t) = current.as_ref()
+            && !t.stale(now())
+        {
+            return Ok(t.clone());
+        }
+        let fresh = fetch(&self.subscription, &self.signals)?;
+        *current = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    /// How many seconds the held token has left (None: none held).
+    pub fn left(&self) -> Option<u64> {
+        let current = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        current.as_ref().map(|t| t.expires_on.saturating_sub(now()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(payload: &str) -> String {
+        format!(
+            "eyJhbGciOiJub25lIn0.{}.sig",
+            data_encoding::BASE64URL_NOPAD.encode(payload.as_bytes())
+        )
+    }
+
+    #[test]
+    fn az_output_is_read_in_all_its_forms() {
+        let t = AccessToken::parse(
+            br#"{"accessToken": "abc.def", "expires_on": 1700000000, "tokenType": "Bearer"}"#,
+        )
+        .unwrap();
+        assert_eq!((t.secret.expose(), t.expires_on), ("abc.def", 1700000000));
+        let t = AccessToken::parse(br#"{"accessToken": "x", "expires_on": "1700000001"}"#).unwrap();
+        assert_eq!(t.expires_on, 1700000001);
+        let token = jwt(r#"{"exp": 1700000002, "oid": "o-1", "tid": "t-1"}"#);
+        let t = AccessToken::parse(
+            format!(r#"{{"accessToken": "{token}", "expiresOn": "2026-01-01 10:00:00.000000"}}"#)
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(t.expires_on, 1700000002);
+        assert_eq!(t.claims().unwrap().oid.as_deref(), Some("o-1"));
+        for bad in [
+            &b"not json"[..],
+            br#"{"accessToken": ""}"#,
+            br#"{"accessToken": "a b"}"#,
+            br#"{"accessToken": "a\nb"}"#,
+            b"",
+        ] {
+            assert!(
+                AccessToken::parse(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn the_secret_is_never_printed() {
+        let t = AccessToken::parse(br#"{"accessToken": "s3cr3t", "expires_on": 1}"#).unwrap();
+        let shown = format!("{t:?}");
+        assert!(
+            !shown.contains("s3cr3t") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+        let e = AccessToken::parse(br#"{"accessToken": "s3 cr3t"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("s3"), "{e}");
+    }
+
+    #[test]
+    fn stale_near_the_end() {
+        let t = AccessToken {
+            secret: Secret::new("x".into()),
+            expires_on: 10_000,
+        };
+        assert!(!t.stale(10_000 - REFRESH_MARGIN.as_secs() - 1));
+        assert!(t.stale(10_000 - REFRESH_MARGIN.as_secs()));
+        assert!(t.stale(20_000));
+    }
+}
