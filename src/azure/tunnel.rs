@@ -207,6 +207,68 @@ async fn data_plane(
     }
 }
 
+/// The token (one az process unless given), a runtime, the network and the data plane.
+fn prepare(
+    cfg: &Config,
+    signals: &Signals,
+    token: Option<AccessToken>,
+) -> Result<(tokio::runtime::Runtime, Net, TokenSource, DataPlane), AzureError> {
+    let net = Net::from_env()?;
+    let tokens = TokenSource::new(&cfg.subscription, signals.clone(), token);
+    tokens.get()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AzureError::Io {
+            what: "starting the tunnel engine".into(),
+            why: e.to_string(),
+        })?;
+    let dp = rt.block_on(data_plane(&net, &tokens, cfg))?;
+    Ok((rt, net, tokens, dp))
+}
+
+/// `bprof proxy`: one session between stdin/stdout and the VM's port (ssh's ProxyCommand).
+/// Nothing but the tunnel's bytes goes to stdout. Ends when either side ends or a signal
+/// arrives; the session is deleted however it ends.
+pub fn proxy(cfg: Config, signals: &Signals) -> Result<(), AzureError> {
+    let (rt, net, tokens, dp) = prepare(&cfg, signals, None)?;
+    let sh = Arc::new(Shared {
+        net,
+        dp,
+        tokens,
+        cfg,
+        local: SocketAddr::from(([127, 0, 0, 1], 0)),
+        open: Mutex::new(Vec::new()),
+        gate: Arc::new(AtomicBool::new(true)),
+        stats: Arc::new(Stats::default()),
+    });
+    let (stop, stop_rx) = watch::channel(false);
+    let failed = rt.block_on(async {
+        let watch_signals = async {
+            loop {
+                if signals.received().is_some() {
+                    let _ = stop.send(true);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::select! {
+            r = carry(tokio::io::stdin(), tokio::io::stdout(), "stdin/stdout".into(), Arc::clone(&sh), stop_rx) => r,
+            () = watch_signals => {
+                // let the session end and be deleted
+                None
+            }
+        }
+    });
+    // a read of stdin may still block a thread: do not wait for it
+    rt.shutdown_timeout(Duration::from_millis(100));
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 impl Engine {
     /// Gets the token (one az process, unless `token` is given), finds the data plane, binds the listener, and serves
     /// on a thread of its own. `gate`: whether connections are accepted from the start.
@@ -216,17 +278,7 @@ impl Engine {
         gate_open: bool,
         token: Option<AccessToken>,
     ) -> Result<Engine, StartError> {
-        let net = Net::from_env()?;
-        let tokens = TokenSource::new(&cfg.subscription, signals.clone(), token);
-        tokens.get()?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| AzureError::Io {
-                what: "starting the tunnel engine".into(),
-                why: e.to_string(),
-            })?;
-        let dp = rt.block_on(data_plane(&net, &tokens, &cfg))?;
+        let (rt, net, tokens, dp) = prepare(&cfg, signals, token)?;
         let (listener, moved_from) = listen(cfg.port, cfg.fallback)?;
         let local = listener.local_addr().map_err(|source| StartError::Listen {
             port: cfg.port,
@@ -398,19 +450,36 @@ async fn connection(
     local: TcpStream,
     peer: SocketAddr,
     sh: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let _ = local.set_nodelay(true);
-    let who = format!("the connection from {peer}");
+    let (r, w) = local.into_split();
+    // a refusal was said; the listener serves on
+    let _ = carry(r, w, format!("the connection from {peer}"), sh, stop).await;
+}
+
+/// One session over a local byte stream (`r`, `w`): a token, `POST /api/tokens`, the
+/// websocket, the pump, the close, the DELETE. A refusal is said on stderr (and returned).
+async fn carry<R, W>(
+    r: R,
+    w: W,
+    who: String,
+    sh: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) -> Option<AzureError>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
     let token = {
         let sh = Arc::clone(&sh);
         match tokio::task::spawn_blocking(move || sh.tokens.get()).await {
             Ok(Ok(t)) => t,
             Ok(Err(e)) => {
                 say(&format!("{who} is closed: {e}"));
-                return;
+                return Some(e);
             }
-            Err(_) => return,
+            Err(_) => return None,
         }
     };
     let previous = sh
@@ -438,10 +507,30 @@ async fn connection(
                 stopping = true;
                 match tokio::time::timeout(STOP_GRACE / 2, &mut create).await {
                     Ok(r) => r,
-                    Err(_) => return,
+                    Err(_) => return None,
                 }
             }
         }
+    };
+    // an overlap the service does not take (the session it named may be ending): once more
+    // on its own
+    let created = match created {
+        Err(AzureError::Refused { status, .. })
+            if previous.is_some()
+                && (400..500).contains(&status)
+                && ![401, 403].contains(&status) =>
+        {
+            bastion::create_session(
+                &sh.net,
+                &sh.dp,
+                &sh.cfg.target,
+                sh.cfg.resource_port,
+                &token.secret,
+                None,
+            )
+            .await
+        }
+        other => other,
     };
     drop(token);
     let grant = match created {
@@ -449,7 +538,7 @@ async fn connection(
         Err(e) => {
             sh.stats.failed_sessions.fetch_add(1, Ordering::SeqCst);
             refused(&who, &e);
-            return;
+            return Some(e);
         }
     };
     sh.stats.sessions.fetch_add(1, Ordering::SeqCst);
@@ -465,11 +554,13 @@ async fn connection(
             _ = stop.changed() => None,
         }
     };
+    let mut failed = None;
     match ws {
-        Some(Ok(ws)) => pump(local, ws, &mut stop).await,
+        Some(Ok(ws)) => pump(r, w, ws, &mut stop).await,
         Some(Err(e)) => {
             sh.stats.failed_sessions.fetch_add(1, Ordering::SeqCst);
             refused(&who, &e);
+            failed = Some(e);
         }
         None => {}
     }
@@ -486,6 +577,7 @@ async fn connection(
             "the session of {who} may still be open on the bastion: its DELETE failed: {e}"
         )),
     }
+    failed
 }
 
 fn refused(who: &str, e: &AzureError) {
@@ -497,13 +589,16 @@ fn refused(who: &str, e: &AzureError) {
 
 /// Bytes both ways until either side ends or the engine stops; then the websocket is closed
 /// (1000, waiting briefly for the service's close) and the local socket shut down.
-async fn pump(
-    local: TcpStream,
+async fn pump<R, W>(
+    mut lr: R,
+    mut lw: W,
     ws: tokio_tungstenite::WebSocketStream<super::tls::Stream>,
     stop: &mut watch::Receiver<bool>,
-) {
+) where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
     let (mut sink, mut stream) = ws.split();
-    let (mut lr, mut lw) = local.into_split();
     let mut remote_closed = false;
     {
         let up = async {
@@ -527,7 +622,7 @@ async fn pump(
             while let Some(msg) = stream.next().await {
                 match msg {
                     Ok(Message::Binary(b)) => {
-                        if lw.write_all(&b).await.is_err() {
+                        if lw.write_all(&b).await.is_err() || lw.flush().await.is_err() {
                             return false;
                         }
                     }

@@ -21,6 +21,7 @@ mod list;
 mod manpages;
 mod output;
 mod pick;
+mod proxy;
 mod rdp;
 mod run;
 mod show;
@@ -137,6 +138,27 @@ pub enum Command {
         /// Appended to the connect step's az options (before ssh's `--`).
         #[arg(last = true, value_name = "EXTRA")]
         extra: Vec<String>,
+    },
+    /// Carry one tunnel session on stdin/stdout: ssh's ProxyCommand, VS Code Remote-SSH.
+    ///
+    /// Nothing but the tunnel's bytes goes to stdout; messages go to stderr. `bprof ssh-config`
+    /// writes the ssh_config blocks that use it.
+    #[command(
+        after_help = "Examples:\n  ssh -o ProxyCommand='bprof proxy prod-app-ssh' -o HostKeyAlias=prod-app-ssh.bprof azureuser@prod-app-ssh.bprof\n  bprof ssh-config >> ~/.ssh/config"
+    )]
+    Proxy {
+        /// The profile (`bprof list` shows them); its VM port (22 for ssh) is the far end.
+        #[arg(add = ArgValueCandidates::new(completions::profiles))]
+        profile: String,
+    },
+    /// Print ssh_config `Host` blocks (NAME.bprof) that reach ssh profiles through `bprof proxy`.
+    #[command(
+        after_help = "Examples:\n  bprof ssh-config\n  bprof ssh-config prod-app-ssh > ~/.ssh/bprof.conf   (and `Include bprof.conf` in ~/.ssh/config)"
+    )]
+    SshConfig {
+        /// The profiles (default: every ssh profile).
+        #[arg(value_name = "PROFILE", add = ArgValueCandidates::new(completions::profiles))]
+        names: Vec<String>,
     },
     /// Write .rdp files for teammates (the local end of the profile's tunnel; never a secret).
     #[command(
@@ -325,8 +347,10 @@ impl Error {
                 | RunError::PortSquatted { .. }
                 | RunError::ListenerCheck { .. }
                 | RunError::Azure(_)
-                | RunError::Listen { .. },
+                | RunError::Listen { .. }
+                | RunError::NotSignedIn { .. },
             ) => exit::UNAVAILABLE,
+            Error::Run(RunError::NotNative { .. }) => exit::USAGE,
             Error::Write(_) | Error::Run(RunError::Write(_)) => exit::CANT_CREATE,
             Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
             Error::Output(_) => exit::CANT_CREATE,
@@ -440,6 +464,8 @@ fn check_format(cli: &Cli) -> Result<(), Error> {
     let json = match &cli.command {
         Command::Run { dry_run, .. } => *dry_run,
         Command::Init { .. }
+        | Command::Proxy { .. }
+        | Command::SshConfig { .. }
         | Command::Rdp { .. }
         | Command::Completions { .. }
         | Command::Manpages { .. } => false,
@@ -563,6 +589,8 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
             *force,
             out,
         ),
+        Command::Proxy { profile } => proxy::proxy(cli, profile, out),
+        Command::SshConfig { names } => proxy::ssh_config(cli, names, out),
         Command::Show { profile } => {
             let set = load_set(cli, out)?;
             let p = resolve::resolve(&set, profile)?;
@@ -611,5 +639,14 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
             }
             run::run_plan(&plan, out)
         }
+    }
+}
+
+#[cfg(test)]
+mod definition_tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
     }
 }

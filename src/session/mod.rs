@@ -54,6 +54,15 @@ pub enum RunError {
     },
     #[error("local port {port} is busy")]
     PortBusy { port: u16, derived: bool },
+    #[error("profile `{profile}` uses az's tunnel; `bprof proxy` needs the native engine")]
+    NotNative { profile: String },
+    #[error(
+        "az is not signed in to subscription {subscription}, and `bprof proxy` cannot sign in (its stdin and stdout are ssh's)"
+    )]
+    NotSignedIn {
+        subscription: String,
+        tenant: String,
+    },
     #[error(
         "another process listens on {at}: bprof will not point the client at a listener it does not own"
     )]
@@ -117,6 +126,8 @@ impl RunError {
             RunError::PortSquatted { port, .. } => Some(format!("something outside az's tunnel took the port while the tunnel started (another user of this machine can): see who with `ss -ltnp 'sport = :{port}'` (Linux) or `lsof -nP -iTCP:{port} -sTCP:LISTEN` (macOS); use another port with --port N")),
             RunError::Write(e) => Some(e.hint().into()),
             RunError::Azure(e) => e.hint(),
+            RunError::NotNative { .. } => Some("remove `tunnel_engine: az` (or a `template`) from the profile, or unset BPROF_TUNNEL_ENGINE".into()),
+            RunError::NotSignedIn { tenant, .. } => Some(format!("sign in first: az login --tenant {tenant}")),
             _ => None,
         }
     }
@@ -585,6 +596,23 @@ fn run_steps<'a>(
         }
     }
     Ok(0)
+}
+
+/// `bprof proxy`: the plan's native tunnel as one session on stdin/stdout.
+pub fn proxy(plan: &Plan, signals: &Signals) -> Result<(), RunError> {
+    let Some(t) = plan.steps.iter().find_map(|s| match &s.kind {
+        StepKind::NativeTunnel(t) => Some(t),
+        _ => None,
+    }) else {
+        return Err(RunError::NotNative {
+            profile: plan.profile.clone(),
+        });
+    };
+    let result = crate::azure::tunnel::proxy(engine_config(plan, t), signals);
+    if let Some(signal) = signals.received() {
+        return Err(ProcessError::Interrupted { signal }.into());
+    }
+    Ok(result?)
 }
 
 /// The local port the plan names for its tunnel.

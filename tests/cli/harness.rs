@@ -270,7 +270,13 @@ impl Test {
         ])
     }
 
+    /// bprof with this test's environment.
     pub fn command(&self) -> Command {
+        self.command_of(Path::new(BIN))
+    }
+
+    /// `program` with this test's environment (ssh, which runs bprof as its ProxyCommand).
+    pub fn command_of(&self, program: &Path) -> Command {
         let az = self.path().join("bin/az");
         if !az.exists() {
             std::fs::write(&az, FAKE_AZ).expect("fake az");
@@ -281,9 +287,11 @@ impl Test {
                     .expect("chmod");
             }
         }
-        let mut cmd = Command::new(BIN);
-        cmd.args(&self.args)
-            .current_dir(&self.cwd)
+        let mut cmd = Command::new(program);
+        if program == Path::new(BIN) {
+            cmd.args(&self.args);
+        }
+        cmd.current_dir(&self.cwd)
             .env_remove("BPROF_PROFILES")
             .env_remove("NO_COLOR")
             .env_remove("BPROF_TUNNEL_ENGINE")

@@ -23,6 +23,8 @@ mod fuzz_regressions;
 mod plan;
 mod props;
 mod props_load;
+#[cfg(target_os = "linux")]
+mod proxy;
 mod run;
 mod schema;
 mod session;

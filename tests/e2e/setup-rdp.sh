@@ -2,7 +2,9 @@
 # Prepares this machine (Debian 12, root) for the end-to-end RDP test in tests/cli/e2e.rs:
 # a real xrdp server on 127.0.0.1:33890 (no systemd, no session manager: the test only
 # authenticates), the real FreeRDP 2 client and Xvfb, and a test-only local user with no
-# login shell (/usr/sbin/nologin) and a random password made for this run.
+# login shell (/usr/sbin/nologin) and a random password made for this run. Also OpenSSH's
+# server and client binaries (no service started) for the `bprof proxy` test, which runs its
+# own sshd on a loopback port.
 # Called by with-xrdp.sh, which also removes all of it afterwards (teardown-rdp.sh).
 #
 # BPROF_E2E_DIR: an empty directory of root's (with-xrdp.sh makes one with mktemp) for xrdp's
@@ -24,14 +26,22 @@ fi
 chmod 0700 "$conf_dir"
 
 need=""
-for pkg in xrdp freerdp2-x11 xvfb xauth openssl; do
+for pkg in xrdp freerdp2-x11 xvfb xauth openssl openssh-server openssh-client; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need="$need $pkg"
 done
 if [ -n "$need" ]; then
   echo "setup-rdp.sh: installing$need"
   export DEBIAN_FRONTEND=noninteractive
+  # packages install their binaries only: no service is started (the tests start their own
+  # sshd on a loopback port, and stop it)
+  policy=/usr/sbin/policy-rc.d
+  made_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 0755 "$policy" && made_policy=1
+  fi
   apt-get install -y --no-install-recommends $need >/dev/null \
     || { apt-get update >/dev/null && apt-get install -y --no-install-recommends $need >/dev/null; }
+  if [ -n "$made_policy" ]; then rm -f "$policy"; fi
 fi
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }

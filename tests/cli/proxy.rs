@@ -1,0 +1,249 @@
+//! `bprof proxy` under a real OpenSSH client, against a real sshd on loopback behind the fake
+//! bastion; `bprof ssh-config`.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::fake_bastion::{Backend, FakeBastion};
+use crate::harness::Test;
+use crate::session::free_port;
+
+const SUB: &str = "22222222-2222-2222-2222-222222222222";
+
+fn ssh_set(fake: &FakeBastion, extra: &str) -> Test {
+    let yaml = format!(
+        "version: 1
+tenants:
+  t:
+    id: 11111111-1111-1111-1111-111111111111
+    subscription: {SUB}
+bastions:
+  b:
+    tenant: t
+    resource_group: rg-net
+    name: bas-1
+vms:
+  lin:
+    resource_group: rg-vm
+    name: lin-1
+    os: linux
+profiles:
+  web:
+    description: the web tier
+    bastion: b
+    vm: lin
+    mode: ssh
+    auth_type: ssh-key
+    username: root
+    ssh_key: ~/.ssh/id_test
+{extra}"
+    );
+    Test::new()
+        .file("profiles/p.yaml", yaml)
+        .signed_in(&[SUB])
+        .env("BPROF_ARM_ENDPOINT", &fake.arm_endpoint())
+        .env("SSL_CERT_FILE", &fake.ca_file().display().to_string())
+}
+
+/// A throwaway sshd on a loopback port: its own host key, one authorized key, root only.
+struct Sshd {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn keygen(path: &Path) {
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen (openssh-client): run tests/e2e/with-xrdp.sh")
+        .success();
+    assert!(ok, "ssh-keygen");
+}
+
+fn sshd(dir: &Path, client_pub: &Path) -> Sshd {
+    let sshd = Path::new("/usr/sbin/sshd");
+    assert!(
+        sshd.exists(),
+        "no /usr/sbin/sshd: run the tests through `bash tests/e2e/with-xrdp.sh cargo test --locked` (it installs openssh-server)"
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    keygen(&dir.join("host_key"));
+    let port = free_port();
+    let config = format!(
+        "ListenAddress 127.0.0.1:{port}\nHostKey {}\nAuthorizedKeysFile {}\nPidFile none\nUsePAM no\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nAllowUsers root\n",
+        dir.join("host_key").display(),
+        client_pub.display()
+    );
+    std::fs::write(dir.join("sshd_config"), config).unwrap();
+    // sshd wants its privilege-separation directory
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let child = Command::new(sshd)
+        .args(["-D", "-e", "-f"])
+        .arg(dir.join("sshd_config"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sshd");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "sshd did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Sshd { child, port }
+}
+
+#[test]
+fn a_real_ssh_session_runs_through_bprof_proxy() {
+    let fake = FakeBastion::start();
+    let t = ssh_set(&fake, "");
+    let home = t.path().join("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    let key = home.join(".ssh/id_test");
+    keygen(&key);
+    let server = sshd(&t.path().join("sshd"), &key.with_extension("pub"));
+    fake.set(|c| c.backend = Backend::Tcp(([127, 0, 0, 1], server.port).into()));
+    let bprof = crate::harness::BIN;
+    let known = t.path().join("known_hosts");
+    let out = t
+        .command_of(Path::new("ssh"))
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+        ])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known.display()))
+        .arg("-o")
+        .arg(format!(
+            "ProxyCommand={bprof} --profiles {} proxy web",
+            t.path().join("profiles").display()
+        ))
+        .args(["-o", "HostKeyAlias=web.bprof", "-i"])
+        .arg(&key)
+        .args(["root@web.bprof", "echo", "through-the-bastion"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "through-the-bastion",
+        "ssh through bprof proxy:\n{stderr}\n{}",
+        fake.raw_requests_log()
+    );
+    // the host key was pinned under the profile's alias, not a host name
+    let pinned = std::fs::read_to_string(&known).unwrap();
+    assert!(pinned.starts_with("web.bprof "), "{pinned}");
+    fake.wait_until("the session deleted", Duration::from_secs(10), |f| {
+        f.open_sessions() == 0
+    });
+    let posts: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 1, "one session");
+    assert_eq!(posts[0].field("workloadHostPort"), Some("22"));
+    let calls = t.calls();
+    assert_eq!(calls.len(), 1, "one az process: the token: {calls:?}");
+    drop(server);
+}
+
+#[test]
+fn proxy_says_what_it_cannot_do_on_stderr_only() {
+    let fake = FakeBastion::start();
+    let t = ssh_set(&fake, "  old:\n    extends: web\n    tunnel_engine: az\n");
+    let r = t.run_with(&["proxy", "old"]);
+    r.code(64).stderr_has("needs the native engine");
+    assert!(r.stdout.is_empty());
+    let r = Test::new()
+        .file(
+            "profiles/p.yaml",
+            std::fs::read_to_string(t.path().join("profiles/p.yaml")).unwrap(),
+        )
+        .run_with(&["proxy", "web"]);
+    r.code(69)
+        .stderr_has("az login --tenant 11111111-1111-1111-1111-111111111111");
+    assert!(r.stdout.is_empty());
+    // a refused session: the status on stderr, nothing on stdout
+    fake.set(|c| {
+        c.token_failure = Some(crate::fake_bastion::Failure::Json {
+            status: 403,
+            message: "Forbidden".into(),
+        })
+    });
+    let r = t.run_with(&["proxy", "web"]);
+    assert_ne!(r.code, 0);
+    r.stderr_has("403 Forbidden");
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+}
+
+#[test]
+fn ssh_config_blocks_pin_host_keys_and_use_absolute_paths() {
+    let fake = FakeBastion::start();
+    let t = ssh_set(
+        &fake,
+        "  entra:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: aad\n  db:\n    bastion: b\n    vm: lin\n    mode: tunnel\n    resource_port: 5432\n  odd:\n    extends: web\n    username: \"a%h\"\n",
+    )
+    .cwd("elsewhere");
+    let r = t.run_with(&["--profiles", "../profiles", "ssh-config"]);
+    r.code(0);
+    let out = &r.stdout;
+    assert!(
+        out.contains("Host web.bprof\n  HostKeyAlias web.bprof\n"),
+        "{out}"
+    );
+    assert!(out.contains("  User root\n"), "{out}");
+    assert!(
+        out.contains("/home/.ssh/id_test") || out.contains("IdentityFile /"),
+        "{out}"
+    );
+    let dir = std::fs::canonicalize(t.path().join("profiles")).unwrap();
+    assert!(
+        out.contains(&format!(
+            "ProxyCommand {} --profiles {} proxy web",
+            crate::harness::BIN,
+            dir.display()
+        )),
+        "absolute paths: {out}"
+    );
+    assert!(
+        out.contains("Host entra.bprof") && out.contains("az ssh cert"),
+        "{out}"
+    );
+    assert!(!out.contains("db.bprof"), "not an ssh server: {out}");
+    assert!(!out.contains("StrictHostKeyChecking"), "{out}");
+    assert!(
+        !out.contains("odd.bprof"),
+        "a value ssh would expand is left out: {out}"
+    );
+    r.stderr_has("`odd` left out");
+    t.run_with(&["--profiles", "../profiles", "ssh-config", "odd"])
+        .code(64);
+    t.run_with(&["--profiles", "../profiles", "ssh-config", "db"])
+        .code(64)
+        .stderr_has("not an ssh server");
+    t.run_with(&[
+        "--profiles",
+        "../profiles",
+        "--format",
+        "json",
+        "ssh-config",
+    ])
+    .code(64);
+}
