@@ -6,6 +6,7 @@ pub mod check;
 pub mod client;
 pub mod rdp;
 pub mod shell;
+pub mod ssh;
 pub mod template;
 
 use serde::Serialize;
@@ -520,6 +521,15 @@ pub fn build(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<
         }
     }
     let native = tunnel && engine(profile, opts) == TunnelEngine::Native;
+    if native_ssh(profile, opts) {
+        out.push(ssh_step(set, profile, opts)?);
+        return Ok(Plan {
+            profile: profile.name.clone(),
+            os: opts.os,
+            steps: out,
+            sources,
+        });
+    }
     if native {
         native_steps(profile, opts, port, &mut out)?;
         session_steps(profile, opts, port, true, &mut out);
@@ -803,14 +813,91 @@ pub fn connect_hint(profile: &Profile, port: u16) -> Option<String> {
     })
 }
 
-/// The native engine's steps: the token (one az process), then bprof's own listener. Fields
-/// that only az's command line reads are refused with the way to keep az's tunnel.
-fn native_steps(
-    profile: &Profile,
-    opts: &PlanOptions,
-    port: u16,
-    out: &mut Vec<Step>,
-) -> Result<(), PlanError> {
+/// Whether an ssh profile runs OpenSSH through bprof's own tunnel: the native engine with a
+/// key or a password (Entra sign-in needs az's ssh extension, which issues the certificate).
+pub fn native_ssh(profile: &Profile, opts: &PlanOptions) -> bool {
+    profile.mode == Mode::Ssh
+        && !opts.tunnel_only
+        && engine(profile, opts) == TunnelEngine::Native
+        && matches!(
+            profile.auth_type,
+            Some(crate::profile::raw::AuthType::SshKey | crate::profile::raw::AuthType::Password)
+        )
+}
+
+/// `ssh` with `bprof proxy` as its ProxyCommand and host keys pinned under `NAME.bprof`.
+fn ssh_step(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<Step, PlanError> {
+    az_only_refused(profile, opts)?;
+    let invalid = |why: String| PlanError::Invalid {
+        profile: profile.name.clone(),
+        problems: vec![Problem::file_level(&profile.defined_at, why)],
+    };
+    let bprof = ssh::bprof_path().map_err(invalid)?;
+    let proxy = ssh::proxy_command(
+        &bprof,
+        &ssh::set_dirs(set),
+        &profile.name,
+        opts.os == Os::Windows,
+    )
+    .map_err(invalid)?;
+    for (field, v) in [
+        ("username", &profile.username),
+        ("ssh_key", &profile.ssh_key),
+    ] {
+        if let Some(v) = v
+            && (v.starts_with('-') || crate::profile::allow::control_char(v).is_some())
+        {
+            let problem = match profile.origins.get(field) {
+                Some(def) => set.file(def).problem(
+                    &def.pointer,
+                    false,
+                    format!(
+                        "`{field}` {} would reach ssh as an option (or holds a control character)",
+                        crate::terminal::value(v)
+                    ),
+                ),
+                None => Problem::file_level(
+                    &profile.defined_at,
+                    format!("`{field}` would reach ssh as an option"),
+                ),
+            };
+            return Err(PlanError::Invalid {
+                profile: profile.name.clone(),
+                problems: vec![problem.with_help(format!("fix the value of `{field}`"))],
+            });
+        }
+    }
+    let alias = ssh::alias(&profile.name);
+    let mut argv = vec![
+        "ssh".to_string(),
+        "-o".into(),
+        format!("ProxyCommand={proxy}"),
+        "-o".into(),
+        format!("HostKeyAlias={alias}"),
+    ];
+    if let Some(u) = &profile.username {
+        argv.extend(["-l".into(), u.clone()]);
+    }
+    if let Some(k) = &profile.ssh_key {
+        argv.extend(["-i".into(), k.clone()]);
+    }
+    argv.extend(profile.ssh_args.iter().cloned());
+    argv.push(alias.clone());
+    Ok(Step {
+        name: "connect".into(),
+        argv,
+        when: None,
+        detail: Some(format!(
+            "OpenSSH through bprof's own tunnel: its ProxyCommand (`bprof proxy {}`) makes the one az call (the token) and one bastion session to port {}; host keys are checked under {alias}",
+            profile.name, profile.resource_port
+        )),
+        kind: StepKind::Foreground,
+    })
+}
+
+/// Fields only az's command line reads mean nothing to the native engine: refused, with the
+/// way to keep az.
+fn az_only_refused(profile: &Profile, opts: &PlanOptions) -> Result<(), PlanError> {
     let refuse = |what: String, usage: bool| {
         Err(PlanError::Native {
             profile: profile.name.clone(),
@@ -836,6 +923,17 @@ fn native_steps(
             true,
         );
     }
+    Ok(())
+}
+
+/// The native engine's steps: the token (one az process), then bprof's own listener.
+fn native_steps(
+    profile: &Profile,
+    opts: &PlanOptions,
+    port: u16,
+    out: &mut Vec<Step>,
+) -> Result<(), PlanError> {
+    az_only_refused(profile, opts)?;
     let b = &profile.bastion;
     let target = match &profile.vm.ip {
         Some(ip) => TunnelTarget::Ip(ip.clone()),

@@ -616,3 +616,88 @@ fn dropped_websockets_end_their_connection_cleanly() {
     let (code, stderr) = run.stop(2);
     assert_eq!(code, Some(130), "{stderr}");
 }
+
+/// A fake `ssh`: records its argv, runs its ProxyCommand through `sh -c` as ssh does, sends a
+/// banner through it and exits 0 when the banner comes back (the fake bastion echoes).
+const FAKE_SSH: &str = r#"#!/usr/bin/env python3
+import os, sys, subprocess
+d = os.environ["FAKE_AZ_DIR"]
+with open(os.path.join(d, "ssh-argv"), "wb") as f:
+    f.write(b"\0".join(os.fsencode(a) for a in sys.argv[1:]))
+args = sys.argv[1:]
+proxy = [args[i + 1] for i, a in enumerate(args) if a == "-o" and args[i + 1].startswith("ProxyCommand=")][0]
+p = subprocess.Popen(proxy.split("=", 1)[1], shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+banner = b"SSH-2.0-fake\r\n"
+p.stdin.write(banner)
+p.stdin.flush()
+back = p.stdout.read(len(banner))
+p.stdin.close()
+p.wait()
+sys.exit(0 if back == banner else 3)
+"#;
+
+#[test]
+fn ssh_profiles_run_openssh_through_bprof_proxy_with_host_keys_per_profile() {
+    let fake = FakeBastion::start();
+    let t = set(
+        &fake,
+        free_port(),
+        "",
+        "  web:\n    bastion: b\n    vm: v\n    mode: ssh\n    auth_type: ssh-key\n    username: azureuser\n    ssh_key: /keys/id\n    ssh_args: [-o, ServerAliveInterval=30]\n  entra:\n    bastion: b\n    vm: v\n    mode: ssh\n    auth_type: aad\n",
+    )
+    .file("bin/ssh", FAKE_SSH);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            t.path().join("bin/ssh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        t.path().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let t = t.env("PATH", &path);
+    let r = t.run_with(&["run", "web"]);
+    r.code(0);
+    let argv = std::fs::read(t.path().join("ssh-argv")).unwrap();
+    let argv: Vec<String> = argv
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let dir = std::fs::canonicalize(t.path().join("profiles")).unwrap();
+    assert_eq!(
+        argv,
+        [
+            "-o".to_string(),
+            format!(
+                "ProxyCommand={} --profiles {} proxy web",
+                crate::harness::BIN,
+                dir.display()
+            ),
+            "-o".into(),
+            "HostKeyAlias=web.bprof".into(),
+            "-l".into(),
+            "azureuser".into(),
+            "-i".into(),
+            "/keys/id".into(),
+            "-o".into(),
+            "ServerAliveInterval=30".into(),
+            "web.bprof".into(),
+        ]
+    );
+    assert!(!argv.iter().any(|a| a.contains("StrictHostKeyChecking")));
+    fake.wait_until(
+        "the proxy's session deleted",
+        Duration::from_secs(10),
+        |f| f.open_sessions() == 0,
+    );
+    let calls = t.calls();
+    assert_eq!(calls.len(), 1, "the proxy's token, no az ssh: {calls:?}");
+    assert_eq!(calls[0][..2], ["account", "get-access-token"]);
+    // Entra sign-in stays with az's ssh extension (it issues the certificate)
+    let plan = t.run_with(&["plan", "entra", "--format", "json"]);
+    assert_eq!(plan.json()["steps"][0]["argv"][3], "ssh");
+}

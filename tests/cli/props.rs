@@ -116,13 +116,17 @@ proptest! {
             q(&s), q(&k)
         );
         if let Outcome::Planned { argvs, .. } = plan_of(&yaml) {
+            // OpenSSH through the native engine: `ssh -o ProxyCommand=.. -o HostKeyAlias=..
+            // -l USER -i KEY p.bprof`
             let argv = argvs.last().cloned().unwrap_or_default();
-            let user = argv.iter().position(|a| a == "--username").map(|i| argv[i + 1].clone());
+            let user = argv.iter().position(|a| a == "-l").map(|i| argv[i + 1].clone());
             prop_assert_eq!(user.as_deref(), Some(s.as_str()));
             prop_assert!(!s.starts_with('-'), "a value that reads as an option passed");
-            let key = argv.iter().position(|a| a == "--ssh-key").map(|i| argv[i + 1].clone());
+            prop_assert!(!k.starts_with('-'), "a value that reads as an option passed");
+            let key = argv.iter().position(|a| a == "-i").map(|i| argv[i + 1].clone());
             prop_assert!(key.is_some());
-            prop_assert_eq!(argv.len(), 20, "{:?}", argv);
+            prop_assert_eq!(argv.len(), 10, "{:?}", argv);
+            prop_assert_eq!(argv.last().map(String::as_str), Some("p.bprof"));
         }
     }
 

@@ -13,7 +13,9 @@ fn ssh_profile(extra: &str) -> String {
 #[test]
 fn run_executes_exactly_the_plan_with_one_az_process() {
     for name in ["prod-app-ssh", "prod-db-tunnel", "fabrikam-web-ssh"] {
+        // az's engine: its tunnel and ssh (the native engine's runs are in native.rs)
         let t = Test::examples()
+            .az_tunnel()
             .signed_in_all()
             .env("FAKE_AZ_TUNNEL", "die");
         let plan = t.run_with(&["plan", name, "--format", "json"]);
