@@ -345,6 +345,11 @@ impl Engine {
         &self.stats
     }
 
+    /// Tells it to stop without waiting (several engines stop together, then each is joined).
+    pub fn signal_stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
     /// Stops it: no new connections; open ones closed and their sessions deleted (at most
     /// [`STOP_GRACE`]).
     pub fn stop(&mut self) {

@@ -121,12 +121,13 @@ pub enum Command {
     },
     /// Execute a profile's plan.
     #[command(
-        after_help = "Examples:\n  bprof run prod-jumpbox\n  bprof run prod-jumpbox --dry-run\n  bprof run prod-jumpbox --configure      (sign in as another Entra user)\n  bprof run prod-db-tunnel --tunnel-only --port 15432\n  bprof run prod-app-ssh -- --only-show-errors"
+        after_help = "Examples:\n  bprof run prod-jumpbox\n  bprof run prod-jumpbox --dry-run\n  bprof run prod-db-tunnel prod-cache-tunnel --tunnel-only   (both tunnels, one bprof)\n  bprof run prod-jumpbox --configure      (sign in as another Entra user)\n  bprof run prod-db-tunnel --tunnel-only --port 15432\n  bprof run prod-app-ssh -- --only-show-errors"
     )]
     Run {
         /// The profile (`bprof list` shows them); on a terminal, without one, a picker opens.
-        #[arg(add = ArgValueCandidates::new(completions::profiles))]
-        profile: Option<String>,
+        /// Several with --tunnel-only: one bprof holds all their tunnels.
+        #[arg(value_name = "PROFILE", add = ArgValueCandidates::new(completions::profiles))]
+        names: Vec<String>,
         /// Print the plan instead of running it.
         #[arg(long)]
         dry_run: bool,
@@ -606,14 +607,17 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
             run::show_plan(&plan, out)
         }
         Command::Run {
-            profile,
+            names: profiles,
             dry_run,
             os,
             session,
             extra,
         } => {
-            let picked = profile.is_none();
-            let profile = match profile {
+            if profiles.len() > 1 {
+                return run::run_several(cli, profiles, *dry_run, *os, session, extra, out);
+            }
+            let picked = profiles.is_empty();
+            let profile = match profiles.first() {
                 Some(p) => p.clone(),
                 None if pick::available() => match pick::choose(&load_set(cli, out)?, out)? {
                     Some(p) => p,

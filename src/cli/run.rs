@@ -74,6 +74,65 @@ pub(super) fn show_plan(plan: &plan::Plan, out: &Out) -> Result<i32, Error> {
     Ok(exit::OK)
 }
 
+/// `run A B... --tunnel-only`: every profile's native tunnel, held by one bprof.
+pub(super) fn run_several(
+    cli: &Cli,
+    profiles: &[String],
+    dry_run: bool,
+    os: Option<Os>,
+    session: &SessionArgs,
+    extra: &[String],
+    out: &Out,
+) -> Result<i32, Error> {
+    let usage = |m: &str| Err(Error::Usage(m.to_string()));
+    if !session.tunnel_only {
+        return usage("several profiles run together only as tunnels: add --tunnel-only");
+    }
+    if session.port.is_some() {
+        return usage(
+            "--port names one port; with several profiles each uses its own `local_port`",
+        );
+    }
+    if session.configure || !extra.is_empty() {
+        return usage("--configure and `-- EXTRA` are for one profile's run");
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut plans = Vec::new();
+    for p in profiles {
+        if !seen.insert(p.as_str()) {
+            return Err(Error::Usage(format!("profile `{p}` is named twice")));
+        }
+        let plan = make_plan(cli, p, os, session, Vec::new(), !dry_run, out)?;
+        if !plan
+            .steps
+            .iter()
+            .any(|s| matches!(s.kind, plan::StepKind::NativeTunnel(_)))
+        {
+            return Err(Error::Usage(format!(
+                "profile `{p}` uses az's tunnel; one bprof holds several tunnels on the native engine only (run it on its own)"
+            )));
+        }
+        plans.push(plan);
+    }
+    if dry_run {
+        return match out.format {
+            Format::Json => {
+                print_json(&serde_json::Value::Array(
+                    plans.iter().map(plan::Plan::to_json).collect(),
+                ))?;
+                Ok(exit::OK)
+            }
+            _ => {
+                let text: Vec<String> = plans.iter().map(plan::Plan::to_text).collect();
+                print(&text.join("\n"))?;
+                Ok(exit::OK)
+            }
+        };
+    }
+    let signals = Signals::install();
+    Ok(session::execute_several(&plans, &signals, out.quiet)?)
+}
+
 pub(super) fn run_plan(plan: &plan::Plan, out: &Out) -> Result<i32, Error> {
     // a missing RDP client is found before the tunnel starts
     for step in plan

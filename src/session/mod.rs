@@ -431,6 +431,100 @@ pub fn execute(plan: &Plan, signals: &Signals, quiet: bool) -> Result<i32, RunEr
     }
 }
 
+/// Several plans' native tunnels, held by one bprof until Ctrl-C: each plan's sign-in steps
+/// first, one token per subscription, then every listener; then they are held together.
+pub fn execute_several(plans: &[Plan], signals: &Signals, quiet: bool) -> Result<i32, RunError> {
+    /// The engines, stopped together however the run ends.
+    struct Engines(Vec<(String, Engine, Option<String>)>);
+    impl Drop for Engines {
+        fn drop(&mut self) {
+            for (_, e, _) in &self.0 {
+                e.signal_stop();
+            }
+        }
+    }
+    let mut held = Engines(Vec::new());
+    let engines = &mut held.0;
+    let result = (|| {
+        let mut tokens: Vec<(String, crate::azure::token::AccessToken)> = Vec::new();
+        for plan in plans {
+            let mut token = None;
+            for step in &plan.steps {
+                interrupted(signals)?;
+                match &step.kind {
+                    StepKind::Login | StepKind::Foreground => foreground(step, signals)?,
+                    StepKind::RestoreDefault { previous } => {
+                        restore_default(step, previous, signals)?
+                    }
+                    StepKind::Token => {
+                        let sub = step.argv.get(4).cloned().unwrap_or_default();
+                        token = match tokens.iter().find(|(s, _)| *s == sub) {
+                            Some((_, t)) => Some(t.clone()),
+                            None => {
+                                let t = crate::azure::token::fetch(&sub, signals)?;
+                                tokens.push((sub, t.clone()));
+                                Some(t)
+                            }
+                        };
+                    }
+                    StepKind::NativeTunnel(t) => {
+                        let engine =
+                            Engine::start(engine_config(plan, t), signals, true, token.take())?;
+                        let connect = plan.steps.iter().find_map(|s| match &s.kind {
+                            StepKind::Hold { connect } => connect.clone(),
+                            _ => None,
+                        });
+                        let connect = connect.map(|c| {
+                            c.replace(&local_address(t.port), &local_address(engine.port()))
+                        });
+                        engines.push((plan.profile.clone(), engine, connect));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok::<(), RunError>(())
+    })();
+    result?;
+    if !quiet {
+        for (profile, e, connect) in engines.iter() {
+            crate::terminal::eprintln(&format!(
+                "bprof: {profile}: tunnel open on {}{}",
+                local_address(e.port()),
+                connect
+                    .as_ref()
+                    .map(|c| format!("; connect with {c}"))
+                    .unwrap_or_default()
+            ));
+        }
+        crate::terminal::eprintln("bprof: press Ctrl-C to close them");
+    }
+    loop {
+        let at = moment();
+        interrupted(signals)?;
+        if engines.iter().all(|(_, e, _)| e.ended()) {
+            return Ok(0);
+        }
+        at.wait(Duration::from_millis(100));
+    }
+}
+
+/// `az account set` back to the previous default, when `az login` changed it.
+fn restore_default(
+    step: &crate::plan::Step,
+    previous: &str,
+    signals: &Signals,
+) -> Result<(), RunError> {
+    let now = crate::azure::signin::default_subscription();
+    if now.is_some_and(|n| !n.eq_ignore_ascii_case(previous)) {
+        crate::terminal::eprintln(&format!(
+            "bprof: az login changed your default subscription; setting it back to {previous}"
+        ));
+        foreground(step, signals)?;
+    }
+    Ok(())
+}
+
 fn interrupted(signals: &Signals) -> Result<(), RunError> {
     match signals.received() {
         Some(signal) => Err(ProcessError::Interrupted { signal }.into()),
@@ -448,15 +542,7 @@ fn run_steps<'a>(
         interrupted(signals)?;
         match &step.kind {
             StepKind::Login | StepKind::Foreground => foreground(step, signals)?,
-            StepKind::RestoreDefault { previous } => {
-                let now = crate::azure::signin::default_subscription();
-                if now.is_some_and(|n| !n.eq_ignore_ascii_case(previous)) {
-                    crate::terminal::eprintln(&format!(
-                        "bprof: az login changed your default subscription; setting it back to {previous}"
-                    ));
-                    foreground(step, signals)?;
-                }
-            }
+            StepKind::RestoreDefault { previous } => restore_default(step, previous, signals)?,
             StepKind::Token => {
                 let sub = step.argv.get(4).cloned().unwrap_or_default();
                 owned.token = Some(crate::azure::token::fetch(&sub, signals)?);

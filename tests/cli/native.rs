@@ -701,3 +701,61 @@ fn ssh_profiles_run_openssh_through_bprof_proxy_with_host_keys_per_profile() {
     let plan = t.run_with(&["plan", "entra", "--format", "json"]);
     assert_eq!(plan.json()["steps"][0]["argv"][3], "ssh");
 }
+
+#[test]
+fn one_bprof_holds_several_tunnels_with_one_token_per_subscription() {
+    let fake = FakeBastion::start();
+    let (p1, p2) = (free_port(), free_port());
+    let t = set(
+        &fake,
+        p1,
+        "",
+        &format!(
+            "  cache:\n    bastion: b\n    vm: v\n    mode: tunnel\n    resource_port: 6379\n    local_port: {p2}\n"
+        ),
+    );
+    t.run_with(&["run", "db", "cache"])
+        .code(64)
+        .stderr_has("--tunnel-only");
+    t.run_with(&["run", "db", "db", "--tunnel-only"]).code(64);
+    let plans = t.run_with(&[
+        "--format",
+        "json",
+        "run",
+        "db",
+        "cache",
+        "--tunnel-only",
+        "--dry-run",
+    ]);
+    plans.code(0);
+    assert_eq!(plans.json().as_array().map(Vec::len), Some(2));
+    let run = Running::start(&t, &["run", "db", "cache", "--tunnel-only"]);
+    wait_listening(p1);
+    wait_listening(p2);
+    let mut a = connect(p1);
+    let mut b = connect(p2);
+    assert_eq!(echo(&mut a, b"to db"), b"to db");
+    assert_eq!(echo(&mut b, b"to cache"), b"to cache");
+    let ports: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter_map(|r| r.field("workloadHostPort").map(str::to_string))
+        .collect();
+    assert!(
+        ports.contains(&"22".into()) && ports.contains(&"6379".into()),
+        "{ports:?}"
+    );
+    let (code, stderr) = run.stop(2);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        stderr.contains("db: tunnel open on") && stderr.contains("cache: tunnel open on"),
+        "{stderr}"
+    );
+    assert_eq!(fake.open_sessions(), 0, "every session deleted");
+    assert_eq!(
+        t.calls().len(),
+        1,
+        "one token for one subscription: {:?}",
+        t.calls()
+    );
+}
