@@ -262,7 +262,11 @@ pub async fn connect_websocket(
     }
     let work = async {
         let stream = net.connect(&dp.endpoint).await?;
-        tokio_tungstenite::client_async(req, stream)
+        // frames are at most FRAME bytes; small buffers keep a session's memory small
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(32 * 1024)
+            .write_buffer_size(0);
+        tokio_tungstenite::client_async_with_config(req, stream, Some(config))
             .await
             .map(|(ws, _)| ws)
             .map_err(|e| match e {

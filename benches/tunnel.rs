@@ -1,0 +1,250 @@
+//! The native tunnel engine against the loopback fake bastion of the tests (`cargo bench
+//! --bench tunnel`; Linux): the time from the token's arrival to a listening port, throughput
+//! through the tunnel against a plain TCP echo served by the same fake process, the added
+//! latency of a round trip, and bprof's peak RSS with three connections. Prints a Markdown
+//! table (the README's).
+//!
+//! The fake az prints a token and notes the moment it did; bprof (the release build cargo
+//! made for this bench) runs `run PROFILE --tunnel-only` against the fake's ARM and bastion.
+
+#![allow(clippy::disallowed_methods)]
+
+#[path = "../tests/cli/fake_bastion.rs"]
+mod fake_bastion;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fake_bastion::FakeBastion;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bprof");
+const SUB: &str = "22222222-2222-2222-2222-222222222222";
+/// Bytes per throughput run (`BENCH_MIB`, default 256).
+fn volume() -> usize {
+    std::env::var("BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(256)
+        * 1024
+        * 1024
+}
+/// Round trips per latency run.
+const TRIPS: usize = 5000;
+
+const FAKE_AZ: &str = r#"#!/bin/sh
+# the bench's az: a token, and when it was handed over (ns since the epoch)
+printf '{"accessToken": "eyJhbGciOiJub25lIn0.eyJvaWQiOiJvIn0.bench", "expires_on": %s, "tokenType": "Bearer"}\n' "$(( $(date +%s) + 3600 ))"
+date +%s%N > "$BENCH_DIR/token-at"
+"#;
+
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+struct Bprof(Child);
+
+impl Drop for Bprof {
+    fn drop(&mut self) {
+        // SAFETY: kill only sends a signal to our own child.
+        unsafe {
+            libc::kill(self.0.id() as i32, libc::SIGINT);
+        }
+        let _ = self.0.wait();
+    }
+}
+
+fn setup(dir: &Path, fake: &FakeBastion, port: u16) -> Command {
+    let yaml = format!(
+        "version: 1\ntenants:\n  t:\n    id: 11111111-1111-1111-1111-111111111111\n    subscription: {SUB}\nbastions:\n  b:\n    tenant: t\n    resource_group: rg-net\n    name: bas-1\nvms:\n  v:\n    resource_group: rg-vm\n    name: vm-1\nprofiles:\n  db:\n    bastion: b\n    vm: v\n    mode: tunnel\n    resource_port: 22\n    local_port: {port}\n"
+    );
+    for d in ["profiles", "azure", "home", "config"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::write(dir.join("profiles/p.yaml"), yaml).unwrap();
+    std::fs::write(
+        dir.join("azure/azureProfile.json"),
+        format!("{{\"subscriptions\": [{{\"id\": \"{SUB}\"}}]}}"),
+    )
+    .unwrap();
+    let az = dir.join("az");
+    std::fs::write(&az, FAKE_AZ).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut c = Command::new(BIN);
+    c.current_dir(dir)
+        .args(["run", "db", "--tunnel-only", "-q"])
+        .env("BPROF_AZ", &az)
+        .env("BENCH_DIR", dir)
+        .env("HOME", dir.join("home"))
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("AZURE_CONFIG_DIR", dir.join("azure"))
+        .env("BPROF_ARM_ENDPOINT", fake.arm_endpoint())
+        .env("SSL_CERT_FILE", fake.ca_file())
+        .env_remove("BPROF_TUNNEL_ENGINE")
+        .env_remove("HTTPS_PROXY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    c
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Milliseconds from the token's hand-over to the first accepted connection.
+fn ready_ms(fake: &FakeBastion) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = Bprof(setup(dir.path(), fake, port).spawn().unwrap());
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let start = Instant::now();
+    let ready_at = loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(50)).is_ok() {
+            break now_ns();
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "bprof did not listen");
+        std::thread::sleep(Duration::from_micros(200));
+    };
+    let token_at: u128 = std::fs::read_to_string(dir.path().join("token-at"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    drop(child);
+    (ready_at.saturating_sub(token_at)) as f64 / 1e6
+}
+
+/// MB/s of `volume()` bytes written and read back over `conns` connections at once.
+fn throughput(addr: SocketAddr, conns: usize) -> f64 {
+    let per = volume() / conns;
+    let start = Instant::now();
+    let workers: Vec<_> = (0..conns)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let s = TcpStream::connect(addr).unwrap();
+                s.set_nodelay(true).unwrap();
+                let mut w = s.try_clone().unwrap();
+                let writer = std::thread::spawn(move || {
+                    let chunk = vec![7u8; 64 * 1024];
+                    let mut left = per;
+                    while left > 0 {
+                        let n = left.min(chunk.len());
+                        w.write_all(&chunk[..n]).unwrap();
+                        left -= n;
+                    }
+                });
+                let mut r = s;
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut got = 0;
+                while got < per {
+                    let n = r.read(&mut buf).unwrap();
+                    assert!(n > 0, "the stream ended early");
+                    got += n;
+                }
+                writer.join().unwrap();
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    volume() as f64 / 1e6 / start.elapsed().as_secs_f64()
+}
+
+/// Mean microseconds of a 1-byte round trip.
+fn round_trip_us(addr: SocketAddr) -> f64 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut b = [0u8; 1];
+    for _ in 0..100 {
+        s.write_all(b"x").unwrap();
+        s.read_exact(&mut b).unwrap();
+    }
+    let start = Instant::now();
+    for _ in 0..TRIPS {
+        s.write_all(b"x").unwrap();
+        s.read_exact(&mut b).unwrap();
+    }
+    start.elapsed().as_secs_f64() * 1e6 / TRIPS as f64
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// User and system CPU seconds of a process so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // state is field 3; utime and stime are 14 and 15 (11 and 12 after the `)`)
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let fake = FakeBastion::start();
+    let ready = median((0..7).map(|_| ready_ms(&fake)).collect());
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = Bprof(setup(dir.path(), &fake, port).spawn().unwrap());
+    let tunnel = SocketAddr::from(([127, 0, 0, 1], port));
+    let start = Instant::now();
+    while TcpStream::connect(tunnel).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let echo = fake.echo_addr();
+    let rss_idle = peak_rss_mib(child.0.id());
+    let plain_rt = median((0..3).map(|_| round_trip_us(echo)).collect());
+    let tunnel_rt = median((0..3).map(|_| round_trip_us(tunnel)).collect());
+    let rss_one = peak_rss_mib(child.0.id());
+    let mut rows = Vec::new();
+    for conns in [1, 3] {
+        let plain = median((0..3).map(|_| throughput(echo, conns)).collect());
+        let through = median((0..3).map(|_| throughput(tunnel, conns)).collect());
+        rows.push((conns, plain, through));
+    }
+    let rss = peak_rss_mib(child.0.id());
+    let cpu = cpu_seconds(child.0.id());
+    drop(child);
+
+    println!("| measure | bprof native | target |");
+    println!("| --- | --- | --- |");
+    println!("| listening after the token arrived (median of 7) | {ready:.1} ms | ≤ 50 ms |");
+    for (conns, plain, through) in rows {
+        println!(
+            "| throughput, {conns} connection{} ({} MiB echoed) | {through:.0} MB/s = {:.0}% of the plain TCP echo's {plain:.0} MB/s | ≥ 80% |",
+            if conns == 1 { "" } else { "s" },
+            volume() / (1024 * 1024),
+            through / plain * 100.0
+        );
+    }
+    println!("| peak RSS of bprof: listening / after 1 connection / after 3 at once | {rss_idle:.1} / {rss_one:.1} / {rss:.1} MiB | < 15 MiB |");
+    println!("| bprof's CPU time for all of it ({} MiB through the tunnel) | {cpu:.2} s | |", 6 * volume() / (1024 * 1024));
+    println!(
+        "| added latency per 1-byte round trip (mean of {TRIPS}) | {:.0} µs ({tunnel_rt:.0} µs against {plain_rt:.0} µs direct) | < 1 ms |",
+        tunnel_rt - plain_rt
+    );
+}
