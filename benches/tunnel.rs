@@ -112,7 +112,10 @@ fn ready_ms(fake: &FakeBastion) -> f64 {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(50)).is_ok() {
             break now_ns();
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "bprof did not listen");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "bprof did not listen"
+        );
         std::thread::sleep(Duration::from_micros(200));
     };
     let token_at: u128 = std::fs::read_to_string(dir.path().join("token-at"))
@@ -241,8 +244,13 @@ fn main() {
             through / plain * 100.0
         );
     }
-    println!("| peak RSS of bprof: listening / after 1 connection / after 3 at once | {rss_idle:.1} / {rss_one:.1} / {rss:.1} MiB | < 15 MiB |");
-    println!("| bprof's CPU time for all of it ({} MiB through the tunnel) | {cpu:.2} s | |", 6 * volume() / (1024 * 1024));
+    println!(
+        "| peak RSS of bprof: listening / after 1 connection / after 3 at once | {rss_idle:.1} / {rss_one:.1} / {rss:.1} MiB | < 15 MiB |"
+    );
+    println!(
+        "| bprof's CPU time for all of it ({} MiB through the tunnel) | {cpu:.2} s | |",
+        6 * volume() / (1024 * 1024)
+    );
     println!(
         "| added latency per 1-byte round trip (mean of {TRIPS}) | {:.0} µs ({tunnel_rt:.0} µs against {plain_rt:.0} µs direct) | < 1 ms |",
         tunnel_rt - plain_rt

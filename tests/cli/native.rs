@@ -759,3 +759,69 @@ fn one_bprof_holds_several_tunnels_with_one_token_per_subscription() {
         t.calls()
     );
 }
+
+#[test]
+fn the_profiles_timeout_closes_the_tunnel_natively() {
+    let fake = FakeBastion::start();
+    let port = free_port();
+    let t = set(
+        &fake,
+        port,
+        "",
+        "  short:\n    extends: db\n    timeout: 1\n",
+    );
+    let start = Instant::now();
+    let r = t.run_with(&["run", "short", "--tunnel-only"]);
+    r.code(0).stderr_has("closed after its timeout of 1 s");
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing listens after"
+    );
+}
+
+/// Another user's process connecting to the listener (as `nobody`, through setpriv) gets no
+/// session: each session spends the person's token. Needs root (the README's test command).
+#[test]
+fn connections_from_another_users_process_are_refused() {
+    // SAFETY: getuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::getuid() },
+        0,
+        "run the tests as root, through `bash tests/e2e/with-xrdp.sh cargo test --locked`"
+    );
+    let fake = FakeBastion::start();
+    let port = free_port();
+    let t = set(&fake, port, "", "");
+    let run = Running::start(&t, &["run", "db", "--tunnel-only"]);
+    wait_listening(port);
+    fake.wait_until("the probe's session ended", Duration::from_secs(10), |f| {
+        f.open_sessions() == 0 && f.requests().iter().any(|r| r.method == "DELETE")
+    });
+    let posts = |f: &FakeBastion| f.requests().iter().filter(|r| r.method == "POST").count();
+    let before = posts(&fake);
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c"])
+        .arg(format!(
+            "import socket; s = socket.create_connection(('127.0.0.1', {port})); s.settimeout(5); print(repr(s.recv(10)))"
+        ))
+        .output()
+        .expect("setpriv (util-linux)");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "b''",
+        "closed at once: {out:?}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        posts(&fake),
+        before,
+        "no session for another user's connection"
+    );
+    let (_, stderr) = run.stop(2);
+    assert!(stderr.contains("it is user 65534's"), "{stderr}");
+}
