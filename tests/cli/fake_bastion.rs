@@ -50,6 +50,48 @@ const MAX_BODY: usize = 1024 * 1024;
 /// How long a websocket that sent its close frame waits for the client's.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
+/// What a test's own route answers.
+#[derive(Clone, Debug)]
+pub enum Answer {
+    /// A status and a JSON body.
+    Json(u16, serde_json::Value),
+    /// A status, a content type and a body as it is (HTML pages, broken JSON).
+    Raw(u16, &'static str, String),
+    /// Say nothing, keep the connection open (a hanging call).
+    Hang,
+    /// The answer after a delay (ARM's latency, for timings).
+    After(Duration, Box<Answer>),
+}
+
+/// A test's own route: requests with this method whose path (without the query, decoded)
+/// starts with `prefix` are answered by `answer`, before the fake's own routes.
+#[derive(Clone)]
+pub struct Route {
+    pub method: &'static str,
+    pub prefix: String,
+    pub answer: std::sync::Arc<dyn Fn(&Request) -> Answer + Send + Sync>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Route({} {})", self.method, self.prefix)
+    }
+}
+
+impl Route {
+    pub fn new(
+        method: &'static str,
+        prefix: &str,
+        answer: impl Fn(&Request) -> Answer + Send + Sync + 'static,
+    ) -> Route {
+        Route {
+            method,
+            prefix: prefix.to_string(),
+            answer: std::sync::Arc::new(answer),
+        }
+    }
+}
+
 /// One HTTP request as the fake received it (websocket upgrades included).
 #[derive(Clone, Debug)]
 pub struct Request {
@@ -117,6 +159,8 @@ pub enum Failure {
 /// pings and drop from the configuration in force when it is opened.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// Routes of a test's own, tried first (more of ARM: VMs, Resource Graph, ...).
+    pub routes: Vec<Route>,
     /// The bastion's SKU as ARM reports it.
     pub sku: String,
     /// `enableTunneling`; None leaves the key out.
@@ -144,6 +188,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            routes: Vec::new(),
             sku: "Standard".to_string(),
             tunneling: Some(true),
             ip_connect: false,
@@ -499,6 +544,8 @@ enum Outcome {
         ping_every: Option<Duration>,
         drop_after_bytes: Option<usize>,
     },
+    /// This outcome after a delay.
+    After(Duration, Box<Outcome>),
 }
 
 /// Why no request could be read: Some(reply) to send, or None (the connection is gone).
@@ -510,11 +557,15 @@ async fn connection(mut stream: Tls, peer: SocketAddr, state: Shared, host: Stri
         Err(Some(reply)) => return write_reply(&mut stream, reply).await,
         Err(None) => return,
     };
-    let outcome = {
+    let mut outcome = {
         let mut state = lock(&state);
         state.requests.push(request.clone());
         route(&mut state, &request, &host)
     };
+    while let Outcome::After(delay, then) = outcome {
+        tokio::time::sleep(delay).await;
+        outcome = *then;
+    }
     match outcome {
         Outcome::Reply(reply) => write_reply(&mut stream, reply).await,
         Outcome::Hang => {
@@ -543,6 +594,8 @@ async fn connection(mut stream: Tls, peer: SocketAddr, state: Shared, host: Stri
                     .push(format!("{peer}: websocket handshake: {e}")),
             }
         }
+        // taken apart above
+        Outcome::After(..) => {}
     }
 }
 
@@ -685,6 +738,14 @@ fn reason(status: u16) -> &'static str {
 
 fn route(state: &mut State, request: &Request, host: &str) -> Outcome {
     let path = request.path_only();
+    if let Some(r) = state
+        .config
+        .routes
+        .iter()
+        .find(|r| r.method == request.method && request.decoded_path.starts_with(&r.prefix))
+    {
+        return outcome_of((r.answer)(request));
+    }
     match request.method.as_str() {
         "GET" if path.starts_with("/webtunnelv2/") => upgrade(state, request),
         "GET" if path.starts_with("/subscriptions/") => Outcome::Reply(arm(state, request, host)),
@@ -694,6 +755,20 @@ fn route(state: &mut State, request: &Request, host: &str) -> Outcome {
             404,
             &format!("the fake bastion has no {} {path}", request.method),
         )),
+    }
+}
+
+fn outcome_of(answer: Answer) -> Outcome {
+    match answer {
+        Answer::Json(status, body) => Outcome::Reply(Reply::json(status, body)),
+        Answer::Raw(status, content_type, body) => Outcome::Reply(Reply {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body,
+        }),
+        Answer::Hang => Outcome::Hang,
+        Answer::After(delay, then) => Outcome::After(delay, Box::new(outcome_of(*then))),
     }
 }
 
