@@ -146,9 +146,9 @@ fn service_value(v: Option<&Value>, name: &str) -> Result<String, AzureError> {
 
 /// Why a refused session was refused, in bprof's words, when the cause is known.
 pub fn refusal_hint(status: u16, message: &str, token_len: usize) -> Option<String> {
-    let m = message.to_ascii_lowercase();
-    if m.contains("tunneling is disabled") {
-        return Some("turn on the bastion's native client support (portal: the bastion > Configuration > Native client support; SKU Standard or Premium)".into());
+    // `{profile}` and `{tenant}` stay for the caller to fill in
+    if let Some(k) = super::known::recognise(message) {
+        return Some(k.hint.to_string());
     }
     if matches!(status, 401 | 403) && token_len >= LARGE_TOKEN {
         return Some(format!(

@@ -1,10 +1,12 @@
 //! What az and Azure know: `signin` reads az's local profile (who is signed in where); `token`
 //! gets the ARM access token from az; `tls` and `http` are bprof's own HTTPS; `arm` is Azure
 //! Resource Manager; `bastion` is the bastion's data plane; `tunnel` is the native tunnel
-//! engine (listener, sessions, pump).
+//! engine (listener, sessions, pump); `known` is the table of az's and the service's known
+//! failures and their hints.
 pub mod arm;
 pub mod bastion;
 pub mod http;
+pub mod known;
 pub mod signin;
 pub mod tls;
 pub mod token;
@@ -75,7 +77,7 @@ impl AzureError {
             AzureError::Connect { .. } | AzureError::Timeout { .. } => Some("check the network; behind a proxy set HTTPS_PROXY (and NO_PROXY)".into()),
             AzureError::Arm { status: 401 | 403, .. } => Some("`az account show` says who az is signed in as; `az login --tenant TENANT` signs in to the bastion's tenant".into()),
             AzureError::Arm { status: 404, .. } => Some("check the bastion's subscription, resource_group and name in the profile".into()),
-            AzureError::Refused { hint, .. } => hint.clone(),
+            AzureError::Refused { hint, .. } => hint.as_deref().map(|h| known::fill(h, "", "")),
             AzureError::Process(ProcessError::Missing { .. }) => Some("install the Azure CLI, or set BPROF_AZ to its path; `tunnel_engine: az` needs it too".into()),
             _ => None,
         }

@@ -38,8 +38,9 @@ const CLOSE_WAIT: Duration = Duration::from_secs(3);
 /// What the engine connects, from the plan.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The profile's name, for messages.
+    /// The profile's name and tenant id, for messages.
     pub profile: String,
+    pub tenant: String,
     /// The bastion's subscription (its token), resource group and name.
     pub subscription: String,
     pub resource_group: String,
@@ -542,7 +543,7 @@ where
         Ok(g) => g,
         Err(e) => {
             sh.stats.failed_sessions.fetch_add(1, Ordering::SeqCst);
-            refused(&who, &e);
+            refused(&who, &e, &sh.cfg);
             return Some(e);
         }
     };
@@ -564,7 +565,7 @@ where
         Some(Ok(ws)) => pump(r, w, ws, &mut stop).await,
         Some(Err(e)) => {
             sh.stats.failed_sessions.fetch_add(1, Ordering::SeqCst);
-            refused(&who, &e);
+            refused(&who, &e, &sh.cfg);
             failed = Some(e);
         }
         None => {}
@@ -585,9 +586,15 @@ where
     failed
 }
 
-fn refused(who: &str, e: &AzureError) {
+fn refused(who: &str, e: &AzureError, cfg: &Config) {
     say(&format!("{who} is closed: {e}"));
-    if let Some(h) = e.hint() {
+    let h = match e {
+        AzureError::Refused { hint: Some(h), .. } => {
+            Some(super::known::fill(h, &cfg.profile, &cfg.tenant))
+        }
+        e => e.hint(),
+    };
+    if let Some(h) = h {
         say(&format!("hint: {h}"));
     }
 }

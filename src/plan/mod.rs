@@ -211,6 +211,9 @@ pub struct Plan {
     pub profile: String,
     #[serde(skip)]
     pub os: Os,
+    /// The profile's tenant id (for hints: `az login --tenant ...`).
+    #[serde(skip)]
+    pub tenant: String,
     pub steps: Vec<Step>,
     /// Capability-bearing values in the plan and where they came from.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -526,6 +529,7 @@ pub fn build(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<
         return Ok(Plan {
             profile: profile.name.clone(),
             os: opts.os,
+            tenant: profile.tenant.id.clone(),
             steps: out,
             sources,
         });
@@ -536,6 +540,7 @@ pub fn build(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<
         return Ok(Plan {
             profile: profile.name.clone(),
             os: opts.os,
+            tenant: profile.tenant.id.clone(),
             steps: out,
             sources,
         });
@@ -564,6 +569,7 @@ pub fn build(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<
     Ok(Plan {
         profile: profile.name.clone(),
         os: opts.os,
+        tenant: profile.tenant.id.clone(),
         steps: out,
         sources,
     })

@@ -6,15 +6,15 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub mod az_output;
 pub mod listener;
-pub mod tunnel_output;
 
 use crate::azure::AzureError;
 use crate::azure::tunnel::{Engine, StartError};
 use crate::plan::{Plan, StepKind, local_address};
 use crate::process::{Child, Exit, ProcessError, SIGTERM, Signals, Spawn, moment, spawn};
+use az_output::{AzOutput, Seen};
 use listener::Owner;
-use tunnel_output::{Seen, TunnelOutput};
 
 /// Where to get the Azure CLI.
 pub const AZ_INSTALL_URL: &str = "https://learn.microsoft.com/cli/azure/install-azure-cli";
@@ -29,9 +29,15 @@ pub enum RunError {
         step: String,
         program: String,
         exit: Exit,
+        /// The hint of a known failure az's output showed.
+        known: Option<String>,
     },
     #[error("the tunnel's `{program}` {exit} before it was ready")]
-    TunnelExited { program: String, exit: Exit },
+    TunnelExited {
+        program: String,
+        exit: Exit,
+        known: Option<String>,
+    },
     #[error("the RDP client `{program}` {exit}")]
     ClientFailed { program: String, exit: Exit },
     #[error("the tunnel did not accept connections on 127.0.0.1:{port} within {secs} s")]
@@ -119,6 +125,7 @@ impl RunError {
                 Some(crate::plan::client::INSTALL_HINT.into())
             }
             RunError::Process(ProcessError::Missing { .. }) => Some("install it, or put it on PATH".into()),
+            RunError::StepFailed { known: Some(k), .. } | RunError::TunnelExited { known: Some(k), .. } => Some(k.clone()),
             RunError::TunnelExited { .. } => Some("az's own message is above; `bprof run PROFILE -- --debug` shows more".into()),
             RunError::TunnelTimeout { .. } => Some("check the bastion and the VM; set BPROF_TUNNEL_TIMEOUT (seconds) to wait longer".into()),
             RunError::PortBusy { derived: true, .. } => Some("another tunnel for this profile may be open already; this port is derived from the profile name so that teammates' .rdp files match: close the other tunnel, or pass --port N".into()),
@@ -168,8 +175,9 @@ fn owner(port: u16, child: &Child, seen: Seen) -> Result<Owner, RunError> {
 /// listens on it (or az says its bind failed), when the tunnel exits first, when the timeout
 /// passes, or when a signal arrives.
 fn wait_ready(
+    plan: &Plan,
     child: &Child,
-    output: &TunnelOutput,
+    output: &AzOutput,
     port: u16,
     signals: &Signals,
 ) -> Result<(), RunError> {
@@ -195,6 +203,7 @@ fn wait_ready(
             return Err(RunError::TunnelExited {
                 program: child.name().to_string(),
                 exit,
+                known: known_hint(plan, &output.tail()),
             });
         }
         match owner(port, child, output.seen())? {
@@ -220,10 +229,11 @@ fn wait_ready(
 /// The tunnel of a session: restarted on the same port when it dies, a bounded number of times.
 /// It owns the running az: dropping the tunnel stops it.
 struct Tunnel<'a> {
+    plan: &'a Plan,
     argv: &'a [String],
     port: u16,
     /// The running az and its watched output.
-    child: Option<(Child, TunnelOutput)>,
+    child: Option<(Child, AzOutput)>,
     restarts: u32,
 }
 
@@ -236,8 +246,8 @@ impl Tunnel<'_> {
             capture_stdout: false,
         })?;
         let output = match child.take_stderr() {
-            Some(pipe) => TunnelOutput::watch(pipe),
-            None => TunnelOutput::watch(std::io::empty()),
+            Some(pipe) => AzOutput::watch(pipe),
+            None => AzOutput::watch(std::io::empty()),
         };
         self.child = Some((child, output));
         Ok(())
@@ -245,7 +255,7 @@ impl Tunnel<'_> {
 
     fn wait_ready(&self, signals: &Signals) -> Result<(), RunError> {
         match &self.child {
-            Some((c, output)) => wait_ready(c, output, self.port, signals),
+            Some((c, output)) => wait_ready(self.plan, c, output, self.port, signals),
             None => Ok(()),
         }
     }
@@ -265,6 +275,9 @@ impl Tunnel<'_> {
         if exit.success() {
             crate::terminal::eprintln(&format!("bprof: the tunnel closed (`{program}` {exit})"));
             return Ok(false);
+        }
+        if let Some(h) = known_hint(self.plan, &output.tail()) {
+            crate::terminal::eprintln(&format!("bprof: hint: {h}"));
         }
         if self.restarts >= MAX_TUNNEL_RESTARTS {
             return Err(RunError::TunnelDied {
@@ -452,9 +465,9 @@ pub fn execute_several(plans: &[Plan], signals: &Signals, quiet: bool) -> Result
             for step in &plan.steps {
                 interrupted(signals)?;
                 match &step.kind {
-                    StepKind::Login | StepKind::Foreground => foreground(step, signals)?,
+                    StepKind::Login | StepKind::Foreground => foreground(plan, step, signals)?,
                     StepKind::RestoreDefault { previous } => {
-                        restore_default(step, previous, signals)?
+                        restore_default(plan, step, previous, signals)?
                     }
                     StepKind::Token => {
                         let sub = step.argv.get(4).cloned().unwrap_or_default();
@@ -511,6 +524,7 @@ pub fn execute_several(plans: &[Plan], signals: &Signals, quiet: bool) -> Result
 
 /// `az account set` back to the previous default, when `az login` changed it.
 fn restore_default(
+    plan: &Plan,
     step: &crate::plan::Step,
     previous: &str,
     signals: &Signals,
@@ -520,7 +534,7 @@ fn restore_default(
         crate::terminal::eprintln(&format!(
             "bprof: az login changed your default subscription; setting it back to {previous}"
         ));
-        foreground(step, signals)?;
+        foreground(plan, step, signals)?;
     }
     Ok(())
 }
@@ -541,8 +555,10 @@ fn run_steps<'a>(
     for step in &plan.steps {
         interrupted(signals)?;
         match &step.kind {
-            StepKind::Login | StepKind::Foreground => foreground(step, signals)?,
-            StepKind::RestoreDefault { previous } => restore_default(step, previous, signals)?,
+            StepKind::Login | StepKind::Foreground => foreground(plan, step, signals)?,
+            StepKind::RestoreDefault { previous } => {
+                restore_default(plan, step, previous, signals)?
+            }
             StepKind::Token => {
                 let sub = step.argv.get(4).cloned().unwrap_or_default();
                 owned.token = Some(crate::azure::token::fetch(&sub, signals)?);
@@ -568,6 +584,7 @@ fn run_steps<'a>(
             }
             StepKind::Tunnel { port } => {
                 let t = owned.tunnel.insert(Tunnel {
+                    plan,
                     argv: &step.argv,
                     port: *port,
                     child: None,
@@ -715,6 +732,7 @@ fn engine_config(plan: &Plan, t: &crate::plan::NativeTunnel) -> crate::azure::tu
     use crate::azure::bastion::Target;
     crate::azure::tunnel::Config {
         profile: plan.profile.clone(),
+        tenant: plan.tenant.clone(),
         subscription: t.subscription.clone(),
         resource_group: t.resource_group.clone(),
         bastion: t.bastion.clone(),
@@ -744,22 +762,46 @@ fn plan_rdp_path(plan: &Plan) -> Option<&String> {
     })
 }
 
-/// Runs a step in the foreground; a failing status ends the run with it.
-fn foreground(step: &crate::plan::Step, signals: &Signals) -> Result<(), RunError> {
-    let child = spawn(Spawn {
+/// Whether a step's stderr is relayed through bprof (to recognise az's known failures): az's
+/// steps, except `az network bastion ssh`, whose ssh session keeps the terminal as it is.
+fn relayed(step: &crate::plan::Step) -> bool {
+    step.argv.first().is_some_and(|p| p == "az")
+        && step.argv.get(1..4) != Some(&["network".to_string(), "bastion".into(), "ssh".into()][..])
+}
+
+/// The hint for what az's output shows, when it is a known failure.
+fn known_hint(plan: &Plan, output: &str) -> Option<String> {
+    crate::azure::known::recognise(output)
+        .map(|k| crate::azure::known::hint(k, &plan.profile, &plan.tenant))
+}
+
+/// Runs a step in the foreground; a failing status ends the run with it (and, when az's
+/// output shows a known failure, with its hint).
+fn foreground(plan: &Plan, step: &crate::plan::Step, signals: &Signals) -> Result<(), RunError> {
+    let relay = relayed(step);
+    let mut child = spawn(Spawn {
         argv: &step.argv,
         background: false,
-        pipe_stderr: false,
+        pipe_stderr: relay,
         capture_stdout: false,
     })?;
+    let output = child.take_stderr().map(AzOutput::watch);
     let exit = child.wait(signals)?;
     if exit.success() {
+        if let Some(o) = &output {
+            o.drain(DRAIN);
+        }
         return Ok(());
     }
+    let known = output.and_then(|o| {
+        o.drain(DRAIN);
+        known_hint(plan, &o.tail())
+    });
     Err(RunError::StepFailed {
         step: step.name.clone(),
         program: child.name().to_string(),
         exit,
+        known,
     })
 }
 

@@ -17,6 +17,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_bprof");
 /// FAKE_AZ_WAIT_ON_RESTART only a restarted tunnel (after `died-once`) waits.
 /// FAKE_AZ_FORWARD: forward tunnel connections to this port on 127.0.0.1.
 /// FAKE_AZ_SLEEP: seconds to sleep before exiting (a long-running connect step).
+/// FAKE_AZ_STDERR (FAKE_AZ_LOGIN_STDERR for login): a message for stderr (`\n` for newlines);
+/// FAKE_AZ_STDERR_KB: that many KiB more on stderr (a full pipe).
 /// FAKE_AZ_LOGIN_DEFAULT: `az login` makes this subscription az's default (as az's login does).
 /// `account get-access-token` prints a token `...SECRET-NNNN-` (NNNN: the call's number;
 /// FAKE_AZ_TOKEN_PAD more `x`s), lasting FAKE_AZ_TOKEN_TTL seconds (3600); FAKE_AZ_TOKEN_EXIT.
@@ -43,7 +45,13 @@ if args[:2] == ["account", "get-access-token"]:
     print(json.dumps({"accessToken": token, "expiresOn": "2026-12-01 10:00:00.000000", "expires_on": int(time.time()) + ttl,
                       "subscription": sub, "tenant": "t", "tokenType": "Bearer"}))
     sys.exit(int(os.environ.get("FAKE_AZ_TOKEN_EXIT", "0")))
+def say_stderr(var):
+    msg = os.environ.get(var)
+    if msg:
+        sys.stderr.write(msg.replace("\\n", "\n") + "\n")
+        sys.stderr.flush()
 if args[:1] == ["login"]:
+    say_stderr("FAKE_AZ_LOGIN_STDERR")
     new_default = os.environ.get("FAKE_AZ_LOGIN_DEFAULT")
     if new_default:
         # az's login picks a default subscription itself
@@ -57,6 +65,7 @@ if args[:3] == ["network", "bastion", "tunnel"]:
         mode = os.environ.get("FAKE_AZ_TUNNEL_RESTARTED", mode)
     if mode == "die":
         print("ERROR: fake tunnel failed", file=sys.stderr)
+        say_stderr("FAKE_AZ_STDERR")
         sys.exit(1)
     if mode == "never-ready":
         time.sleep(3600)
@@ -116,6 +125,10 @@ if args[:3] == ["network", "bastion", "tunnel"]:
             threading.Thread(target=pipe, args=(up, c), daemon=True).start()
         else:
             c.close()
+say_stderr("FAKE_AZ_STDERR")
+for _ in range(int(os.environ.get("FAKE_AZ_STDERR_KB", "0"))):
+    sys.stderr.write("x" * 1023 + "\n")
+sys.stderr.flush()
 time.sleep(float(os.environ.get("FAKE_AZ_SLEEP", "0")))
 sys.exit(int(os.environ.get("FAKE_AZ_EXIT", "0")))
 "#;

@@ -5,6 +5,7 @@
 #[path = "../../fuzz/src/lib.rs"]
 mod fuzz_pipeline;
 mod harness;
+mod known;
 mod lint;
 #[cfg(target_os = "linux")]
 mod native;

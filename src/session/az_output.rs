@@ -1,9 +1,11 @@
-//! az's tunnel output: read from a pipe by a thread that forwards it to bprof's stderr as it
-//! comes (az's messages stay visible; control sequences other than color are escaped, as in
-//! all of bprof's output), and notes az's own lines that say the tunnel is
-//! ready or that its bind failed (`Defined port is currently unavailable`: someone else has the
-//! port). Where bprof cannot see who owns a socket (macOS, Windows), the ready line is part of
-//! readiness; everywhere a failed bind is fatal.
+//! az's stderr (and a tunnel's stdout): read from a pipe by a thread that forwards it to bprof's
+//! stderr as it comes (az's messages stay visible; control sequences other than color are
+//! escaped, as in all of bprof's output). The relay always drains: when bprof's own stderr is
+//! closed it reads on, so az never blocks on a full pipe. It keeps the last lines, from which
+//! bprof recognises az's known failures ([`crate::azure::known`]) after az exits, and notes a
+//! tunnel's lines that say it is ready or that its bind failed (`Defined port is currently
+//! unavailable`: someone else has the port). Where bprof cannot see who owns a socket (macOS,
+//! Windows), the ready line is part of readiness; everywhere a failed bind is fatal.
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -35,28 +37,38 @@ impl Seen {
     }
 }
 
-/// The watched output of one tunnel process.
-pub struct TunnelOutput {
-    state: Arc<(Mutex<Seen>, Condvar)>,
+/// The last bytes of output kept for recognising a failure.
+const TAIL: usize = 16 * 1024;
+
+/// What the relay knows: the notes and the output's tail.
+#[derive(Default)]
+struct Watched {
+    seen: Seen,
+    tail: Vec<u8>,
 }
 
-fn lock(m: &Mutex<Seen>) -> MutexGuard<'_, Seen> {
+/// The watched output of one az process.
+pub struct AzOutput {
+    state: Arc<(Mutex<Watched>, Condvar)>,
+}
+
+fn lock(m: &Mutex<Watched>) -> MutexGuard<'_, Watched> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl TunnelOutput {
+impl AzOutput {
     /// Starts the thread that forwards `pipe` to stderr and notes az's lines; it ends when
     /// the pipe closes.
-    pub fn watch(pipe: impl Read + Send + 'static) -> TunnelOutput {
-        TunnelOutput::watch_to(pipe, std::io::stderr())
+    pub fn watch(pipe: impl Read + Send + 'static) -> AzOutput {
+        AzOutput::watch_to(pipe, std::io::stderr())
     }
 
-    /// [`TunnelOutput::watch`], forwarding to `sink`.
+    /// [`AzOutput::watch`], forwarding to `sink`.
     fn watch_to(
         pipe: impl Read + Send + 'static,
         mut sink: impl Write + Send + 'static,
-    ) -> TunnelOutput {
-        let state = Arc::new((Mutex::new(Seen::default()), Condvar::new()));
+    ) -> AzOutput {
+        let state = Arc::new((Mutex::new(Watched::default()), Condvar::new()));
         let shared = Arc::clone(&state);
         let forward = move || {
             let mut pipe = pipe;
@@ -75,44 +87,54 @@ impl TunnelOutput {
                 let shown = crate::terminal::text(&String::from_utf8_lossy(&chunk[..n]), true);
                 let _ = sink.write_all(shown.as_bytes());
                 let _ = sink.flush();
-                let mut seen = lock(&shared.0);
+                let mut w = lock(&shared.0);
                 for &b in &chunk[..n] {
                     line.push(b);
                     if b == b'\n' {
-                        seen.note(&String::from_utf8_lossy(&line));
+                        w.seen.note(&String::from_utf8_lossy(&line));
                         line.clear();
                     }
                 }
-                drop(seen);
+                w.tail.extend_from_slice(&chunk[..n]);
+                if w.tail.len() > TAIL {
+                    let cut = w.tail.len() - TAIL;
+                    w.tail.drain(..cut);
+                }
+                drop(w);
                 shared.1.notify_all();
             }
-            let mut seen = lock(&shared.0);
-            seen.note(&String::from_utf8_lossy(&line));
-            seen.closed = true;
-            drop(seen);
+            let mut w = lock(&shared.0);
+            w.seen.note(&String::from_utf8_lossy(&line));
+            w.seen.closed = true;
+            drop(w);
             shared.1.notify_all();
         };
         if let Err(e) = std::thread::Builder::new()
-            .name("tunnel-output".into())
+            .name("az-output".into())
             .spawn(forward)
         {
             // no thread: nothing reads the pipe, and az would block on a full one; say so and
             // treat the output as ended
-            crate::terminal::eprintln(&format!("bprof: cannot read the tunnel's output: {e}"));
-            lock(&state.0).closed = true;
+            crate::terminal::eprintln(&format!("bprof: cannot read az's output: {e}"));
+            lock(&state.0).seen.closed = true;
         }
-        TunnelOutput { state }
+        AzOutput { state }
     }
 
     pub fn seen(&self) -> Seen {
-        *lock(&self.state.0)
+        lock(&self.state.0).seen
+    }
+
+    /// The last lines of the output (at most 16 KiB), as text.
+    pub fn tail(&self) -> String {
+        String::from_utf8_lossy(&lock(&self.state.0).tail).into_owned()
     }
 
     /// Waits at most `d`, returning early when a line arrives or the pipe closes.
     pub fn wait(&self, d: Duration) {
         let (m, cv) = &*self.state;
         let guard = lock(m);
-        if guard.closed {
+        if guard.seen.closed {
             drop(guard);
             std::thread::sleep(d);
             return;
@@ -125,7 +147,7 @@ impl TunnelOutput {
         let (m, cv) = &*self.state;
         let deadline = Instant::now() + d;
         let mut guard = lock(m);
-        while !guard.closed {
+        while !guard.seen.closed {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return;
@@ -156,13 +178,14 @@ mod tests {
 
     #[test]
     fn the_pipe_is_read_to_its_end() {
-        let out = TunnelOutput::watch_to(
+        let out = AzOutput::watch_to(
             &b"a\nWARNING: Tunnel is ready, connect on port 1\nlast"[..],
             std::io::sink(),
         );
         out.drain(Duration::from_secs(5));
         let seen = out.seen();
         assert!(seen.closed && seen.ready && !seen.port_unavailable);
+        assert!(out.tail().ends_with("port 1\nlast"));
     }
 
     /// Gives one byte per read: a line arrives in pieces.
@@ -183,7 +206,7 @@ mod tests {
 
     #[test]
     fn a_line_in_pieces_and_a_last_line_without_newline() {
-        let out = TunnelOutput::watch_to(Trickle(
+        let out = AzOutput::watch_to(Trickle(
             b"WARNING: Tunnel is ready, connect on port 1\nERROR: Defined port is currently unavailable",
         ), std::io::sink());
         out.drain(Duration::from_secs(5));
