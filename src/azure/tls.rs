@@ -67,6 +67,16 @@ pub fn pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// A bundle (`VAR=PATH`) with no usable certificate.
+fn no_certificate(name: &str) -> AzureError {
+    let (var, path) = name.split_once('=').unwrap_or((name, ""));
+    AzureError::Bundle {
+        var: var.into(),
+        path: path.into(),
+        why: "it holds no usable PEM certificate".into(),
+    }
+}
+
 /// The TLS client configuration, built once per process.
 #[derive(Clone)]
 pub struct Tls {
@@ -118,15 +128,7 @@ impl Tls {
                         .map(rustls_pki_types::CertificateDer::from),
                 );
                 if added == 0 {
-                    return Err(AzureError::Bundle {
-                        var: name.split('=').next().unwrap_or_default().into(),
-                        path: name
-                            .split_once('=')
-                            .map(|(_, p)| p)
-                            .unwrap_or_default()
-                            .into(),
-                        why: "it holds no usable PEM certificate".into(),
-                    });
+                    return Err(no_certificate(name));
                 }
             }
             // AES-128-GCM first: as safe for this, and cheaper per byte than AES-256 (the tunnel
@@ -160,15 +162,7 @@ impl Tls {
             for (name, pem) in &extra {
                 let certs = pem_certificates(pem);
                 if certs.is_empty() {
-                    return Err(AzureError::Bundle {
-                        var: name.split('=').next().unwrap_or_default().into(),
-                        path: name
-                            .split_once('=')
-                            .map(|(_, p)| p)
-                            .unwrap_or_default()
-                            .into(),
-                        why: "it holds no PEM certificate".into(),
-                    });
+                    return Err(no_certificate(name));
                 }
                 for der in certs {
                     if let Ok(c) = native_tls::Certificate::from_der(&der) {

@@ -35,26 +35,36 @@ pub const STOP_GRACE: Duration = Duration::from_secs(8);
 /// How long a websocket close may wait for the service's close.
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
-/// What the engine connects, from the plan.
+/// What the engine connects: the plan's tunnel, and whose it is (for messages).
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The profile's name and tenant id, for messages.
+    /// The profile's name and tenant id.
     pub profile: String,
     pub tenant: String,
-    /// The bastion's subscription (its token), resource group and name.
-    pub subscription: String,
-    pub resource_group: String,
-    pub bastion: String,
-    /// The profile's `dns_name`: skips the ARM read.
-    pub dns_name: Option<String>,
-    pub target: Target,
-    pub resource_port: u16,
-    /// The local port wanted.
-    pub port: u16,
-    /// When the port is taken: use one the OS picks (true) or fail (false).
-    pub fallback: bool,
-    /// Close after this long.
-    pub timeout: Option<Duration>,
+    pub tunnel: crate::plan::NativeTunnel,
+}
+
+impl Config {
+    /// The sessions' target.
+    pub fn target(&self) -> Target {
+        let t = &self.tunnel;
+        match &t.target {
+            crate::plan::TunnelTarget::Vm(id) => Target::Vm {
+                resource_id: id.clone(),
+            },
+            crate::plan::TunnelTarget::Ip(ip) => Target::Ip {
+                subscription: t.subscription.clone(),
+                resource_group: t.resource_group.clone(),
+                ip: ip.clone(),
+            },
+        }
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        self.tunnel
+            .timeout
+            .map(|s| Duration::from_secs(u64::from(s)))
+    }
 }
 
 /// The port could not be bound.
@@ -95,6 +105,8 @@ struct Shared {
     dp: DataPlane,
     tokens: TokenSource,
     cfg: Config,
+    /// What each session connects to.
+    target: Target,
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     local: SocketAddr,
     /// The sessions open now (the newest last): an overlapping session names one of them.
@@ -180,7 +192,7 @@ async fn data_plane(
     tokens: &TokenSource,
     cfg: &Config,
 ) -> Result<DataPlane, AzureError> {
-    if let Some(d) = &cfg.dns_name {
+    if let Some(d) = &cfg.tunnel.dns_name {
         return DataPlane::from_profile(d);
     }
     let arm = Arm::from_env(net.clone())?;
@@ -188,21 +200,24 @@ async fn data_plane(
     let facts = arm::bastion(
         &arm,
         &token.secret,
-        &cfg.subscription,
-        &cfg.resource_group,
-        &cfg.bastion,
+        &cfg.tunnel.subscription,
+        &cfg.tunnel.resource_group,
+        &cfg.tunnel.bastion,
     )
     .await?;
-    if let Some(why) = facts.refusal(matches!(cfg.target, Target::Ip { .. })) {
+    if let Some(why) = facts.refusal(matches!(
+        cfg.tunnel.target,
+        crate::plan::TunnelTarget::Ip(_)
+    )) {
         return Err(AzureError::Unusable {
-            bastion: cfg.bastion.clone(),
+            bastion: cfg.tunnel.bastion.clone(),
             why,
         });
     }
     match facts.dns_name.as_deref() {
         Some(d) if !d.is_empty() => DataPlane::from_arm(d),
         _ => Err(AzureError::Unusable {
-            bastion: cfg.bastion.clone(),
+            bastion: cfg.tunnel.bastion.clone(),
             why: "ARM's answer has no dnsName".into(),
         }),
     }
@@ -215,7 +230,7 @@ fn prepare(
     token: Option<AccessToken>,
 ) -> Result<(tokio::runtime::Runtime, Net, TokenSource, DataPlane), AzureError> {
     let net = Net::from_env()?;
-    let tokens = TokenSource::new(&cfg.subscription, signals.clone(), token);
+    let tokens = TokenSource::new(&cfg.tunnel.subscription, signals.clone(), token);
     tokens.get()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -237,6 +252,7 @@ pub fn proxy(cfg: Config, signals: &Signals) -> Result<(), AzureError> {
         net,
         dp,
         tokens,
+        target: cfg.target(),
         cfg,
         local: SocketAddr::from(([127, 0, 0, 1], 0)),
         open: Mutex::new(Vec::new()),
@@ -280,9 +296,9 @@ impl Engine {
         token: Option<AccessToken>,
     ) -> Result<Engine, StartError> {
         let (rt, net, tokens, dp) = prepare(&cfg, signals, token)?;
-        let (listener, moved_from) = listen(cfg.port, cfg.fallback)?;
+        let (listener, moved_from) = listen(cfg.tunnel.port, cfg.tunnel.fallback)?;
         let local = listener.local_addr().map_err(|source| StartError::Listen {
-            port: cfg.port,
+            port: cfg.tunnel.port,
             source,
         })?;
         let (stop, stop_rx) = watch::channel(false);
@@ -293,6 +309,7 @@ impl Engine {
             net,
             dp,
             tokens,
+            target: cfg.target(),
             cfg,
             local,
             open: Mutex::new(Vec::new()),
@@ -377,7 +394,7 @@ async fn serve(
     let mut tasks = tokio::task::JoinSet::new();
     // the connections' own stop: fired however the loop ends (stop or timeout)
     let (close_all, closing) = watch::channel(false);
-    let deadline = sh.cfg.timeout.map(|t| tokio::time::Instant::now() + t);
+    let deadline = sh.cfg.timeout().map(|t| tokio::time::Instant::now() + t);
     let timeout = async {
         match deadline {
             Some(d) => tokio::time::sleep_until(d).await,
@@ -405,7 +422,7 @@ async fn serve(
             },
             _ = stop.changed() => break,
             () = &mut timeout => {
-                say(&format!("the tunnel closed after its timeout of {} s", sh.cfg.timeout.map_or(0, |t| t.as_secs())));
+                say(&format!("the tunnel closed after its timeout of {} s", sh.cfg.timeout().map_or(0, |t| t.as_secs())));
                 break;
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -499,8 +516,8 @@ where
     let create = bastion::create_session(
         &sh.net,
         &sh.dp,
-        &sh.cfg.target,
-        sh.cfg.resource_port,
+        &sh.target,
+        sh.cfg.tunnel.resource_port,
         &token.secret,
         previous.as_ref().map(|(a, n)| (a.as_str(), n.as_str())),
     );
@@ -529,8 +546,8 @@ where
             bastion::create_session(
                 &sh.net,
                 &sh.dp,
-                &sh.cfg.target,
-                sh.cfg.resource_port,
+                &sh.target,
+                sh.cfg.tunnel.resource_port,
                 &token.secret,
                 None,
             )

@@ -464,13 +464,12 @@ pub fn execute_several(plans: &[Plan], signals: &Signals, quiet: bool) -> Result
             let mut token = None;
             for step in &plan.steps {
                 interrupted(signals)?;
+                if command_step(plan, step, signals)? {
+                    continue;
+                }
                 match &step.kind {
-                    StepKind::Login | StepKind::Foreground => foreground(plan, step, signals)?,
-                    StepKind::RestoreDefault { previous } => {
-                        restore_default(plan, step, previous, signals)?
-                    }
                     StepKind::Token => {
-                        let sub = step.argv.get(4).cloned().unwrap_or_default();
+                        let sub = token_subscription(step);
                         token = match tokens.iter().find(|(s, _)| *s == sub) {
                             Some((_, t)) => Some(t.clone()),
                             None => {
@@ -539,6 +538,31 @@ fn restore_default(
     Ok(())
 }
 
+/// Runs a step that is a command of its own (login, restore-default, a template's steps);
+/// Ok(false) for the others.
+fn command_step(
+    plan: &Plan,
+    step: &crate::plan::Step,
+    signals: &Signals,
+) -> Result<bool, RunError> {
+    match &step.kind {
+        StepKind::Login | StepKind::Foreground => foreground(plan, step, signals)?,
+        StepKind::RestoreDefault { previous } => restore_default(plan, step, previous, signals)?,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// The subscription of the token step (`az account get-access-token --subscription SUB`).
+fn token_subscription(step: &crate::plan::Step) -> String {
+    step.argv
+        .iter()
+        .position(|a| a == "--subscription")
+        .and_then(|i| step.argv.get(i + 1))
+        .cloned()
+        .unwrap_or_default()
+}
+
 fn interrupted(signals: &Signals) -> Result<(), RunError> {
     match signals.received() {
         Some(signal) => Err(ProcessError::Interrupted { signal }.into()),
@@ -554,13 +578,12 @@ fn run_steps<'a>(
 ) -> Result<i32, RunError> {
     for step in &plan.steps {
         interrupted(signals)?;
+        if command_step(plan, step, signals)? {
+            continue;
+        }
         match &step.kind {
-            StepKind::Login | StepKind::Foreground => foreground(plan, step, signals)?,
-            StepKind::RestoreDefault { previous } => {
-                restore_default(plan, step, previous, signals)?
-            }
             StepKind::Token => {
-                let sub = step.argv.get(4).cloned().unwrap_or_default();
+                let sub = token_subscription(step);
                 owned.token = Some(crate::azure::token::fetch(&sub, signals)?);
             }
             StepKind::NativeTunnel(t) => {
@@ -669,6 +692,8 @@ fn run_steps<'a>(
                     at.wait(Duration::from_millis(100));
                 }
             }
+            // run by `command_step` above
+            StepKind::Login | StepKind::Foreground | StepKind::RestoreDefault { .. } => {}
             StepKind::Hold { connect } => {
                 let port = owned
                     .tunnel
@@ -729,28 +754,10 @@ fn plan_port(plan: &Plan) -> Option<u16> {
 
 /// The engine's configuration from the plan's step.
 fn engine_config(plan: &Plan, t: &crate::plan::NativeTunnel) -> crate::azure::tunnel::Config {
-    use crate::azure::bastion::Target;
     crate::azure::tunnel::Config {
         profile: plan.profile.clone(),
         tenant: plan.tenant.clone(),
-        subscription: t.subscription.clone(),
-        resource_group: t.resource_group.clone(),
-        bastion: t.bastion.clone(),
-        dns_name: t.dns_name.clone(),
-        target: match &t.target {
-            crate::plan::TunnelTarget::Vm(id) => Target::Vm {
-                resource_id: id.clone(),
-            },
-            crate::plan::TunnelTarget::Ip(ip) => Target::Ip {
-                subscription: t.subscription.clone(),
-                resource_group: t.resource_group.clone(),
-                ip: ip.clone(),
-            },
-        },
-        resource_port: t.resource_port,
-        port: t.port,
-        fallback: t.fallback,
-        timeout: t.timeout.map(|s| Duration::from_secs(u64::from(s))),
+        tunnel: t.clone(),
     }
 }
 
