@@ -38,7 +38,7 @@ impl Pos {
 }
 
 /// Where one entry was written: its key (for mapping entries) and its value.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
     pub key: Option<Pos>,
     pub value: Pos,
@@ -182,7 +182,17 @@ pub fn indentation_tabs(text: &str) -> Vec<Pos> {
 }
 
 /// Parses one document (an empty one is `Value::Null`), with the keys that are not text.
+/// Profile files take the fast path ([`fast`]); a document with anything it leaves alone takes
+/// the full one, with the same result.
 pub fn parse_all(text: &str) -> Result<(Value, SpanIndex, Vec<KeyProblem>), SyntaxError> {
+    if let Some((value, index)) = fast::parse(text) {
+        return Ok((value, index, Vec::new()));
+    }
+    parse_full(text)
+}
+
+/// serde-saphyr's parse of a `Spanned` tree, flattened.
+fn parse_full(text: &str) -> Result<(Value, SpanIndex, Vec<KeyProblem>), SyntaxError> {
     let mut options = serde_saphyr::options! { strict_booleans: true };
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
     let mut budget = serde_saphyr::Budget::default();
@@ -330,6 +340,265 @@ fn flatten(
     Ok(value)
 }
 
+/// The fast path: the parser's events (serde-saphyr's own parser, with the options
+/// serde-saphyr gives it) straight to the JSON value and its index, without serde or a
+/// `Spanned` tree: about a third of the full parse's work. It takes the documents profile
+/// files are made of: one document of mappings, sequences and scalars, text keys, and plain
+/// scalars that are null, `true`/`false` (any YAML 1.2 case), decimal integers or text that can
+/// be nothing else (names, GUIDs, addresses, dates). Anything else: an anchor, alias, tag or
+/// merge key, a key that is not plain text, a number of another form (`007`, `1.5`, `0x1f`,
+/// `.inf`), a duplicate key, a limit reached or a syntax error, gives None, and the full parse
+/// decides, so both paths agree on every document (a test compares them).
+mod fast {
+    use super::{Entry, MAX_DEPTH, MAX_NODES, Pos, SpanIndex, push_segment};
+    use serde_json::{Map, Value};
+    use serde_saphyr::granit_parser::{Event, Options, Parser, ScalarStyle, Span};
+    use std::collections::HashMap;
+
+    /// serde-saphyr's own limit on events.
+    const MAX_EVENTS: usize = 1_000_000;
+
+    fn pos(span: &Span) -> Pos {
+        Pos {
+            line: u32::try_from(span.start.line()).unwrap_or(u32::MAX).max(1),
+            column: u32::try_from(span.start.col() + 1)
+                .unwrap_or(u32::MAX)
+                .max(1),
+            len: u32::try_from(span.len()).unwrap_or(0),
+        }
+    }
+
+    /// What a plain scalar is, when that is certain without serde-saphyr's number parsing.
+    pub(super) fn plain(v: &str) -> Option<Value> {
+        match v {
+            "" | "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
+            "true" | "True" | "TRUE" => return Some(Value::Bool(true)),
+            "false" | "False" | "FALSE" => return Some(Value::Bool(false)),
+            _ => {}
+        }
+        let b = v.as_bytes();
+        let first = b[0];
+        if first.is_ascii_alphabetic() || first == b'_' || first == b'/' {
+            // Rust's float parser knows these words (YAML keeps them text, but be sure)
+            let lower = v.to_ascii_lowercase();
+            if matches!(lower.as_str(), "inf" | "infinity" | "nan") {
+                return None;
+            }
+            return Some(Value::String(v.to_string()));
+        }
+        // a sign or a dot before anything but a digit: `-L`, `--flag`, `.name`; YAML's
+        // `.inf` and `.nan` (and signed ones) are floats
+        if matches!(first, b'+' | b'-' | b'.')
+            && !b.get(1).is_some_and(|c| c.is_ascii_digit() || *c == b'.')
+        {
+            let unsigned = v.trim_start_matches(['+', '-']).to_ascii_lowercase();
+            if matches!(unsigned.as_str(), ".inf" | ".nan") {
+                return None;
+            }
+            return Some(Value::String(v.to_string()));
+        }
+        if !(first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'.')) {
+            // other punctuation (`@`, `$`, ...): text, unless the parser would have stopped
+            return Some(Value::String(v.to_string()));
+        }
+        if b.iter().all(u8::is_ascii_digit) {
+            if (v == "0" || first != b'0') && v.len() <= 18 {
+                return v.parse::<i64>().ok().map(|i| Value::Number(i.into()));
+            }
+            return None;
+        }
+        // a number has at most one `.`, and a sign only first or after an exponent's `e`
+        let dots = b.iter().filter(|c| **c == b'.').count();
+        let inner_sign = b
+            .iter()
+            .enumerate()
+            .skip(1)
+            .any(|(i, c)| matches!(c, b'+' | b'-') && !matches!(b[i - 1], b'e' | b'E'));
+        if (dots >= 2 || inner_sign)
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+' | b'_'))
+        {
+            return Some(Value::String(v.to_string()));
+        }
+        None
+    }
+
+    /// A container being built.
+    struct Frame {
+        value: Value,
+        /// Its own position and its key's.
+        pos: Pos,
+        key: Option<Pos>,
+        /// The pointer's length before this container's segment.
+        parent_len: usize,
+        /// A mapping's key read, waiting for its value.
+        pending: Option<(String, Pos)>,
+    }
+
+    /// Puts `value` where the parent (or the root) expects it. None: a duplicate key.
+    fn place(stack: &mut [Frame], root: &mut Option<Value>, value: Value) -> Option<()> {
+        match stack.last_mut() {
+            None => {
+                *root = Some(value);
+                Some(())
+            }
+            Some(f) => match &mut f.value {
+                Value::Object(m) => {
+                    let (k, _) = f.pending.take()?;
+                    m.insert(k, value).is_none().then_some(())
+                }
+                Value::Array(a) => {
+                    a.push(value);
+                    Some(())
+                }
+                _ => None,
+            },
+        }
+    }
+
+    /// The pointer and key position for the next value: pushes its segment.
+    fn enter(stack: &[Frame], pointer: &mut String) -> Option<Option<Pos>> {
+        match stack.last() {
+            None => Some(None),
+            Some(f) => match &f.value {
+                Value::Object(_) => {
+                    let (k, kpos) = f.pending.as_ref()?;
+                    pointer.push('/');
+                    push_segment(pointer, k);
+                    Some(Some(*kpos))
+                }
+                Value::Array(a) => {
+                    pointer.push('/');
+                    pointer.push_str(&a.len().to_string());
+                    Some(None)
+                }
+                _ => None,
+            },
+        }
+    }
+
+    pub(super) fn parse(text: &str) -> Option<(Value, SpanIndex)> {
+        let budget = serde_saphyr::Budget::default();
+        let mut options = Options::default();
+        options.block_nesting_limit = options.block_nesting_limit.max(MAX_DEPTH + 1);
+        options.simple_key_max_lookahead = budget.simple_key_max_lookahead;
+        options.flow_nesting_limit = budget.flow_nesting_limit;
+        let mut parser = Parser::new_from_str_with_options(text, options);
+        let lines = text.bytes().filter(|b| *b == b'\n').count();
+        let mut index = SpanIndex {
+            map: HashMap::with_capacity_and_hasher(lines + 1, Default::default()),
+        };
+        let mut pointer = String::with_capacity(128);
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut root: Option<Value> = None;
+        let (mut events, mut nodes, mut documents) = (0usize, 0usize, 0usize);
+        let mut ended = false;
+        while let Some(item) = parser.next_event() {
+            let (event, span) = item.ok()?;
+            events += 1;
+            if events > MAX_EVENTS || ended {
+                return None;
+            }
+            // a mapping waiting for a key: this event is one
+            let wants_key = stack
+                .last()
+                .is_some_and(|f| f.value.is_object() && f.pending.is_none());
+            match event {
+                Event::StreamStart => {}
+                Event::DocumentStart(..) => {
+                    documents += 1;
+                    if documents > 1 {
+                        return None;
+                    }
+                }
+                Event::DocumentEnd => {}
+                Event::StreamEnd => ended = true,
+                Event::Scalar(v, style, anchor, tag) => {
+                    if anchor != 0 || tag.is_some() {
+                        return None;
+                    }
+                    nodes += 1;
+                    if nodes > MAX_NODES {
+                        return None;
+                    }
+                    let value = match style {
+                        ScalarStyle::Plain => plain(&v)?,
+                        _ => Value::String(v.into_owned()),
+                    };
+                    if wants_key {
+                        let Value::String(k) = value else { return None };
+                        if k == "<<" {
+                            return None;
+                        }
+                        if let Some(f) = stack.last_mut() {
+                            f.pending = Some((k, pos(&span)));
+                        }
+                        continue;
+                    }
+                    let len = pointer.len();
+                    let key = enter(&stack, &mut pointer)?;
+                    index.map.insert(
+                        pointer.clone(),
+                        Entry {
+                            key,
+                            value: pos(&span),
+                        },
+                    );
+                    pointer.truncate(len);
+                    place(&mut stack, &mut root, value)?;
+                }
+                Event::SequenceStart(_, anchor, ref tag)
+                | Event::MappingStart(_, anchor, ref tag) => {
+                    if anchor != 0 || tag.is_some() || wants_key {
+                        return None;
+                    }
+                    nodes += 1;
+                    if nodes > MAX_NODES || stack.len() >= MAX_DEPTH {
+                        return None;
+                    }
+                    let parent_len = pointer.len();
+                    let key = enter(&stack, &mut pointer)?;
+                    let value = if matches!(event, Event::MappingStart(..)) {
+                        Value::Object(Map::new())
+                    } else {
+                        Value::Array(Vec::new())
+                    };
+                    stack.push(Frame {
+                        value,
+                        pos: pos(&span),
+                        key,
+                        parent_len,
+                        pending: None,
+                    });
+                }
+                Event::SequenceEnd | Event::MappingEnd => {
+                    let f = stack.pop()?;
+                    if f.pending.is_some() {
+                        return None;
+                    }
+                    index.map.insert(
+                        pointer.clone(),
+                        Entry {
+                            key: f.key,
+                            value: f.pos,
+                        },
+                    );
+                    pointer.truncate(f.parent_len);
+                    place(&mut stack, &mut root, f.value)?;
+                }
+                // aliases, anchors' metadata, comments and whatever a later parser adds
+                _ => return None,
+            }
+        }
+        if !ended || !stack.is_empty() {
+            return None;
+        }
+        // an empty document: the full parse says what it is
+        let value = root?;
+        Some((value, index))
+    }
+}
+
 /// A YAML node whose children keep their positions.
 enum Node {
     Null,
@@ -452,6 +721,278 @@ mod tests {
             text += &format!("{n}: &{n} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n");
         }
         assert!(parse(&text).is_err());
+    }
+
+    /// The fast path gives exactly what the full parse gives, wherever it answers.
+    fn same(text: &str) -> bool {
+        let Some((fv, fi)) = fast::parse(text) else {
+            return false;
+        };
+        let (sv, si, keys) = parse_full(text).unwrap_or_else(|e| {
+            panic!(
+                "the fast path took a document the full parse refuses ({}): {text:?}",
+                e.message
+            )
+        });
+        assert!(
+            keys.is_empty(),
+            "the fast path took a key problem: {text:?}"
+        );
+        assert_eq!(fv, sv, "{text:?}");
+        let mut fk: Vec<_> = fi.map.iter().collect();
+        let mut sk: Vec<_> = si.map.iter().collect();
+        fk.sort_by(|a, b| a.0.cmp(b.0));
+        sk.sort_by(|a, b| a.0.cmp(b.0));
+        assert_eq!(fk, sk, "{text:?}");
+        true
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_full_parse() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for dir in ["profiles", "tests/fuzz-regressions/load_validate_plan"] {
+            for e in std::fs::read_dir(root.join(dir))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if e.path().extension().is_some_and(|x| x == "yaml") {
+                    files.push(e.path());
+                }
+            }
+        }
+        assert!(files.len() >= 4);
+        for f in &files {
+            let text = std::fs::read_to_string(f).unwrap();
+            let took = same(&text);
+            if f.starts_with(root.join("profiles")) {
+                assert!(
+                    took,
+                    "the bundled {} should take the fast path",
+                    f.display()
+                );
+            }
+        }
+        let taken = [
+            "a: 1\nb: [x, 'y', \"z\"]\nc: {d: e, f: ~}\n",
+            "k:\n  - a: 1\n    b: 2\n  - - x\n    - y\n",
+            "x: |\n  line one\n  line two\ny: >-\n  folded\n  text\n",
+            "plain: several words here\nmulti: first\n  second\n",
+            "\"quoted key\": 1\n'single': 2\na/b~c: 3\n",
+            "guid: 55555555-5555-5555-5555-555555555555\nip: 10.20.0.4\ndate: 2024-05-01\n",
+            "empty:\nnothing: ~\nt: True\nf: FALSE\nz: 0\nbig: 123456789012345678\n",
+            "# a comment\n---\na: b # trailing\n...\n",
+            "\u{feff}version: 1\n",
+            "a: b\r\nc: d\r\n",
+            "ünï: cödé\n",
+            "[]\n",
+            "{}\n",
+            "- 1\n- two\n",
+            "a: {}\nb: []\n",
+            "key: value, with colon:x\n",
+            "a:\tb\n",
+            "u: _under\nslash: /path/x\nat: \"@x\"\n",
+        ];
+        for t in taken {
+            assert!(same(t), "the fast path should take {t:?}");
+        }
+        // left to the full parse: it alone says what these are
+        for t in [
+            "key: value with: colon\n",
+            "a: -.inf\n",
+            "a: +.5\n",
+            "a: &x 1\nb: *x\n",
+            "a: !!str 1\n",
+            "<<: {a: 1}\n",
+            "007: x\n",
+            "true: x\n",
+            "a: 1\na: 2\n",
+            "a: 1.5\n",
+            "a: 0x1f\n",
+            "a: .inf\n",
+            "a: 1e5\n",
+            "a: 0123\n",
+            "a: -1\n",
+            "a: nan\n",
+            "a: b\n---\nc: d\n",
+            "",
+            "a: [\n",
+            "? [a]\n: b\n",
+            "a: 1234567890123456789012\n",
+        ] {
+            assert!(
+                fast::parse(t).is_none(),
+                "{t:?} should go to the full parse"
+            );
+        }
+    }
+
+    use proptest::prelude::*;
+
+    /// Scalars as written (plain, quoted, or anything a person might type).
+    fn scalar() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "x",
+                "true",
+                "False",
+                "null",
+                "~",
+                "",
+                "0",
+                "7",
+                "007",
+                "1.5",
+                "-1",
+                "+2",
+                "1e3",
+                ".inf",
+                "-.nan",
+                "nan",
+                "Infinity",
+                "0x1f",
+                "10.0.0.4",
+                "2024-05-01",
+                "55555555-5555-5555-5555-555555555555",
+                "-L",
+                "--flag",
+                "a b",
+                "yes",
+                "on",
+                "'q'",
+                "\"d\"",
+                "\"a\\nb\"",
+                "'it''s'",
+                "[a, b]",
+                "{a: 1}",
+                "&a x",
+                "*a",
+                "!!str 1",
+                "a: b",
+                "#c",
+                "a #c",
+                "@x",
+                "`x`",
+                "<<",
+                "é",
+                "123456789012345678901",
+            ])
+            .prop_map(str::to_string),
+            "[a-z0-9 ._/-]{0,12}",
+        ]
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z][a-z0-9_-]{0,8}",
+            prop::sample::select(vec![
+                "true", "007", "null", "'q k'", "\"d k\"", "a/b", "t~1", "<<", "1.5", "-k"
+            ])
+            .prop_map(str::to_string),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    enum Doc {
+        Scalar(String),
+        Map(Vec<(String, Doc)>),
+        Seq(Vec<Doc>),
+    }
+
+    fn doc() -> impl Strategy<Value = Doc> {
+        let leaf = scalar().prop_map(Doc::Scalar);
+        leaf.prop_recursive(4, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec((key(), inner.clone()), 0..4).prop_map(Doc::Map),
+                prop::collection::vec(inner, 0..4).prop_map(Doc::Seq),
+            ]
+        })
+    }
+
+    /// Block style, with flow style for some collections.
+    fn render(d: &Doc, indent: usize, out: &mut String, flow: bool) {
+        let pad = " ".repeat(indent);
+        match d {
+            Doc::Scalar(s) => {
+                out.push(' ');
+                out.push_str(s);
+                out.push('\n');
+            }
+            Doc::Map(m) if m.is_empty() || flow => {
+                out.push_str(" {");
+                for (i, (k, v)) in m.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&format!(" {k}:"));
+                    let mut inner = String::new();
+                    render(v, 0, &mut inner, true);
+                    out.push_str(inner.trim_end());
+                }
+                out.push_str(" }\n");
+            }
+            Doc::Seq(v) if v.is_empty() || flow => {
+                out.push_str(" [");
+                for (i, item) in v.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let mut inner = String::new();
+                    render(item, 0, &mut inner, true);
+                    out.push_str(inner.trim_end());
+                }
+                out.push_str(" ]\n");
+            }
+            Doc::Map(m) => {
+                out.push('\n');
+                for (k, v) in m {
+                    out.push_str(&format!("{pad}{k}:"));
+                    render(v, indent + 2, out, indent % 4 == 2);
+                }
+            }
+            Doc::Seq(items) => {
+                out.push('\n');
+                for item in items {
+                    out.push_str(&format!("{pad}-"));
+                    render(item, indent + 2, out, false);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        #[test]
+        fn the_fast_path_agrees_on_generated_documents(d in doc()) {
+            let mut text = String::new();
+            render(&d, 0, &mut text, false);
+            let text = text.trim_start().to_string();
+            // `same` asserts equality wherever the fast path answers
+            let _ = same(&text);
+        }
+    }
+
+    #[test]
+    fn plain_scalars_the_fast_path_is_sure_of() {
+        use serde_json::json;
+        assert_eq!(fast::plain("abc"), Some(json!("abc")));
+        assert_eq!(fast::plain("3389"), Some(json!(3389)));
+        assert_eq!(fast::plain("0"), Some(json!(0)));
+        assert_eq!(fast::plain("10.0.0.4"), Some(json!("10.0.0.4")));
+        assert_eq!(fast::plain("1-2"), Some(json!("1-2")));
+        assert_eq!(fast::plain("-L"), Some(json!("-L")));
+        assert_eq!(
+            fast::plain("--only-show-errors"),
+            Some(json!("--only-show-errors"))
+        );
+        assert_eq!(fast::plain(".x"), Some(json!(".x")));
+        assert_eq!(fast::plain("-.inf"), None);
+        for unsure in [
+            "1.5", "1e5", "-1", "+1", "01", "0x1", ".5", "1_000", "Infinity", "1e-5", "1:30",
+        ] {
+            assert_eq!(fast::plain(unsure), None, "{unsure}");
+        }
     }
 
     #[test]
