@@ -191,6 +191,30 @@ pub fn parse_all(text: &str) -> Result<(Value, SpanIndex, Vec<KeyProblem>), Synt
     parse_full(text)
 }
 
+/// Checks that the fast path, where it answers, gives exactly what the full parse gives;
+/// panics otherwise (the differential fuzz target and the tests). Returns whether it answered.
+#[doc(hidden)]
+pub fn fast_path_agrees(text: &str) -> bool {
+    let Some((fv, fi)) = fast::parse(text) else {
+        return false;
+    };
+    let (sv, si, keys) = match parse_full(text) {
+        Ok(r) => r,
+        Err(e) => panic!(
+            "the fast path took a document the full parse refuses ({}): {text:?}",
+            e.message
+        ),
+    };
+    assert!(keys.is_empty(), "the fast path took a key problem: {text:?}");
+    assert_eq!(fv, sv, "{text:?}");
+    let mut fk: Vec<_> = fi.map.iter().collect();
+    let mut sk: Vec<_> = si.map.iter().collect();
+    fk.sort_by(|a, b| a.0.cmp(b.0));
+    sk.sort_by(|a, b| a.0.cmp(b.0));
+    assert_eq!(fk, sk, "{text:?}");
+    true
+}
+
 /// serde-saphyr's parse of a `Spanned` tree, flattened.
 fn parse_full(text: &str) -> Result<(Value, SpanIndex, Vec<KeyProblem>), SyntaxError> {
     let mut options = serde_saphyr::options! { strict_booleans: true };
@@ -723,28 +747,8 @@ mod tests {
         assert!(parse(&text).is_err());
     }
 
-    /// The fast path gives exactly what the full parse gives, wherever it answers.
     fn same(text: &str) -> bool {
-        let Some((fv, fi)) = fast::parse(text) else {
-            return false;
-        };
-        let (sv, si, keys) = parse_full(text).unwrap_or_else(|e| {
-            panic!(
-                "the fast path took a document the full parse refuses ({}): {text:?}",
-                e.message
-            )
-        });
-        assert!(
-            keys.is_empty(),
-            "the fast path took a key problem: {text:?}"
-        );
-        assert_eq!(fv, sv, "{text:?}");
-        let mut fk: Vec<_> = fi.map.iter().collect();
-        let mut sk: Vec<_> = si.map.iter().collect();
-        fk.sort_by(|a, b| a.0.cmp(b.0));
-        sk.sort_by(|a, b| a.0.cmp(b.0));
-        assert_eq!(fk, sk, "{text:?}");
-        true
+        fast_path_agrees(text)
     }
 
     #[test]
