@@ -205,7 +205,7 @@ mod tests {
         let t = to_text(&checks);
         assert_eq!(
             t,
-            "this machine\n  ok    vm  fine\nprofile p\n  fail  vm  EVIL\\x0a  ok    vm  forged\\e[2K\n              fix: do\\rthis\n1 ok, 0 warn, 1 fail, 0 skip\n"
+            "this machine\n  ok    vm  fine\nprofile p\n  fail  vm  EVIL\\x0a  ok    vm  forged\\e[2K\n            fix: do\\rthis\n1 ok, 0 warn, 1 fail, 0 skip\n"
         );
         let j = to_json(&checks, true);
         assert_eq!(j["checks"][1]["profile"], "p");

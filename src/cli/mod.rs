@@ -201,12 +201,15 @@ pub enum Command {
         #[arg(long)]
         strict: bool,
     },
-    /// Preflight checks: az, its extensions, sign-in, RDP client, TLS; with profiles, their
-    /// bastion, VM, Entra extension and role, and network path, through ARM.
+    /// Preflight checks: why a connection would fail, and the fix.
     ///
-    /// Each check prints ok, warn, fail or skip, what it saw, and the fix. A profile's checks cost
-    /// one az process for the token (per subscription) and two rounds of concurrent ARM reads.
-    /// Exit 0 when no check fails, 1 when one does.
+    /// This machine: az and its version, the az extensions a profile's path needs, the tenants
+    /// az is signed in to, an RDP client, TLS to ARM. Each PROFILE, through ARM: sign-in and
+    /// token, the bastion (SKU, native client support, IP connect, TLS to its host), the VM
+    /// (running, computer name), the Entra extension and login role, the network path, the
+    /// profile's settings against Azure. One az process for the token (per subscription), then
+    /// two rounds of concurrent ARM reads. Each check prints ok, warn, fail or skip, what it
+    /// saw, and the fix; exit 0 when no check fails, 1 when one does.
     #[command(after_help = "Examples:
   bprof doctor                    (this machine, for the profile set's needs)
   bprof doctor prod-jumpbox
