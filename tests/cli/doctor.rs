@@ -791,3 +791,49 @@ fn doctor_timing() {
         );
     }
 }
+
+/// bprof in the background, killed if the test fails first.
+struct Background(std::process::Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn ctrl_c_during_a_hanging_read_ends_doctor_at_once_with_130() {
+    let fake = FakeBastion::start();
+    let mut azure = Azure::healthy();
+    azure.roles = Answer::Hang;
+    let t = setup(&fake, &azure);
+    let mut bprof = Background(
+        t.command()
+            .args(["doctor", "prod-jumpbox"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn bprof"),
+    );
+    fake.wait_until(
+        "the role assignments asked for",
+        Duration::from_secs(10),
+        |f| {
+            f.requests()
+                .iter()
+                .any(|r| r.path.contains("roleAssignments"))
+        },
+    );
+    let start = Instant::now();
+    crate::run::unsafe_kill(bprof.0.id(), 2);
+    let status = bprof.0.wait().expect("wait");
+    assert_eq!(status.code(), Some(130));
+    // not after doctor's 10 s timeout of the hanging read
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+}

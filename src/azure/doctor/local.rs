@@ -5,7 +5,8 @@ use std::io::Read as _;
 
 use serde_json::Value;
 
-use super::{AzVersion, Check, Found, Scope, shown};
+use super::{AzVersion, Check, Found, Scope};
+use crate::azure::http::bounded;
 use crate::plan::client::{self, ClientCmd, INSTALL_HINT, LINUX_AUTO};
 use crate::plan::{self, Os, PlanOptions};
 use crate::process::{Signals, Spawn, spawn, which};
@@ -51,7 +52,7 @@ pub(super) fn az_version(signals: &Signals) -> Result<AzVersion, String> {
         return Err(format!(
             "`az version` {exit}{}",
             first
-                .map(|l| format!(": {}", shown(l, 200)))
+                .map(|l| format!(": {}", bounded(l, 200)))
                 .unwrap_or_default()
         ));
     }
@@ -70,14 +71,14 @@ fn parse_version(out: &[u8]) -> Result<AzVersion, String> {
         version: v
             .get("azure-cli")
             .and_then(Value::as_str)
-            .map(|s| shown(s, 40)),
+            .map(|s| bounded(s, 40)),
         extensions: v
             .get("extensions")
             .and_then(Value::as_object)
             .into_iter()
             .flatten()
             .take(200)
-            .map(|(k, v)| (shown(k, 60), shown(v.as_str().unwrap_or("?"), 40)))
+            .map(|(k, v)| (bounded(k, 60), bounded(v.as_str().unwrap_or("?"), 40)))
             .collect(),
     })
 }
@@ -285,7 +286,7 @@ fn tenants(scope: &Scope, f: &Found) -> Check {
                 .find(|p| p.tenant.id.eq_ignore_ascii_case(id));
             match known {
                 Some(p) => format!("`{}` ({id})", p.tenant.name),
-                None => shown(id, 64),
+                None => bounded(id, 64),
             }
         })
         .collect();

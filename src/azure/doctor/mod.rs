@@ -514,14 +514,9 @@ async fn probe(net: &Net, ep: &Endpoint) -> Result<String, AzureError> {
     }
 }
 
-/// A name from Azure for a message: at most `n` characters (escaping is the printer's).
-fn shown(s: &str, n: usize) -> String {
-    bounded(s, n)
-}
-
 /// The last segment of an ARM id (a resource's name), bounded.
 fn name_of(id: &str) -> String {
-    shown(
+    bounded(
         id.trim_end_matches('/').rsplit('/').next().unwrap_or(id),
         80,
     )

@@ -3,10 +3,10 @@
 
 use serde_json::Value;
 
-use super::{Check, Failure, Found, Got, Read, Scope, Status, name_of, shown};
+use super::{Check, Failure, Found, Got, Read, Scope, Status, name_of};
 use crate::azure::arm::{BASTION_API, BastionFacts, resource_path};
 use crate::azure::bastion::{DataPlane, LARGE_TOKEN};
-use crate::azure::http::Endpoint;
+use crate::azure::http::{Endpoint, bounded};
 use crate::azure::resources::{self, ENTRA_PUBLISHER, VmFacts};
 use crate::plan::{self, Os, PlanOptions};
 use crate::profile::raw::{AuthType, Mode, Sku, TunnelEngine, VmOs};
@@ -142,10 +142,11 @@ pub(super) fn checks(p: &Profile, scope: &Scope, f: &Found) -> Vec<Check> {
     let mut out = vec![signed_in(p, f), token(p, scope, f)];
     let bastion = f.got(&bastion_read(p));
     out.push(bastion_exists(p, &bastion));
-    let facts = match &bastion {
-        Got::Value(v) => Some(BastionFacts::from_json(v)),
+    let bastion_json = match bastion {
+        Got::Value(v) => Some(v),
         _ => None,
     };
+    let facts = bastion_json.map(BastionFacts::from_json);
     out.extend(bastion_settings(p, facts.as_ref()));
     out.push(tls_bastion(p, scope.os, f, facts.as_ref()));
     let vm = vm_read(p).map(|r| f.got(&r));
@@ -157,7 +158,13 @@ pub(super) fn checks(p: &Profile, scope: &Scope, f: &Found) -> Vec<Check> {
     out.push(computer_name(p, vm_facts.as_ref()));
     out.push(entra_extension(p, f, vm_facts.as_ref()));
     out.push(entra_role(p, f));
-    out.push(network(p, f, facts.as_ref(), vm_facts.as_ref()));
+    out.push(network(
+        p,
+        f,
+        bastion_json,
+        facts.as_ref(),
+        vm_facts.as_ref(),
+    ));
     out.push(settings(p, facts.as_ref(), vm_facts.as_ref()));
     out
 }
@@ -184,7 +191,7 @@ fn signed_in(p: &Profile, f: &Found) -> Check {
             "signed-in",
             format!(
                 "az has subscription {sub} in tenant {}, but tenant `{}` says its id is {}",
-                shown(tid, 64),
+                bounded(tid, 64),
                 t.name,
                 t.id
             ),
@@ -231,9 +238,9 @@ fn token(p: &Profile, scope: &Scope, f: &Found) -> Check {
         .filter(|q| q.bastion.subscription.eq_ignore_ascii_case(&sub))
         .count();
     let who = match (&facts.upn, &facts.oid) {
-        (Some(u), Some(o)) => format!("{} (object id {})", shown(u, 100), shown(o, 64)),
-        (None, Some(o)) => format!("object id {}", shown(o, 64)),
-        (Some(u), None) => shown(u, 100),
+        (Some(u), Some(o)) => format!("{} (object id {})", bounded(u, 100), bounded(o, 64)),
+        (None, Some(o)) => format!("object id {}", bounded(o, 64)),
+        (Some(u), None) => bounded(u, 100),
         (None, None) => "a principal the token does not name".into(),
     };
     let detail = format!(
@@ -267,11 +274,11 @@ fn bastion_exists(p: &Profile, got: &Got) -> Check {
                     facts
                         .sku
                         .as_deref()
-                        .map(|s| shown(s, 40))
+                        .map(|s| bounded(s, 40))
                         .unwrap_or_else(|| "unknown".into()),
                     v.get("location")
                         .and_then(Value::as_str)
-                        .map(|l| format!(", {}", shown(l, 40)))
+                        .map(|l| format!(", {}", bounded(l, 40)))
                         .unwrap_or_default()
                 ),
             )
@@ -341,7 +348,7 @@ fn bastion_settings(p: &Profile, facts: Option<&BastionFacts>) -> Vec<Check> {
             "bastion-sku",
             format!(
                 "SKU {}: carries native-client connections",
-                shown(facts.sku.as_deref().unwrap_or_default(), 40)
+                bounded(facts.sku.as_deref().unwrap_or_default(), 40)
             ),
         ),
     };
@@ -455,7 +462,7 @@ fn vm_running(p: &Profile, got: Option<&Got>, facts: Option<&VmFacts>) -> Check 
             let os = facts
                 .os_type
                 .as_deref()
-                .map(|o| format!(" ({})", shown(o, 20)))
+                .map(|o| format!(" ({})", bounded(o, 20)))
                 .unwrap_or_default();
             match facts.power.as_deref() {
                 Some("running") => Check::ok("vm", format!("VM `{vm}` is running{os}")),
@@ -468,7 +475,7 @@ fn vm_running(p: &Profile, got: Option<&Got>, facts: Option<&VmFacts>) -> Check 
                 }
                 Some(state) => Check::warn(
                     "vm",
-                    format!("VM `{vm}` is {}{os}", shown(state, 40)),
+                    format!("VM `{vm}` is {}{os}", bounded(state, 40)),
                     "wait until it runs (`az vm get-instance-view` shows its state)",
                 ),
                 None => Check::warn(
@@ -531,7 +538,7 @@ fn computer_name(p: &Profile, facts: Option<&VmFacts>) -> Check {
         "computer-name",
         format!(
             "the VM's computer name is {}, but Entra sign-in will ask for {expected} ({from})",
-            shown(actual, 64)
+            bounded(actual, 64)
         ),
         format!(
             "{set} on vm `{}`; otherwise Entra sign-in fails with AADSTS293004 (device not found)",
@@ -619,7 +626,7 @@ fn entra_extension(p: &Profile, f: &Found, facts: Option<&VmFacts>) -> Check {
             format!(
                 "{kind} is {}",
                 state
-                    .map(|s| shown(s, 40))
+                    .map(|s| bounded(s, 40))
                     .unwrap_or_else(|| "in no known state".into())
             ),
             format!("wait for it to finish, or install it again: {install}"),
@@ -652,8 +659,8 @@ fn entra_role(p: &Profile, f: &Found) -> Check {
         return Check::skip(NAME, "the role assignments were not read");
     };
     let who = match &token.upn {
-        Some(u) => format!("{} ({})", shown(u, 100), shown(oid, 64)),
-        None => shown(oid, 64),
+        Some(u) => format!("{} ({})", bounded(u, 100), bounded(oid, 64)),
+        None => bounded(oid, 64),
     };
     let assignments = match f.got(&read) {
         Got::Value(Value::Array(list)) => list,
@@ -687,7 +694,7 @@ fn entra_role(p: &Profile, f: &Found) -> Check {
                 if scope.is_empty() {
                     String::new()
                 } else {
-                    format!(" at {}", shown(scope, 300))
+                    format!(" at {}", bounded(scope, 300))
                 }
             ),
         ),
@@ -704,16 +711,19 @@ fn entra_role(p: &Profile, f: &Found) -> Check {
     }
 }
 
-fn network(p: &Profile, f: &Found, bastion: Option<&BastionFacts>, vm: Option<&VmFacts>) -> Check {
+fn network(
+    p: &Profile,
+    f: &Found,
+    bastion_json: Option<&Value>,
+    bastion: Option<&BastionFacts>,
+    vm: Option<&VmFacts>,
+) -> Check {
     const NAME: &str = "network";
     if let Some(c) = ip_skip(NAME, p) {
         return c;
     }
-    let (Some(bastion_facts), Some(vm)) = (bastion, vm) else {
+    let (Some(bastion_json), Some(bastion_facts), Some(vm)) = (bastion_json, bastion, vm) else {
         return Check::skip(NAME, "the bastion or the VM could not be read");
-    };
-    let Got::Value(bastion_json) = f.got(&bastion_read(p)) else {
-        return Check::skip(NAME, "the bastion could not be read");
     };
     let Some(bastion_vnet) = resources::bastion_vnet(bastion_json) else {
         return Check::skip(
@@ -811,7 +821,7 @@ fn network(p: &Profile, f: &Found, bastion: Option<&BastionFacts>, vm: Option<&V
                 "the peering of {bn} with {vn} is {}, not Connected",
                 x.state
                     .as_deref()
-                    .map(|s| shown(s, 40))
+                    .map(|s| bounded(s, 40))
                     .unwrap_or_else(|| "in no known state".into())
             ),
             "both networks need their side of the peering: add or re-sync it on each (the portal: the virtual network > Peerings)",
@@ -844,7 +854,7 @@ fn settings(p: &Profile, bastion: Option<&BastionFacts>, vm: Option<&VmFacts>) -
         if let (Some(declared), Some(actual)) = (p.bastion.sku, b.sku.as_deref()) {
             compared.push("sku");
             if !actual.eq_ignore_ascii_case(sku_name(declared)) {
-                let actual = shown(actual, 40);
+                let actual = bounded(actual, 40);
                 problems.push((
                     Status::Warn,
                     format!(
@@ -884,7 +894,7 @@ fn settings(p: &Profile, bastion: Option<&BastionFacts>, vm: Option<&VmFacts>) -
                     format!(
                         "bastion `{}` says `dns_name: {declared}`, but ARM says its host is {}: bprof's engine would open sessions at the wrong host",
                         p.bastion.key,
-                        shown(actual, 100)
+                        bounded(actual, 100)
                     ),
                     format!("remove `dns_name` from bastion `{}` (bprof then asks ARM), or correct it", p.bastion.key),
                 ));
@@ -898,7 +908,7 @@ fn settings(p: &Profile, bastion: Option<&BastionFacts>, vm: Option<&VmFacts>) -
             VmOs::Linux => "linux",
         };
         if !actual.eq_ignore_ascii_case(declared) {
-            let actual = shown(actual, 20);
+            let actual = bounded(actual, 20);
             problems.push((
                 Status::Warn,
                 format!(
