@@ -310,28 +310,57 @@ impl BastionFacts {
         }
     }
 
-    /// Why the native client cannot use it, with the setting that fixes it.
-    pub fn refusal(&self, ip_target: bool) -> Option<String> {
-        let sku_ok = self.sku.as_deref().is_some_and(|s| {
+    /// Whether its SKU carries native-client tunnels (Standard or Premium).
+    pub fn sku_ok(&self) -> bool {
+        self.sku.as_deref().is_some_and(|s| {
             s.eq_ignore_ascii_case("standard") || s.eq_ignore_ascii_case("premium")
-        });
-        if !sku_ok {
-            return Some(format!(
-                "its SKU is {}: native-client tunnels need Standard or Premium (portal: the bastion > Configuration > Tier; or `az network bastion update --sku Standard`)",
+        })
+    }
+
+    /// Its SKU cannot carry native-client tunnels.
+    pub fn sku_refusal(&self) -> Option<Refusal> {
+        (!self.sku_ok()).then(|| Refusal {
+            why: format!(
+                "its SKU is {}, and native-client tunnels need Standard or Premium",
                 self.sku
                     .as_deref()
                     .map(|s| bounded(s, 40))
                     .unwrap_or_else(|| "unknown".into())
-            ));
-        }
-        if !self.tunneling {
-            return Some("native client support (tunneling) is off: turn it on in the portal (the bastion > Configuration > Native client support) or with `az network bastion update --enable-tunneling true`".into());
-        }
-        if ip_target && !self.ip_connect {
-            return Some("IP-based connection is off, and this profile's target is an IP: turn on the bastion's Configuration > IP-based connection, or target the VM by name".into());
-        }
-        None
+            ),
+            fix: "upgrade it in the portal (the bastion > Configuration > Tier) or with `az network bastion update --sku Standard`".into(),
+        })
     }
+
+    /// Native client support (tunneling) is off.
+    pub fn tunneling_refusal(&self) -> Option<Refusal> {
+        (!self.tunneling).then(|| Refusal {
+            why: "native client support (tunneling) is off".into(),
+            fix: "turn it on in the portal (the bastion > Configuration > Native client support) or with `az network bastion update --enable-tunneling true`".into(),
+        })
+    }
+
+    /// IP-based connection is off, for a target given by IP.
+    pub fn ip_connect_refusal(&self) -> Option<Refusal> {
+        (!self.ip_connect).then(|| Refusal {
+            why: "IP-based connection is off, and this profile's target is an IP".into(),
+            fix: "turn on the bastion's Configuration > IP-based connection, or target the VM by name".into(),
+        })
+    }
+
+    /// Why the native client cannot use it, with the setting that fixes it.
+    pub fn refusal(&self, ip_target: bool) -> Option<String> {
+        self.sku_refusal()
+            .or_else(|| self.tunneling_refusal())
+            .or_else(|| ip_target.then(|| self.ip_connect_refusal()).flatten())
+            .map(|r| format!("{}: {}", r.why, r.fix))
+    }
+}
+
+/// One reason a bastion cannot carry a native tunnel: what is wrong, and what fixes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub why: String,
+    pub fix: String,
 }
 
 /// Reads a bastion.

@@ -1,12 +1,15 @@
 //! What az and Azure know: `signin` reads az's local profile (who is signed in where); `token`
 //! gets the ARM access token from az; `tls` and `http` are bprof's own HTTPS; `arm` is Azure
-//! Resource Manager; `bastion` is the bastion's data plane; `tunnel` is the native tunnel
-//! engine (listener, sessions, pump); `known` is the table of az's and the service's known
-//! failures and their hints.
+//! Resource Manager; `resources` the reads around a connection (VM, extensions, role
+//! assignments, NIC, virtual network); `bastion` is the bastion's data plane; `tunnel` is the
+//! native tunnel engine (listener, sessions, pump); `doctor` the preflight checks; `known` is
+//! the table of az's and the service's known failures and their hints.
 pub mod arm;
 pub mod bastion;
+pub mod doctor;
 pub mod http;
 pub mod known;
+pub mod resources;
 pub mod signin;
 pub mod tls;
 pub mod token;

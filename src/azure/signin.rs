@@ -21,11 +21,13 @@ fn profile_bytes() -> Option<Vec<u8>> {
     crate::profile::files::read_regular(&path, MAX_PROFILE_BYTES).ok()
 }
 
-/// What az's profile file says: the subscriptions it knows (lower-case) and its default.
+/// What az's profile file says: the subscriptions it knows (lower-case), its default, and the
+/// tenant of each subscription that names one (both lower-case).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct AzProfile {
     pub known: Vec<String>,
     pub default: Option<String>,
+    pub tenants: Vec<(String, String)>,
 }
 
 impl AzProfile {
@@ -48,11 +50,20 @@ impl AzProfile {
             .map(Vec::as_slice)
             .unwrap_or_default();
         let id = |s: &serde_json::Value| s.get("id").and_then(|i| i.as_str()).map(str::to_string);
+        let lower = |s: &serde_json::Value, key: &str| {
+            s.get(key)
+                .and_then(|i| i.as_str())
+                .map(str::to_ascii_lowercase)
+        };
         AzProfile {
             known: subs
                 .iter()
                 .filter_map(id)
                 .map(|i| i.to_ascii_lowercase())
+                .collect(),
+            tenants: subs
+                .iter()
+                .filter_map(|s| Some((lower(s, "id")?, lower(s, "tenantId")?)))
                 .collect(),
             default: subs
                 .iter()
@@ -60,6 +71,26 @@ impl AzProfile {
                 .and_then(id)
                 .filter(|i| crate::profile::resolve::regex_guid(i)),
         }
+    }
+
+    /// The tenant az has `subscription` in, when the file says.
+    pub fn tenant_of(&self, subscription: &str) -> Option<&str> {
+        let sub = subscription.to_ascii_lowercase();
+        self.tenants
+            .iter()
+            .find(|(s, _)| *s == sub)
+            .map(|(_, t)| t.as_str())
+    }
+
+    /// The distinct tenants az is signed in to, in the file's order.
+    pub fn tenant_ids(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for (_, t) in &self.tenants {
+            if !out.contains(&t.as_str()) {
+                out.push(t);
+            }
+        }
+        out
     }
 
     /// Whether `subscription` is known to the local az profile.
@@ -81,6 +112,7 @@ mod tests {
     fn reads_ids_after_a_bom() {
         let text = b"\xEF\xBB\xBF{\"subscriptions\": [{\"id\": \"AAAA-1\", \"tenantId\": \"t\"}]}";
         assert_eq!(AzProfile::parse(text).known, ["aaaa-1"]);
+        assert_eq!(AzProfile::parse(text).tenant_of("Aaaa-1"), Some("t"));
         assert_eq!(AzProfile::parse(b"not json"), AzProfile::default());
         let two = br#"{"subscriptions": [{"id": "00000000-0000-0000-0000-000000000001", "isDefault": false}, {"id": "00000000-0000-0000-0000-000000000002", "isDefault": true}]}"#;
         assert_eq!(

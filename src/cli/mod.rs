@@ -14,6 +14,7 @@ use crate::profile::resolve::{self, ResolveError};
 use crate::session::RunError;
 
 mod completions;
+mod doctor;
 mod environment;
 pub mod exit;
 pub mod init;
@@ -199,6 +200,24 @@ pub enum Command {
         /// nothing.
         #[arg(long)]
         strict: bool,
+    },
+    /// Preflight checks: why a connection would fail, and the fix.
+    ///
+    /// This machine: az and its version, the az extensions a profile's path needs, the tenants
+    /// az is signed in to, an RDP client, TLS to ARM. Each PROFILE, through ARM: sign-in and
+    /// token, the bastion (SKU, native client support, IP connect, TLS to its host), the VM
+    /// (running, computer name), the Entra extension and login role, the network path, the
+    /// profile's settings against Azure. One az process for the token (per subscription), then
+    /// two rounds of concurrent ARM reads. Each check prints ok, warn, fail or skip, what it
+    /// saw, and the fix; exit 0 when no check fails, 1 when one does.
+    #[command(after_help = "Examples:
+  bprof doctor                    (this machine, for the profile set's needs)
+  bprof doctor prod-jumpbox
+  bprof --format json doctor prod-jumpbox prod-app-ssh")]
+    Doctor {
+        /// The profiles to check through Azure (default: none, only this machine).
+        #[arg(value_name = "PROFILE", add = ArgValueCandidates::new(completions::profiles))]
+        names: Vec<String>,
     },
     /// Scaffold a profile directory: a commented example, the schema, the .gitignore line.
     #[command(after_help = "Examples:\n  bprof init\n  bprof init team/profiles")]
@@ -591,6 +610,7 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
             out,
         ),
         Command::Proxy { profile } => proxy::proxy(cli, profile, out),
+        Command::Doctor { names } => doctor::doctor(cli, names, out),
         Command::SshConfig { names } => proxy::ssh_config(cli, names, out),
         Command::Show { profile } => {
             let set = load_set(cli, out)?;

@@ -205,7 +205,10 @@ pub fn fast_path_agrees(text: &str) -> bool {
             e.message
         ),
     };
-    assert!(keys.is_empty(), "the fast path took a key problem: {text:?}");
+    assert!(
+        keys.is_empty(),
+        "the fast path took a key problem: {text:?}"
+    );
     assert_eq!(fv, sv, "{text:?}");
     let mut fk: Vec<_> = fi.map.iter().collect();
     let mut sk: Vec<_> = si.map.iter().collect();

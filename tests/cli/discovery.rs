@@ -164,6 +164,7 @@ fn help_texts() {
         &["run"],
         &["rdp"],
         &["validate"],
+        &["doctor"],
         &["schema"],
         &["templates"],
     ] {

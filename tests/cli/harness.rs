@@ -22,6 +22,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_bprof");
 /// FAKE_AZ_LOGIN_DEFAULT: `az login` makes this subscription az's default (as az's login does).
 /// `account get-access-token` prints a token `...SECRET-NNNN-` (NNNN: the call's number;
 /// FAKE_AZ_TOKEN_PAD more `x`s), lasting FAKE_AZ_TOKEN_TTL seconds (3600); FAKE_AZ_TOKEN_EXIT.
+/// `version` prints az's `version -o json` (FAKE_AZ_VERSION, FAKE_AZ_EXTENSIONS `name=ver,...`)
+/// and a warning on stderr, as az does when a newer version is out.
 pub const FAKE_AZ: &str = r#"#!/usr/bin/env python3
 import os, sys, socket, threading, time, signal
 d = os.environ["FAKE_AZ_DIR"]
@@ -125,6 +127,14 @@ if args[:3] == ["network", "bastion", "tunnel"]:
             threading.Thread(target=pipe, args=(up, c), daemon=True).start()
         else:
             c.close()
+if args[:1] == ["version"]:
+    # FAKE_AZ_EXTENSIONS: "bastion=1.4.4,ssh=2.0.6" (default: none); FAKE_AZ_VERSION: az's own
+    import json
+    exts = dict(e.split("=", 1) for e in os.environ.get("FAKE_AZ_EXTENSIONS", "").split(",") if "=" in e)
+    print("WARNING: a newer version of az is available", file=sys.stderr)
+    print(json.dumps({"azure-cli": os.environ.get("FAKE_AZ_VERSION", "2.67.0"), "azure-cli-core": "2.67.0",
+                      "azure-cli-telemetry": "1.1.0", "extensions": exts}))
+    sys.exit(int(os.environ.get("FAKE_AZ_EXIT", "0")))
 say_stderr("FAKE_AZ_STDERR")
 for _ in range(int(os.environ.get("FAKE_AZ_STDERR_KB", "0"))):
     sys.stderr.write("x" * 1023 + "\n")

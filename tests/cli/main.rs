@@ -15,7 +15,11 @@ mod output;
 mod cleanup;
 mod degrade;
 mod discovery;
+#[cfg(target_os = "linux")]
+mod doctor;
 mod e2e;
+#[cfg(target_os = "linux")]
+mod fake_azure;
 #[cfg(target_os = "linux")]
 mod fake_bastion;
 #[cfg(unix)]
