@@ -1,10 +1,11 @@
 //! What az and Azure know: `signin` reads az's local profile (who is signed in where); `token`
 //! gets the ARM access token from az; `tls` and `http` are bprof's own HTTPS; `arm` is Azure
 //! Resource Manager; `bastion` is the bastion's data plane; `tunnel` is the native tunnel
-//! engine (listener, sessions, pump).
+//! engine (listener, sessions, pump); `import` builds a profile file from Resource Graph.
 pub mod arm;
 pub mod bastion;
 pub mod http;
+pub mod import;
 pub mod signin;
 pub mod tls;
 pub mod token;

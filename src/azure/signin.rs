@@ -26,6 +26,8 @@ fn profile_bytes() -> Option<Vec<u8>> {
 pub struct AzProfile {
     pub known: Vec<String>,
     pub default: Option<String>,
+    /// Each known subscription's tenant id, both lower-case (where az's file says it).
+    pub tenant_of: Vec<(String, String)>,
 }
 
 impl AzProfile {
@@ -59,7 +61,23 @@ impl AzProfile {
                 .find(|s| s.get("isDefault").and_then(|d| d.as_bool()) == Some(true))
                 .and_then(id)
                 .filter(|i| crate::profile::resolve::regex_guid(i)),
+            tenant_of: subs
+                .iter()
+                .filter_map(|s| {
+                    let tenant = s.get("tenantId").and_then(|t| t.as_str())?;
+                    Some((id(s)?.to_ascii_lowercase(), tenant.to_ascii_lowercase()))
+                })
+                .collect(),
         }
+    }
+
+    /// The tenant id of a known subscription (lower-case), when az's file says it.
+    pub fn tenant_of(&self, subscription: &str) -> Option<&str> {
+        let sub = subscription.to_ascii_lowercase();
+        self.tenant_of
+            .iter()
+            .find(|(s, _)| *s == sub)
+            .map(|(_, t)| t.as_str())
     }
 
     /// Whether `subscription` is known to the local az profile.
@@ -81,6 +99,7 @@ mod tests {
     fn reads_ids_after_a_bom() {
         let text = b"\xEF\xBB\xBF{\"subscriptions\": [{\"id\": \"AAAA-1\", \"tenantId\": \"t\"}]}";
         assert_eq!(AzProfile::parse(text).known, ["aaaa-1"]);
+        assert_eq!(AzProfile::parse(text).tenant_of("aaaa-1"), Some("t"));
         assert_eq!(AzProfile::parse(b"not json"), AzProfile::default());
         let two = br#"{"subscriptions": [{"id": "00000000-0000-0000-0000-000000000001", "isDefault": false}, {"id": "00000000-0000-0000-0000-000000000002", "isDefault": true}]}"#;
         assert_eq!(
