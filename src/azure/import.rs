@@ -857,23 +857,30 @@ impl Model {
     }
 
     /// The tenant id of a vm entry (its own tenant, else its profile's bastion's).
-    fn vm_tenant(&self, vm_name: &str) -> Option<String> {
+    fn vm_tenant(&self, vm_name: &str, by_vm: &ByVm) -> Option<String> {
         let vm = self.vms.get(vm_name)?;
         let tenant = match &vm.tenant {
             Some(t) => t.clone(),
             None => {
-                let p = self.profiles.values().find(|p| p.vm == vm_name)?;
+                let (_, p) = by_vm.get(vm_name)?;
                 self.bastions.get(&p.bastion)?.tenant.clone()
             }
         };
         self.tenants.get(&tenant).map(|t| t.id.clone())
     }
 
-    /// The profile of a vm (the first by name, when a hand edit made several).
-    fn profile_of(&self, vm_name: &str) -> Option<(&String, &OutProfile)> {
-        self.profiles.iter().find(|(_, p)| p.vm == vm_name)
+    /// Each vm's profile (the first by name, when a hand edit made several).
+    fn profiles_by_vm(&self) -> ByVm<'_> {
+        let mut m = ByVm::new();
+        for (n, p) in &self.profiles {
+            m.entry(p.vm.as_str()).or_insert((n, p));
+        }
+        m
     }
 }
+
+/// A vm's name -> its profile's name and entry.
+type ByVm<'a> = HashMap<&'a str, (&'a String, &'a OutProfile)>;
 
 fn sku_word(s: crate::profile::raw::Sku) -> &'static str {
     use crate::profile::raw::Sku;
@@ -919,11 +926,22 @@ pub fn base_name(azure: &str, fallback: &str) -> String {
     }
 }
 
+/// The longest start of `s` of at most `n` bytes that ends on a character boundary.
+fn cut(s: &str, n: usize) -> &str {
+    let mut i = n.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    &s[..i]
+}
+
 /// `base` with `suffix` after it, `base` shortened so that the whole is at most 63 long.
 fn with_suffix(base: &str, suffix: &str) -> String {
     let room = MAX_NAME.saturating_sub(suffix.len());
-    let cut = &base[..base.len().min(room)];
-    format!("{}{suffix}", cut.trim_end_matches(['-', '.', '_']))
+    format!(
+        "{}{suffix}",
+        cut(base, room).trim_end_matches(['-', '.', '_'])
+    )
 }
 
 /// The names of one section: those taken, and new ones made unique.
@@ -973,9 +991,10 @@ fn name_all(items: &[(String, String, String)], names: &mut Names, fallback: &st
     let mut out = vec![String::new(); items.len()];
     for i in order {
         let base = &bases[i];
-        let wanted = if count[base.as_str()] > 1 || !names.free(base) {
+        let shared = count.get(base.as_str()).copied().unwrap_or(0) > 1;
+        let wanted = if shared || !names.free(base) {
             let rg = base_name(&items[i].1, "rg");
-            let rg = &rg[..rg.len().min(30)];
+            let rg = cut(&rg, 30);
             with_suffix(base, &format!("-{}", rg.trim_end_matches(['-', '.', '_'])))
         } else {
             base.clone()
@@ -1151,6 +1170,7 @@ pub fn build(inv: &Inventory, old: &Model, opts: &Options) -> Result<Outcome, Im
         .iter()
         .filter_map(|(n, b)| Some((old.bastion_key(b)?, n)))
         .collect();
+    let old_by_vm = old.profiles_by_vm();
     let old_tenant_by_id: HashMap<&str, &String> = old
         .tenants
         .iter()
@@ -1185,7 +1205,7 @@ pub fn build(inv: &Inventory, old: &Model, opts: &Options) -> Result<Outcome, Im
         // the existing file's choice, while it still reaches the VM
         let previous = old_vm_by_id
             .get(&vm.key)
-            .and_then(|n| old.profile_of(n))
+            .and_then(|n| old_by_vm.get(n.as_str()).copied())
             .and_then(|(_, p)| old.bastions.get(&p.bastion))
             .and_then(|b| old.bastion_key(b));
         let keep = previous.and_then(|k| {
@@ -1372,7 +1392,7 @@ pub fn build(inv: &Inventory, old: &Model, opts: &Options) -> Result<Outcome, Im
     for (k, (vm, _)) in chosen.iter().enumerate() {
         let previous = old_vm_by_id
             .get(&vm.key)
-            .and_then(|n| old.profile_of(n))
+            .and_then(|n| old_by_vm.get(n.as_str()).copied())
             .map(|(p, _)| p.clone());
         profile_name[k] = previous.map(|p| keep_name(Section::Profiles, &p));
     }
@@ -1427,7 +1447,7 @@ pub fn build(inv: &Inventory, old: &Model, opts: &Options) -> Result<Outcome, Im
         if read_now.contains(key.as_str())
             || opts
                 .scope
-                .covers(&vm.resource_id, old.vm_tenant(vname).as_deref())
+                .covers(&vm.resource_id, old.vm_tenant(vname, &old_by_vm).as_deref())
         {
             continue;
         }
@@ -1438,7 +1458,7 @@ pub fn build(inv: &Inventory, old: &Model, opts: &Options) -> Result<Outcome, Im
         if out.model.vms.contains_key(vname) {
             continue;
         }
-        let Some((pname, profile)) = old.profile_of(vname) else {
+        let Some(&(pname, profile)) = old_by_vm.get(vname.as_str()) else {
             continue;
         };
         let Some(bastion) = old.bastions.get(&profile.bastion) else {
@@ -1698,6 +1718,8 @@ mod tests {
         assert_eq!(got, ["web-rg-b", "web-rg-a", "db", "web-rg-a-2"]);
         let long = with_suffix(&"a".repeat(63), "-rg");
         assert!(name_ok(&long) && long.ends_with("-rg"), "{long}");
+        assert_eq!(cut("é", 1), "");
+        assert_eq!(with_suffix("abc", "-2"), "abc-2");
     }
 
     #[test]
@@ -1771,6 +1793,42 @@ mod tests {
             out.unreachable[0].contains("Developer") || out.unreachable[0].contains("developer"),
             "{:?}",
             out.unreachable
+        );
+    }
+
+    #[test]
+    fn the_check_finds_what_a_profile_file_may_not_say() {
+        let mut m = Model::default();
+        m.vms.insert(
+            "v".into(),
+            OutVm {
+                resource_id: format!("/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/v"),
+                os: VmOs::Linux,
+                computer_name: Some("a\u{7}b".into()),
+                tenant: None,
+            },
+        );
+        m.profiles.insert(
+            "v".into(),
+            OutProfile {
+                description: None,
+                bastion: "missing".into(),
+                vm: "v".into(),
+                os: VmOs::Linux,
+            },
+        );
+        let text = emit(&m, None);
+        assert!(text.contains("computer_name: \"a\\u0007b\""), "{text}");
+        let problems = check(Path::new("imported.yaml"), "imported.yaml", &text);
+        let errors: Vec<&str> = problems
+            .iter()
+            .filter(|p| p.is_error())
+            .map(|p| p.message.as_str())
+            .collect();
+        assert!(errors.iter().any(|m| m.contains("missing")), "{errors:?}");
+        assert!(
+            errors.iter().any(|m| m.contains("control character")),
+            "{errors:?}"
         );
     }
 

@@ -1,8 +1,6 @@
 //! `bprof import` against the fake ARM's Resource Graph (pages of canned rows, `$skipToken`),
 //! with the fake az's token: the file it writes, the names it keeps, what it refuses.
 
-use std::path::Path;
-
 use serde_json::{Value, json};
 
 use crate::fake_bastion::{Answer, FakeBastion, Route};
@@ -114,7 +112,7 @@ fn read(t: &Test, rel: &str) -> String {
     std::fs::read_to_string(t.path().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-/// The parsed YAML of a file (JSON), through bprof's own reading: `bprof validate` it first.
+/// The entry names of a section, as the file writes them (quoted keys two spaces in), in order.
 fn entries(text: &str, section: &str) -> Vec<String> {
     let mut names = Vec::new();
     let mut inside = false;
@@ -337,7 +335,10 @@ profiles:
     assert!(!r.stderr.contains("no bastion"), "{}", r.stderr);
     let forced = read(&t, "forced/imported.yaml");
     assert_eq!(forced.matches("bastion: \"bas-b\"").count(), 4, "{forced}");
-    assert!(forced.contains("\"lonely\":") && forced.contains("\"iso\":"), "{forced}");
+    assert!(
+        forced.contains("\"lonely\":") && forced.contains("\"iso\":"),
+        "{forced}"
+    );
     // a bastion that does not exist, or cannot carry a connection: usage errors
     t.run_with(&[
         "import",
@@ -737,5 +738,5 @@ fn a_tenant_is_read_with_a_tenant_token_and_an_incomplete_read_writes_nothing() 
         .code(69)
         .stderr_has("AuthorizationFailed");
     assert_eq!(read(&t, "t.yaml"), before);
-    assert!(Path::new(&t.path().join("t.yaml")).is_file());
+    assert!(t.path().join("t.yaml").is_file());
 }
