@@ -423,6 +423,17 @@ pub struct AzBastion {
     pub unusable: Option<String>,
 }
 
+impl AzBastion {
+    /// Subscription, resource group and name, lower case: how a bastion entry is matched.
+    fn identity(&self) -> (String, String, String) {
+        (
+            self.subscription.clone(),
+            self.resource_group.to_ascii_lowercase(),
+            self.name.to_ascii_lowercase(),
+        )
+    }
+}
+
 /// Everything read, as a model: VMs, bastions, which network each NIC is in, and peerings.
 #[derive(Debug, Default)]
 pub struct Inventory {
@@ -1094,13 +1105,7 @@ fn forced(inv: &Inventory, old: &Model, wanted: &str) -> Result<usize, ImportErr
         .filter(|(_, b)| {
             b.key == lower
                 || b.name.eq_ignore_ascii_case(wanted)
-                || by_file_name.as_ref().is_some_and(|k| {
-                    *k == (
-                        b.subscription.clone(),
-                        b.resource_group.to_ascii_lowercase(),
-                        b.name.to_ascii_lowercase(),
-                    )
-                })
+                || by_file_name.as_ref().is_some_and(|k| *k == b.identity())
         })
         .map(|(i, _)| i)
         .collect();
@@ -1176,13 +1181,6 @@ pub fn build(inv: &Inventory, old: &Model, opts: &Options) -> Result<Outcome, Im
         .iter()
         .map(|(n, t)| (t.id.as_str(), n))
         .collect();
-    let bastion_identity = |b: &AzBastion| {
-        (
-            b.subscription.clone(),
-            b.resource_group.to_ascii_lowercase(),
-            b.name.to_ascii_lowercase(),
-        )
-    };
 
     // each VM's bastion
     let mut vms: Vec<&AzVm> = inv.vms.iter().collect();
@@ -1212,7 +1210,7 @@ pub fn build(inv: &Inventory, old: &Model, opts: &Options) -> Result<Outcome, Im
             usable
                 .iter()
                 .copied()
-                .find(|&i| bastion_identity(&inv.bastions[i]) == k)
+                .find(|&i| inv.bastions[i].identity() == k)
         });
         match keep.or_else(|| usable.first().copied()) {
             Some(i) => chosen.push((vm, i)),
@@ -1277,7 +1275,7 @@ pub fn build(inv: &Inventory, old: &Model, opts: &Options) -> Result<Outcome, Im
     let mut bastion_name: HashMap<usize, String> = HashMap::new();
     let mut new_bastions: Vec<usize> = Vec::new();
     for &i in &written {
-        match old_bastion_by_key.get(&bastion_identity(&inv.bastions[i])) {
+        match old_bastion_by_key.get(&inv.bastions[i].identity()) {
             Some(n) => {
                 bastion_name.insert(i, keep_name(Section::Bastions, n));
             }
@@ -1300,7 +1298,8 @@ pub fn build(inv: &Inventory, old: &Model, opts: &Options) -> Result<Outcome, Im
         bastion_name.insert(i, n);
     }
 
-    // tenants: those of the bastions, and of VMs in another tenant than their bastion's
+    // tenants: those of the bastions and the VMs; a new tenant's default subscription is the
+    // smallest id among theirs
     let mut tenant_subs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for &i in &written {
         let b = &inv.bastions[i];
@@ -1309,21 +1308,12 @@ pub fn build(inv: &Inventory, old: &Model, opts: &Options) -> Result<Outcome, Im
             .or_default()
             .insert(b.subscription.clone());
     }
-    for (vm, i) in &chosen {
-        if let Some(t) = vm
-            .tenant
-            .as_ref()
-            .filter(|t| **t != inv.bastions[*i].tenant)
-        {
-            tenant_subs.entry(t.clone()).or_default();
-        }
-    }
     for (vm, _) in &chosen {
-        if let Some(t) = &vm.tenant
-            && let Some(subs) = tenant_subs.get_mut(t)
-            && subs.is_empty()
-        {
-            subs.insert(vm.subscription.clone());
+        if let Some(t) = &vm.tenant {
+            tenant_subs
+                .entry(t.clone())
+                .or_default()
+                .insert(vm.subscription.clone());
         }
     }
     let mut tenant_name: HashMap<String, String> = HashMap::new();
@@ -1793,6 +1783,96 @@ mod tests {
             out.unreachable[0].contains("Developer") || out.unreachable[0].contains("developer"),
             "{:?}",
             out.unreachable
+        );
+    }
+
+    #[test]
+    fn subscriptions_are_read_with_one_token_per_tenant() {
+        let az = AzProfile::parse(
+            br#"{"subscriptions": [{"id": "A", "tenantId": "t1"}, {"id": "B", "tenantId": "t2"}, {"id": "C", "tenantId": "T1"}]}"#,
+        );
+        let req = |subs: &[&str], tenant: Option<&str>| Request {
+            subscriptions: subs.iter().map(|s| s.to_string()).collect(),
+            tenant: tenant.map(str::to_string),
+            resource_group: None,
+        };
+        let sub = |s: &str| TokenFor::Subscription(s.into());
+        let got = batches(&req(&["a", "b", "c", "d"], None), &az);
+        assert_eq!(
+            got,
+            [
+                Batch {
+                    token: sub("a"),
+                    subscriptions: Some(vec!["a".into(), "c".into()])
+                },
+                Batch {
+                    token: sub("b"),
+                    subscriptions: Some(vec!["b".into()])
+                },
+                Batch {
+                    token: sub("d"),
+                    subscriptions: Some(vec!["d".into()])
+                },
+            ]
+        );
+        assert_eq!(
+            batches(&req(&["a", "b"], Some("x")), &az),
+            [Batch {
+                token: TokenFor::Tenant("x".into()),
+                subscriptions: Some(vec!["a".into(), "b".into()])
+            }]
+        );
+        assert_eq!(
+            batches(&req(&[], None), &az),
+            [Batch {
+                token: TokenFor::Default,
+                subscriptions: None
+            }]
+        );
+        assert!(Request::new(&["x".into()], None, None).is_err());
+        assert!(Request::new(&[], Some("-evil"), None).is_err());
+        for bad in ["rg'x", "rg\\x", "-rg", ".rg", "rg.", ""] {
+            assert!(Request::new(&[], None, Some(bad)).is_err(), "{bad}");
+        }
+        let ok = Request::new(
+            &[SUB.to_uppercase(), SUB.into()],
+            Some("Contoso.example"),
+            Some("rg-été(1)"),
+        )
+        .unwrap();
+        assert_eq!(ok.subscriptions, [SUB]);
+        assert!(query_text(ok.resource_group.as_deref()).contains("resourceGroup =~ 'rg-été(1)'"));
+    }
+
+    #[test]
+    fn a_vm_in_another_tenant_than_its_bastion_names_its_tenant() {
+        let other = "33333333-3333-3333-3333-333333333333";
+        let mut rows = rows_with(
+            &[("x", "rg", "hub", "Linux")],
+            vec![bastion_row("bas", "hub", "Standard")],
+        );
+        for r in rows
+            .iter_mut()
+            .filter(|r| r["type"] == "microsoft.compute/virtualmachines")
+        {
+            r["tenantId"] = json!(other);
+        }
+        let out = build(
+            &Inventory::from_rows(&rows),
+            &Model::default(),
+            &Options::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            out.model.vms["x"].tenant.as_deref(),
+            Some("tenant-33333333")
+        );
+        assert_eq!(out.model.tenants["tenant-33333333"].id, other);
+        let text = emit(&out.model, None);
+        let problems = check(Path::new("imported.yaml"), "imported.yaml", &text);
+        assert!(
+            problems.iter().all(|p| !p.is_error()),
+            "{problems:?}\n{text}"
         );
     }
 

@@ -148,25 +148,14 @@ pub enum TokenFor {
 impl TokenFor {
     /// The az command line that prints this token.
     pub fn argv(&self) -> Vec<String> {
+        let mut argv: Vec<String> = vec!["az".into(), "account".into(), "get-access-token".into()];
         match self {
-            TokenFor::Subscription(s) => crate::plan::token_argv(s),
-            TokenFor::Tenant(t) => [
-                "az",
-                "account",
-                "get-access-token",
-                "--tenant",
-                t,
-                "-o",
-                "json",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-            TokenFor::Default => ["az", "account", "get-access-token", "-o", "json"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            TokenFor::Subscription(s) => return crate::plan::token_argv(s),
+            TokenFor::Tenant(t) => argv.extend(["--tenant".to_string(), t.clone()]),
+            TokenFor::Default => {}
         }
+        argv.extend(["-o".to_string(), "json".to_string()]);
+        argv
     }
 }
 
