@@ -2,12 +2,14 @@
 //! gets the ARM access token from az; `tls` and `http` are bprof's own HTTPS; `arm` is Azure
 //! Resource Manager; `resources` the reads around a connection (VM, extensions, role
 //! assignments, NIC, virtual network); `bastion` is the bastion's data plane; `tunnel` is the
-//! native tunnel engine (listener, sessions, pump); `doctor` the preflight checks; `known` is
-//! the table of az's and the service's known failures and their hints.
+//! native tunnel engine (listener, sessions, pump); `doctor` the preflight checks; `import`
+//! builds a profile file from Resource Graph; `known` is the table of az's and the service's
+//! known failures and their hints.
 pub mod arm;
 pub mod bastion;
 pub mod doctor;
 pub mod http;
+pub mod import;
 pub mod known;
 pub mod resources;
 pub mod signin;

@@ -134,10 +134,40 @@ pub fn claims_of(jwt: &str) -> Option<Claims> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Whose token az is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenFor {
+    /// A subscription's (its tenant's token): `--subscription SUB`.
+    Subscription(String),
+    /// A tenant's, without naming a subscription: `--tenant TENANT`.
+    Tenant(String),
+    /// az's default subscription's: neither.
+    Default,
+}
+
+impl TokenFor {
+    /// The az command line that prints this token.
+    pub fn argv(&self) -> Vec<String> {
+        let mut argv: Vec<String> = vec!["az".into(), "account".into(), "get-access-token".into()];
+        match self {
+            TokenFor::Subscription(s) => return crate::plan::token_argv(s),
+            TokenFor::Tenant(t) => argv.extend(["--tenant".to_string(), t.clone()]),
+            TokenFor::Default => {}
+        }
+        argv.extend(["-o".to_string(), "json".to_string()]);
+        argv
+    }
+}
+
 /// Runs az for a token: one process, stdin closed, stdout captured, stderr the person's (az's
 /// own message when it is not signed in).
 pub fn fetch(subscription: &str, signals: &Signals) -> Result<AccessToken, AzureError> {
-    let argv = crate::plan::token_argv(subscription);
+    fetch_for(&TokenFor::Subscription(subscription.to_string()), signals)
+}
+
+/// [`fetch`] for a subscription, a tenant, or az's default.
+pub fn fetch_for(whose: &TokenFor, signals: &Signals) -> Result<AccessToken, AzureError> {
+    let argv = whose.argv();
     let child = spawn(Spawn {
         argv: &argv,
         background: true,

@@ -17,6 +17,7 @@ mod completions;
 mod doctor;
 mod environment;
 pub mod exit;
+mod import;
 pub mod init;
 mod list;
 mod manpages;
@@ -231,6 +232,49 @@ pub enum Command {
         #[arg(long)]
         vscode: bool,
     },
+    /// Write a profile file from what exists in Azure: tenants, bastions, vms, one profile per VM.
+    ///
+    /// Reads Resource Graph through ARM (one az process for the token): VMs with their network
+    /// interfaces, virtual networks and peerings, and bastions. Each VM gets the bastion of its
+    /// own virtual network, else of a peered one (Developer SKU: not through peering); VMs that
+    /// none reaches are listed, not guessed. Windows VMs get an rdp profile with Entra sign-in
+    /// (enable_mfa), Linux VMs an ssh profile with Entra (auth_type aad). Names are kept from
+    /// the existing file (matched by resource id), new ones come from Azure names, unique and
+    /// sorted. The file is import's own (marked on its first line): a file without the mark is
+    /// never replaced without --force; hand-written profiles go in other files and may extends
+    /// these. The result is checked like any profile file before it is written.
+    #[command(
+        after_help = "Examples:\n  bprof import --dry-run\n  bprof import --subscription 22222222-2222-2222-2222-222222222222 --subscription 55555555-5555-5555-5555-555555555555\n  bprof import --tenant contoso.onmicrosoft.com -o profiles/contoso.yaml\n  bprof import --resource-group rg-prod --merge      (refresh one group, keep the rest)\n  bprof import --bastion bas-hub-weu -o -"
+    )]
+    Import {
+        /// A subscription to read (repeatable; default: every subscription of the tenant).
+        #[arg(long = "subscription", value_name = "S")]
+        subscriptions: Vec<String>,
+        /// The tenant to read, its id or domain (default: the tenant of az's default
+        /// subscription).
+        #[arg(long, value_name = "T")]
+        tenant: Option<String>,
+        /// Only the VMs of this resource group (bastions and networks are read from the whole
+        /// scope).
+        #[arg(long, value_name = "RG")]
+        resource_group: Option<String>,
+        /// This bastion for every VM, whatever the networks say (its Azure name or resource id).
+        #[arg(long, value_name = "NAME")]
+        bastion: Option<String>,
+        /// The file (default: imported.yaml in the profile directory; - for stdout).
+        #[arg(short, long, value_name = "FILE|-")]
+        output: Option<PathBuf>,
+        /// Print the file that would be written; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Keep the existing file's VMs that this run's scope (--subscription, --tenant,
+        /// --resource-group) did not read.
+        #[arg(long)]
+        merge: bool,
+        /// Replace a file that bprof import did not write.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print the JSON schema of profile files, or check a copy of it.
     #[command(
         after_help = "Examples:\n  bprof schema > profiles/bprof.schema.json\n  bprof schema --check profiles/bprof.schema.json"
@@ -336,6 +380,16 @@ pub enum Error {
     Write(#[from] crate::write::WriteError),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    #[error(transparent)]
+    Import(#[from] crate::azure::import::ImportError),
+    #[error("{path} was not written by bprof import: it is left as it is")]
+    NotImported { path: String },
+    #[error("{path} was written by bprof import but cannot be read ({why}): it is left as it is")]
+    ImportedUnreadable { path: String, why: String },
+    #[error("the file import built is not a valid profile file: nothing was written")]
+    ImportInvalid {
+        problems: Vec<crate::profile::diag::Problem>,
+    },
 }
 
 impl Error {
@@ -374,6 +428,19 @@ impl Error {
             Error::Write(_) | Error::Run(RunError::Write(_)) => exit::CANT_CREATE,
             Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
             Error::Output(_) => exit::CANT_CREATE,
+            Error::Import(e) => {
+                use crate::azure::AzureError;
+                use crate::azure::import::ImportError;
+                match e {
+                    ImportError::Usage(_) => exit::USAGE,
+                    ImportError::Azure(AzureError::Process(ProcessError::Interrupted {
+                        signal,
+                    })) => interrupted_code(*signal),
+                    _ => exit::UNAVAILABLE,
+                }
+            }
+            Error::NotImported { .. } => exit::CANT_CREATE,
+            Error::ImportedUnreadable { .. } | Error::ImportInvalid { .. } => exit::DATA,
         }
     }
 }
@@ -488,6 +555,7 @@ fn check_format(cli: &Cli) -> Result<(), Error> {
         | Command::SshConfig { .. }
         | Command::Rdp { .. }
         | Command::Completions { .. }
+        | Command::Import { .. }
         | Command::Manpages { .. } => false,
         Command::Templates { name } => name.is_none(),
         Command::Trust { action } => matches!(
@@ -607,6 +675,29 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
             },
             output.as_ref(),
             *force,
+            out,
+        ),
+        Command::Import {
+            subscriptions,
+            tenant,
+            resource_group,
+            bastion,
+            output,
+            dry_run,
+            merge,
+            force,
+        } => import::import(
+            cli,
+            import::Args {
+                subscriptions,
+                tenant: tenant.as_deref(),
+                resource_group: resource_group.as_deref(),
+                bastion: bastion.as_deref(),
+                output: output.as_ref(),
+                dry_run: *dry_run,
+                merge: *merge,
+                force: *force,
+            },
             out,
         ),
         Command::Proxy { profile } => proxy::proxy(cli, profile, out),

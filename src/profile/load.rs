@@ -676,6 +676,19 @@ fn read_parsed(
         None => text,
     };
     text_out.clone_from(&text);
+    Ok(parse_text(path, display, kind, excerpts, text, problems))
+}
+
+/// A file's decoded text, parsed and checked (schema, control characters, keys YAML reads as
+/// numbers). None when it cannot be parsed at all.
+fn parse_text(
+    path: &Path,
+    display: String,
+    kind: FileKind,
+    excerpts: bool,
+    text: String,
+    problems: &mut Vec<Problem>,
+) -> Option<SourceFile> {
     if let Some(i) = text.find('\0') {
         let prefix = &text[..i];
         let line = prefix.matches('\n').count() as u32 + 1;
@@ -686,7 +699,7 @@ fn read_parsed(
             )
             .with_help("profile files are UTF-8 text; is this a binary file?"),
         );
-        return Ok(None);
+        return None;
     }
     let (value, index, keys) = match yaml::parse_all(&text) {
         Ok(v) => v,
@@ -713,7 +726,7 @@ fn read_parsed(
                     .with_help("indent with spaces"),
                 );
             }
-            return Ok(None);
+            return None;
         }
     };
     let mut file = SourceFile {
@@ -759,7 +772,29 @@ fn read_parsed(
         file.seems_to_define = parts_of(&file.value);
     }
     problems.extend(found);
-    Ok(Some(file))
+    Some(file)
+}
+
+/// One shared file given as its text (a file bprof is about to write), read and checked
+/// exactly as it would be from disk at `path`: the set it makes, with every problem.
+pub fn load_text(path: &Path, display: String, text: String) -> ProfileSet {
+    let mut problems = Vec::new();
+    let found = Found::named(path.to_path_buf(), FileKind::Shared);
+    let file = match parse_text(
+        path,
+        display.clone(),
+        FileKind::Shared,
+        true,
+        text.clone(),
+        &mut problems,
+    ) {
+        Some(f) => f,
+        None => unreadable(&found, display, text, true, &problems),
+    };
+    let mut set = assemble(vec![file], &mut problems);
+    diag::sort(&mut problems);
+    set.problems = problems;
+    set
 }
 
 /// A profile's parent: the last layer that sets `extends`, and where it does.

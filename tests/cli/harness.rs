@@ -43,7 +43,7 @@ if args[:2] == ["account", "get-access-token"]:
     payload = base64.urlsafe_b64encode(json.dumps({"oid": "0000-oid", "tid": "t"}).encode()).decode().rstrip("=")
     token = "eyJhbGciOiJub25lIn0.%s.SECRET-%04d-%s" % (payload, n, "x" * int(os.environ.get("FAKE_AZ_TOKEN_PAD", "0")))
     ttl = int(os.environ.get("FAKE_AZ_TOKEN_TTL", "3600"))
-    sub = args[args.index("--subscription") + 1]
+    sub = args[args.index("--subscription") + 1] if "--subscription" in args else None
     print(json.dumps({"accessToken": token, "expiresOn": "2026-12-01 10:00:00.000000", "expires_on": int(time.time()) + ttl,
                       "subscription": sub, "tenant": "t", "tokenType": "Bearer"}))
     sys.exit(int(os.environ.get("FAKE_AZ_TOKEN_EXIT", "0")))

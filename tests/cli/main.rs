@@ -5,6 +5,8 @@
 #[path = "../../fuzz/src/lib.rs"]
 mod fuzz_pipeline;
 mod harness;
+#[cfg(target_os = "linux")]
+mod import;
 mod known;
 mod lint;
 #[cfg(target_os = "linux")]
