@@ -17,7 +17,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -330,14 +329,7 @@ async fn or_signal<T>(
     f: impl std::future::Future<Output = Result<T, ImportError>>,
     signals: &Signals,
 ) -> Result<T, ImportError> {
-    let watch = async {
-        loop {
-            if let Some(s) = signals.received() {
-                return s;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
+    let watch = super::until_signal(signals);
     tokio::select! {
         r = f => r,
         signal = watch => Err(AzureError::Process(ProcessError::Interrupted { signal }).into()),
@@ -353,13 +345,7 @@ pub fn read(
 ) -> Result<Read, ImportError> {
     let net = Net::from_env()?;
     let arm = Arm::from_env(net)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| AzureError::Io {
-            what: "starting the network runtime".into(),
-            why: e.to_string(),
-        })?;
+    let rt = super::runtime("starting the network runtime")?;
     let query = query_text(req.resource_group.as_deref());
     let mut out = Read::default();
     for batch in batches(req, az) {

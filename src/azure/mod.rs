@@ -17,7 +17,28 @@ pub mod tls;
 pub mod token;
 pub mod tunnel;
 
-use crate::process::{Exit, ProcessError};
+use crate::process::{Exit, ProcessError, Signals};
+
+/// A single-threaded tokio runtime for bprof's network work (`what` names it in the error).
+pub fn runtime(what: &str) -> Result<tokio::runtime::Runtime, AzureError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AzureError::Io {
+            what: what.to_string(),
+            why: e.to_string(),
+        })
+}
+
+/// Resolves with the signal's number once bprof has received one (Ctrl-C).
+pub async fn until_signal(signals: &Signals) -> i32 {
+    loop {
+        if let Some(signal) = signals.received() {
+            return signal;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
 
 /// Errors of this layer. Texts from Azure in them are bounded; they are escaped where printed.
 #[derive(Debug, thiserror::Error)]

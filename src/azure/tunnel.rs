@@ -232,13 +232,7 @@ fn prepare(
     let net = Net::from_env()?;
     let tokens = TokenSource::new(&cfg.tunnel.subscription, signals.clone(), token);
     tokens.get()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| AzureError::Io {
-            what: "starting the tunnel engine".into(),
-            why: e.to_string(),
-        })?;
+    let rt = super::runtime("starting the tunnel engine")?;
     let dp = rt.block_on(data_plane(&net, &tokens, cfg))?;
     Ok((rt, net, tokens, dp))
 }
@@ -261,20 +255,21 @@ pub fn proxy(cfg: Config, signals: &Signals) -> Result<(), AzureError> {
     });
     let (stop, stop_rx) = watch::channel(false);
     let failed = rt.block_on(async {
-        let watch_signals = async {
-            loop {
-                if signals.received().is_some() {
-                    let _ = stop.send(true);
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        };
+        let carried = carry(
+            tokio::io::stdin(),
+            tokio::io::stdout(),
+            "stdin/stdout".into(),
+            Arc::clone(&sh),
+            stop_rx,
+        );
+        tokio::pin!(carried);
         tokio::select! {
-            r = carry(tokio::io::stdin(), tokio::io::stdout(), "stdin/stdout".into(), Arc::clone(&sh), stop_rx) => r,
-            () = watch_signals => {
-                // let the session end and be deleted
-                None
+            r = &mut carried => r,
+            // ssh ends its ProxyCommand with SIGHUP: the session still ends (closed and
+            // deleted, bounded by its timeouts) before bprof exits
+            _ = super::until_signal(signals) => {
+                let _ = stop.send(true);
+                carried.await
             }
         }
     });

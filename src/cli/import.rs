@@ -11,7 +11,7 @@ use crate::azure::import::{self, Inventory, Model, Options, Page, Request, Scope
 use crate::azure::signin::AzProfile;
 use crate::process::Signals;
 use crate::profile::files;
-use crate::profile::load::{self, LoadError, Section};
+use crate::profile::load::{self, Section};
 
 /// The file name import writes into the profile directory by default.
 pub const DEFAULT_FILE: &str = "imported.yaml";
@@ -40,21 +40,7 @@ fn default_path(cli: &Cli) -> Result<PathBuf, Error> {
         return Ok(one.join(DEFAULT_FILE));
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let found = cwd
-        .ancestors()
-        .map(|d| d.join("profiles"))
-        .find(|d| d.is_dir());
-    match found {
-        Some(dir)
-            if dir
-                .symlink_metadata()
-                .is_ok_and(|m| m.file_type().is_symlink()) =>
-        {
-            Err(LoadError::DiscoveredLink {
-                path: load::display_path(&dir, &cwd),
-            }
-            .into())
-        }
+    match load::nearest_profiles_dir(&cwd)? {
         Some(dir) => Ok(PathBuf::from(load::display_path(&dir, &cwd)).join(DEFAULT_FILE)),
         None => Ok(PathBuf::from("profiles").join(DEFAULT_FILE)),
     }

@@ -333,6 +333,27 @@ fn yaml_files_in(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>, LoadError> {
     Ok(files.into_iter().map(|f| (f, canonical.clone())).collect())
 }
 
+/// The nearest `profiles/` directory from `cwd` upwards. A link found on the way up is not a
+/// path the person named: refused.
+pub fn nearest_profiles_dir(cwd: &Path) -> Result<Option<PathBuf>, LoadError> {
+    let found = cwd
+        .ancestors()
+        .map(|d| d.join("profiles"))
+        .find(|d| d.is_dir());
+    match found {
+        Some(dir)
+            if dir
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink()) =>
+        {
+            Err(LoadError::DiscoveredLink {
+                path: display_path(&dir, cwd),
+            })
+        }
+        other => Ok(other),
+    }
+}
+
 /// The files of the set, shared first, then personal overrides in precedence order.
 pub fn discover(src: &Sources) -> Result<Vec<Found>, LoadError> {
     let roots: Vec<PathBuf> = if !src.paths.is_empty() {
@@ -342,22 +363,7 @@ pub fn discover(src: &Sources) -> Result<Vec<Found>, LoadError> {
             .filter(|p| !p.as_os_str().is_empty())
             .collect()
     } else {
-        let found = src
-            .cwd
-            .ancestors()
-            .map(|d| d.join("profiles"))
-            .find(|d| d.is_dir());
-        match found {
-            // a link found on the way up is not a path the person named
-            Some(dir)
-                if dir
-                    .symlink_metadata()
-                    .is_ok_and(|m| m.file_type().is_symlink()) =>
-            {
-                return Err(LoadError::DiscoveredLink {
-                    path: display_path(&dir, &src.cwd),
-                });
-            }
+        match nearest_profiles_dir(&src.cwd)? {
             Some(dir) => vec![dir],
             // the person's own default set, so `bprof run X` works from any directory; a set
             // like any other: it grants nothing

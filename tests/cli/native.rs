@@ -825,3 +825,42 @@ fn connections_from_another_users_process_are_refused() {
     let (_, stderr) = run.stop(2);
     assert!(stderr.contains("it is user 65534's"), "{stderr}");
 }
+
+/// ssh ends its ProxyCommand with SIGHUP when it exits: the proxy's session is still closed
+/// and deleted before bprof exits (129).
+#[test]
+fn a_proxy_hung_up_on_deletes_its_session() {
+    let fake = FakeBastion::start();
+    let t = set(&fake, free_port(), "", "");
+    let mut child = t
+        .command()
+        .args(["proxy", "db"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bprof proxy");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"ping").unwrap();
+    let mut back = [0u8; 4];
+    child
+        .stdout
+        .as_mut()
+        .expect("stdout")
+        .read_exact(&mut back)
+        .unwrap();
+    assert_eq!(&back, b"ping");
+    fake.wait_until("the session open", Duration::from_secs(10), |f| {
+        f.open_sessions() == 1
+    });
+    crate::run::unsafe_kill(child.id(), 1);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(129));
+    assert_eq!(
+        fake.open_sessions(),
+        0,
+        "deleted before exit:\n{}",
+        fake.raw_requests_log()
+    );
+    drop(stdin);
+}

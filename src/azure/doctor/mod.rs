@@ -281,22 +281,9 @@ pub fn run(
         .map(|p| p.display().to_string())
         .map_err(|e| e.to_string());
     let az_profile = AzProfile::read();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| AzureError::Io {
-            what: "starting doctor's runtime".into(),
-            why: e.to_string(),
-        })?;
+    let rt = super::runtime("starting doctor's runtime")?;
     let gathered = rt.block_on(async {
-        let watch = async {
-            loop {
-                if let Some(signal) = signals.received() {
-                    return signal;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        };
+        let watch = super::until_signal(signals);
         tokio::select! {
             found = gather(scope, az, az_profile, signals, progress) => Ok(found),
             signal = watch => Err(AzureError::Process(ProcessError::Interrupted { signal })),
