@@ -38,6 +38,16 @@ fn check_with(get: impl Fn(&str) -> Option<OsString>) -> Result<(), Error> {
     {
         return Err(bad("BPROF_TUNNEL_ENGINE", &v, "`native` or `az`"));
     }
+    if let Some(v) = var("BPROF_ARM_ENDPOINT")
+        && v.to_str()
+            .is_none_or(|u| crate::azure::http::Endpoint::parse_url(u).is_err())
+    {
+        return Err(bad(
+            "BPROF_ARM_ENDPOINT",
+            &v,
+            "an https://host[:port] URL (Azure Resource Manager's, e.g. https://management.azure.com)",
+        ));
+    }
     if let Some(v) = var("BPROF_PROFILES")
         && std::env::split_paths(&v).all(|p| p.as_os_str().is_empty())
     {
@@ -80,6 +90,15 @@ mod tests {
         assert!(with(&[("BPROF_TUNNEL_ENGINE", "az")]).is_ok());
         assert!(with(&[("BPROF_TUNNEL_ENGINE", "python")]).is_err());
         assert!(with(&[("BPROF_PROFILES", ":")]).is_err());
+        assert!(with(&[("BPROF_ARM_ENDPOINT", "https://management.usgovcloudapi.net")]).is_ok());
+        for bad in [
+            "http://x",
+            "https://u@x",
+            "https://x?y",
+            "management.azure.com",
+        ] {
+            assert!(with(&[("BPROF_ARM_ENDPOINT", bad)]).is_err(), "{bad}");
+        }
         assert!(with(&[("BPROF_PROFILES", "a:b")]).is_ok());
     }
 }
