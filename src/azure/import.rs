@@ -1499,7 +1499,11 @@ pub fn quoted(s: &str) -> String {
                     '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
                 ) =>
             {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+                let _ = if (c as u32) > 0xffff {
+                    write!(out, "\\U{:08x}", c as u32)
+                } else {
+                    write!(out, "\\u{:04x}", c as u32)
+                };
             }
             c => out.push(c),
         }
@@ -1707,7 +1711,7 @@ mod tests {
             "line\nbreak\r\ttab\u{7}\u{1b}[31m",
             "- item",
             "&anchor *alias !tag %dir @at `tick` |pipe >fold ? key {a: b} [c]",
-            "\u{2028}\u{2029}\u{feff}\u{202e}\u{85}",
+            "\u{2028}\u{2029}\u{feff}\u{202e}\u{85}\u{e0001}",
             "'single'",
             "",
         ] {
