@@ -13,6 +13,13 @@ fn ssh(extra: &str) -> String {
     ))
 }
 
+/// An ssh profile that runs OpenSSH itself (the native engine: ssh-key).
+fn native_ssh(extra: &str) -> String {
+    one_profile(&format!(
+        "  p:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: ssh-key\n    username: u\n    ssh_key: /k\n{extra}"
+    ))
+}
+
 fn rdp(extra: &str) -> String {
     one_profile(&format!(
         "  p:\n    bastion: b\n    vm: v\n    client: xfreerdp\n    local_port: 50321\n{extra}"
@@ -131,6 +138,20 @@ fn hostile_shared_sets_run_nothing() {
             run,
             77,
             &["profiles/p.yaml:24", "ProxyCommand"],
+        ),
+        case(
+            "ssh ProxyCommand when bprof starts OpenSSH itself",
+            native_ssh("    ssh_args: [\"-o\", \"ProxyCommand=touch CANARY\"]\n"),
+            run,
+            77,
+            &["profiles/p.yaml:26", "ProxyCommand"],
+        ),
+        case(
+            "another ssh config file when bprof starts OpenSSH itself",
+            native_ssh("    ssh_args: [-F, CANARY]\n"),
+            run,
+            77,
+            &["profiles/p.yaml:26", "`-F`"],
         ),
         case(
             "ssh LocalCommand",
