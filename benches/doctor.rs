@@ -9,6 +9,7 @@ mod fake_bastion;
 
 #[path = "../tests/cli/fake_azure.rs"]
 mod fake_azure;
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -16,8 +17,6 @@ use std::time::{Duration, Instant};
 
 use fake_azure::{Azure, SUB, TENANT, profiles_yaml};
 use fake_bastion::FakeBastion;
-
-const BIN: &str = env!("CARGO_BIN_EXE_bprof");
 
 /// The bench's az: a token with an `oid`, and a version with the extensions.
 const FAKE_AZ: &str = r#"#!/bin/sh
@@ -28,32 +27,18 @@ esac
 "#;
 
 fn setup(dir: &Path, fake: &FakeBastion) -> Command {
-    for d in ["profiles", "azure", "home", "config"] {
-        std::fs::create_dir_all(dir.join(d)).unwrap();
-    }
-    std::fs::write(dir.join("profiles/p.yaml"), profiles_yaml()).unwrap();
-    std::fs::write(
-        dir.join("azure/azureProfile.json"),
-        format!("{{\"subscriptions\": [{{\"id\": \"{SUB}\", \"tenantId\": \"{TENANT}\", \"isDefault\": true}}]}}"),
-    )
-    .unwrap();
-    let az = dir.join("az");
-    std::fs::write(&az, FAKE_AZ).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut c = Command::new(BIN);
-    c.current_dir(dir)
-        .args(["--format", "json", "doctor", "prod-jumpbox"])
-        .env("BPROF_AZ", &az)
-        .env("HOME", dir.join("home"))
-        .env("XDG_CONFIG_HOME", dir.join("config"))
-        .env("AZURE_CONFIG_DIR", dir.join("azure"))
-        .env("BPROF_ARM_ENDPOINT", fake.arm_endpoint())
-        .env("SSL_CERT_FILE", fake.ca_file())
-        .env_remove("HTTPS_PROXY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    let az_profile = format!(
+        "{{\"subscriptions\": [{{\"id\": \"{SUB}\", \"tenantId\": \"{TENANT}\", \"isDefault\": true}}]}}"
+    );
+    let mut c = support::sandbox(
+        dir,
+        fake,
+        &profiles_yaml(),
+        &az_profile,
+        FAKE_AZ,
+        &["--format", "json", "doctor", "prod-jumpbox"],
+    );
+    c.stderr(Stdio::null());
     c
 }
 

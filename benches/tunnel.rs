@@ -11,6 +11,7 @@
 
 #[path = "../tests/cli/fake_bastion.rs"]
 mod fake_bastion;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -20,7 +21,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fake_bastion::FakeBastion;
 
-const BIN: &str = env!("CARGO_BIN_EXE_bprof");
 const SUB: &str = "22222222-2222-2222-2222-222222222222";
 /// Bytes per throughput run (`BENCH_MIB`, default 256).
 fn volume() -> usize {
@@ -62,34 +62,16 @@ fn setup(dir: &Path, fake: &FakeBastion, port: u16) -> Command {
     let yaml = format!(
         "version: 1\ntenants:\n  t:\n    id: 11111111-1111-1111-1111-111111111111\n    subscription: {SUB}\nbastions:\n  b:\n    tenant: t\n    resource_group: rg-net\n    name: bas-1\nvms:\n  v:\n    resource_group: rg-vm\n    name: vm-1\nprofiles:\n  db:\n    bastion: b\n    vm: v\n    mode: tunnel\n    resource_port: 22\n    local_port: {port}\n"
     );
-    for d in ["profiles", "azure", "home", "config"] {
-        std::fs::create_dir_all(dir.join(d)).unwrap();
-    }
-    std::fs::write(dir.join("profiles/p.yaml"), yaml).unwrap();
-    std::fs::write(
-        dir.join("azure/azureProfile.json"),
-        format!("{{\"subscriptions\": [{{\"id\": \"{SUB}\"}}]}}"),
-    )
-    .unwrap();
-    let az = dir.join("az");
-    std::fs::write(&az, FAKE_AZ).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut c = Command::new(BIN);
-    c.current_dir(dir)
-        .args(["run", "db", "--tunnel-only", "-q"])
-        .env("BPROF_AZ", &az)
-        .env("BENCH_DIR", dir)
-        .env("HOME", dir.join("home"))
-        .env("XDG_CONFIG_HOME", dir.join("config"))
-        .env("AZURE_CONFIG_DIR", dir.join("azure"))
-        .env("BPROF_ARM_ENDPOINT", fake.arm_endpoint())
-        .env("SSL_CERT_FILE", fake.ca_file())
-        .env_remove("BPROF_TUNNEL_ENGINE")
-        .env_remove("HTTPS_PROXY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+    let az_profile = format!("{{\"subscriptions\": [{{\"id\": \"{SUB}\"}}]}}");
+    let mut c = support::sandbox(
+        dir,
+        fake,
+        &yaml,
+        &az_profile,
+        FAKE_AZ,
+        &["run", "db", "--tunnel-only", "-q"],
+    );
+    c.stderr(Stdio::inherit());
     c
 }
 

@@ -107,8 +107,9 @@ pub enum StepKind {
     WriteRdp { path: String, lines: Vec<String> },
     /// The RDP client, in the foreground; its exit ends the session.
     Client,
-    /// Keep the tunnel open until Ctrl-C; what to point a client at, when bprof knows.
-    Hold { connect: Option<String> },
+    /// Keep the tunnel open until Ctrl-C; the VM's port, for what to point a client at
+    /// ([`connect_hint`] with the local port in use).
+    Hold { resource_port: u16 },
     /// `az account set --subscription PREVIOUS`, only when the login changed the default.
     RestoreDefault { previous: String },
 }
@@ -801,10 +802,10 @@ pub fn temp_rdp_path(profile: &str) -> String {
 
 /// What to point a client at for the VM's port behind a tunnel on local `port`, for the
 /// services people reach that way.
-pub fn connect_hint(profile: &Profile, port: u16) -> Option<String> {
+pub fn connect_hint(resource_port: u16, port: u16) -> Option<String> {
     let a = local_address(port);
     let host = a.rsplit_once(':').map_or(a.as_str(), |(h, _)| h);
-    Some(match profile.resource_port {
+    Some(match resource_port {
         1433 => format!("SQL Server (Azure Data Studio, SSMS): {host},{port}"),
         5432 => format!("PostgreSQL: psql -h {host} -p {port}"),
         3306 => format!("MySQL: mysql -h {host} -P {port}"),
@@ -1086,7 +1087,7 @@ fn session_tail(
             }
         }
     }
-    let connect = connect_hint(profile, port);
+    let connect = connect_hint(profile.resource_port, port);
     out.push(Step::internal(
         "hold",
         format!(
@@ -1102,7 +1103,9 @@ fn session_tail(
                 .map(|c| format!("; connect with {c}"))
                 .unwrap_or_default()
         ),
-        StepKind::Hold { connect },
+        StepKind::Hold {
+            resource_port: profile.resource_port,
+        },
     ));
 }
 

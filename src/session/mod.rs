@@ -403,15 +403,13 @@ impl Owned<'_> {
         self.engine.as_ref().map_or(port, Engine::port)
     }
 
-    /// `text` with the planned local address replaced by the one in use.
-    fn actual(&self, planned: u16, text: &str) -> String {
+    /// An .rdp line with the planned local address replaced by the one in use.
+    fn actual(&self, planned: u16, line: &str) -> String {
         let now = self.port(planned);
         if now == planned {
-            return text.to_string();
+            return line.to_string();
         }
-        text.replace(&local_address(planned), &local_address(now))
-            .replace(&format!(",{planned}"), &format!(",{now}"))
-            .replace(&format!(" {planned}"), &format!(" {now}"))
+        line.replace(&local_address(planned), &local_address(now))
     }
 
     /// Whether the tunnel (either engine) keeps going; Ok(false): it ended normally.
@@ -482,13 +480,7 @@ pub fn execute_several(plans: &[Plan], signals: &Signals, quiet: bool) -> Result
                     StepKind::NativeTunnel(t) => {
                         let engine =
                             Engine::start(engine_config(plan, t), signals, true, token.take())?;
-                        let connect = plan.steps.iter().find_map(|s| match &s.kind {
-                            StepKind::Hold { connect } => connect.clone(),
-                            _ => None,
-                        });
-                        let connect = connect.map(|c| {
-                            c.replace(&local_address(t.port), &local_address(engine.port()))
-                        });
+                        let connect = crate::plan::connect_hint(t.resource_port, engine.port());
                         engines.push((plan.profile.clone(), engine, connect));
                     }
                     _ => {}
@@ -694,7 +686,7 @@ fn run_steps<'a>(
             }
             // run by `command_step` above
             StepKind::Login | StepKind::Foreground | StepKind::RestoreDefault { .. } => {}
-            StepKind::Hold { connect } => {
+            StepKind::Hold { resource_port } => {
                 let port = owned
                     .tunnel
                     .as_ref()
@@ -707,8 +699,7 @@ fn run_steps<'a>(
                         "bprof: tunnel open on {}; press Ctrl-C to close it",
                         local_address(port)
                     ));
-                    if let Some(c) = connect {
-                        let c = plan_port(plan).map_or(c.clone(), |p| owned.actual(p, c));
+                    if let Some(c) = crate::plan::connect_hint(*resource_port, port) {
                         crate::terminal::eprintln(&format!("bprof: connect with {c}"));
                     }
                 }
