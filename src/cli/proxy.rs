@@ -3,7 +3,7 @@
 
 use super::output::print;
 use super::{Cli, Error, Out, exit, load_set};
-use crate::plan::ssh::{config_safe, config_value};
+use crate::plan::ssh::config_word;
 use crate::plan::{self, Os, PlanOptions};
 use crate::process::Signals;
 use crate::profile::load::ProfileSet;
@@ -21,8 +21,11 @@ fn tunnel_plan(set: &ProfileSet, p: &Profile) -> Result<plan::Plan, Error> {
         }
         .into());
     }
+    // `proxy` is the native engine's: an inherited BPROF_TUNNEL_ENGINE=az does not change
+    // what the ProxyCommand that `run` or `ssh-config` wrote connects to
     let opts = PlanOptions {
         tunnel_only: true,
+        engine: Some(crate::profile::raw::TunnelEngine::Native),
         ..PlanOptions::for_os(Os::current())
     };
     Ok(plan::build(set, p, &opts)?)
@@ -44,37 +47,54 @@ fn ssh_capable(p: &Profile) -> bool {
     p.mode == Mode::Ssh || (p.mode == Mode::Tunnel && p.resource_port == 22)
 }
 
-/// One profile's block.
-fn host_block(p: &Profile, proxy: &str) -> Result<String, String> {
+/// One profile's block, and what it leaves out because ssh would not read it back as it is.
+fn host_block(p: &Profile, proxy: &str) -> (String, Vec<String>) {
     let alias = crate::plan::ssh::alias(&p.name);
+    let mut left = Vec::new();
     let mut b = format!("# {}", p.name);
     if let Some(d) = &p.description {
-        b.push_str(&format!(": {}", crate::terminal::value(d)));
+        // one comment line, whatever the description holds
+        let d: String = d
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        b.push_str(&format!(": {}", crate::terminal::value(&d)));
     }
     b.push('\n');
     b.push_str(&format!(
         "Host {alias}\n  HostKeyAlias {alias}\n  ProxyCommand {proxy}\n"
     ));
-    if let Some(u) = &p.username {
-        config_safe(u)?;
-        b.push_str(&format!("  User {}\n", config_value(u)));
+    for (directive, field, value) in [
+        ("User", "username", &p.username),
+        ("IdentityFile", "ssh_key", &p.ssh_key),
+    ] {
+        if let Some(v) = value {
+            match config_word(v) {
+                Ok(w) => b.push_str(&format!("  {directive} {w}\n")),
+                Err(why) => left.push(format!("`{field}` {why}")),
+            }
+        }
     }
-    if let Some(k) = &p.ssh_key {
-        config_safe(k)?;
-        b.push_str(&format!("  IdentityFile {}\n", config_value(k)));
+    let (lines, left_args) = crate::plan::ssh::config_directives(&p.ssh_args);
+    for l in lines {
+        b.push_str(&format!("  {l}\n"));
     }
+    left.extend(left_args.into_iter().map(|a| format!("`ssh_args` {a}")));
     if p.auth_type == Some(AuthType::Aad) {
         b.push_str("  # Entra ID (aad): the bastion carries the bytes, sshd checks an Entra certificate that\n  # az's ssh extension issues: `az ssh cert --file ~/.ssh/bprof-entra` then add\n  # `CertificateFile ~/.ssh/bprof-entra` and `IdentityFile ~/.ssh/bprof-entra-key` here (the\n  # certificate lasts about an hour); or `bprof run` this profile, which uses az ssh.\n");
     }
+    for l in &left {
+        b.push_str(&format!("  # left out: {}\n", l.replace('\n', " ")));
+    }
     b.push_str("  # each new connection costs one token call: share one with\n  #   ControlMaster auto\n  #   ControlPath ~/.ssh/bprof-%C\n  #   ControlPersist 10m\n");
-    Ok(b)
+    (b, left)
 }
 
 pub(super) fn ssh_config(cli: &Cli, names: &[String], out: &Out) -> Result<i32, Error> {
     let set = load_set(cli, out)?;
     out.elsewhere(&set);
     let bprof = crate::plan::ssh::bprof_path().map_err(Error::Usage)?;
-    let dirs = crate::plan::ssh::set_dirs(&set);
+    let dirs = crate::plan::ssh::selection(&set);
     let listed: Vec<String> = if names.is_empty() {
         set.names(crate::profile::load::Section::Profiles)
             .map(str::to_string)
@@ -107,17 +127,15 @@ pub(super) fn ssh_config(cli: &Cli, names: &[String], out: &Out) -> Result<i32, 
         }
         let proxy = crate::plan::ssh::proxy_command(&bprof, &dirs, &p.name, cfg!(windows))
             .map_err(Error::Usage)?;
-        match host_block(&p, &proxy) {
-            Ok(b) => {
-                text.push_str(&b);
-                text.push('\n');
-                n += 1;
-            }
-            Err(why) if names.is_empty() => {
-                out.note(&format!("bprof: warning: `{name}` left out: {why}"));
-            }
-            Err(why) => return Err(Error::Usage(format!("profile `{name}`: {why}"))),
+        let (block, left) = host_block(&p, &proxy);
+        for l in &left {
+            out.note(&format!(
+                "bprof: warning: `{name}`: left out of its Host block: {l}"
+            ));
         }
+        text.push_str(&block);
+        text.push('\n');
+        n += 1;
     }
     if n == 0 {
         out.note("bprof: no ssh profile in the set (mode ssh, or a tunnel to port 22)");

@@ -842,7 +842,7 @@ fn ssh_step(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<S
     let bprof = ssh::bprof_path().map_err(invalid)?;
     let proxy = ssh::proxy_command(
         &bprof,
-        &ssh::set_dirs(set),
+        &ssh::selection(set),
         &profile.name,
         opts.os == Os::Windows,
     )
@@ -888,8 +888,12 @@ fn ssh_step(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<S
     if let Some(k) = &profile.ssh_key {
         argv.extend(["-i".into(), k.clone()]);
     }
-    argv.extend(profile.ssh_args.iter().cloned());
+    // OpenSSH reads options before the host, and again after it up to the first other word
+    // (the remote command): shared values come after bprof's own options and the host, so
+    // bprof's `-o` values win (ssh keeps the first) and the allow-list judges the rest as ssh
+    // reads it, as with az's `ssh USER@localhost ... ARGS`
     argv.push(alias.clone());
+    argv.extend(profile.ssh_args.iter().cloned());
     Ok(Step {
         name: "connect".into(),
         argv,

@@ -36,6 +36,102 @@ pub fn config_value(v: &str) -> String {
     }
 }
 
+/// A value as one ssh_config argument that ssh reads back as exactly `v`: bare when it is
+/// plain, else in double quotes with `\\` and `\"` (the only escapes ssh_config's quotes know;
+/// quotes also keep a `#` from starting a comment). A value that cannot be written faithfully is
+/// refused: `%` tokens and `${VAR}` are expanded by ssh in some directives and versions, `~` at
+/// the start names a home directory, and control characters end the line.
+pub fn config_word(v: &str) -> Result<String, String> {
+    let shown = crate::terminal::value(v);
+    if v.is_empty() {
+        return Err("is empty".into());
+    }
+    if crate::profile::allow::control_char(v).is_some() {
+        return Err(format!("{shown} holds a control character"));
+    }
+    if v.contains('%') || v.contains("${") || v.starts_with('~') {
+        return Err(format!(
+            "{shown} holds `%`, `${{` or a leading `~`, which ssh would expand"
+        ));
+    }
+    let plain = v
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+:@,".contains(c));
+    Ok(if plain {
+        v.to_string()
+    } else {
+        format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+    })
+}
+
+/// A profile's `ssh_args` as ssh_config lines of its Host block: the options a shared file may
+/// pass become their directives (`-L` LocalForward, `-D` DynamicForward, `-o Name=value`,
+/// `-C`, `-4`, `-6`, `-v`, `-q`). Left out, each named in the second list: what is outside the
+/// allow-list, and what would change every use of the host (`-N`, `-T`, `-t`, a remote
+/// command: VS Code's sessions included); give those on ssh's command line.
+pub fn config_directives(args: &[String]) -> (Vec<String>, Vec<String>) {
+    use crate::profile::allow::{SshOpt, forward_parts, ssh_parse};
+    let mut lines = Vec::new();
+    let mut left = Vec::new();
+    let (opts, command) = ssh_parse(args);
+    let mut level: Option<&str> = None;
+    for o in &opts {
+        if o.verdict.is_err() {
+            let shown = crate::terminal::value(&args[o.index]);
+            left.push(format!("`{shown}` (not on the allow-list)"));
+            continue;
+        }
+        for f in o.flags.chars() {
+            match f {
+                'C' => lines.push("Compression yes".into()),
+                '4' => lines.push("AddressFamily inet".into()),
+                '6' => lines.push("AddressFamily inet6".into()),
+                'q' => level = Some("QUIET"),
+                'v' => {
+                    level = Some(match level {
+                        Some("DEBUG1") => "DEBUG2",
+                        Some("DEBUG2" | "DEBUG3") => "DEBUG3",
+                        _ => "DEBUG1",
+                    })
+                }
+                _ => left.push(format!("`-{f}` (a session option)")),
+            }
+        }
+        match &o.opt {
+            Some(SshOpt::Local(spec)) => {
+                let parts = forward_parts(spec);
+                let (listen, target) = parts.split_at(parts.len().saturating_sub(2));
+                lines.push(format!(
+                    "LocalForward {} {}",
+                    listen.join(":"),
+                    target.join(":")
+                ));
+            }
+            Some(SshOpt::Dynamic(spec)) => lines.push(format!("DynamicForward {spec}")),
+            Some(SshOpt::Option(opt)) => {
+                let (name, value) = opt
+                    .split_once(['=', ' ', '\t'])
+                    .map(|(n, v)| (n, v.trim_start_matches(['=', ' ', '\t'])))
+                    .unwrap_or((opt, ""));
+                lines.push(format!("{name} {value}"));
+            }
+            // refused above: no other option passes the allow-list
+            Some(SshOpt::Other(..)) | None => {}
+        }
+    }
+    if let Some(l) = level {
+        lines.push(format!("LogLevel {l}"));
+    }
+    if command < args.len() {
+        let rest: Vec<String> = args[command..]
+            .iter()
+            .map(|a| crate::terminal::value(a).into_owned())
+            .collect();
+        left.push(format!("the remote command {}", rest.join(" ")));
+    }
+    (lines, left)
+}
+
 /// bprof's own absolute path.
 pub fn bprof_path() -> Result<String, String> {
     std::env::current_exe()
@@ -44,24 +140,31 @@ pub fn bprof_path() -> Result<String, String> {
         .map_err(|e| format!("cannot find bprof's own path: {e}"))
 }
 
-/// The directories of the set's shared files and overrides, absolute (ssh runs the
-/// ProxyCommand from any directory).
-pub fn set_dirs(set: &ProfileSet) -> Vec<String> {
-    let mut dirs: Vec<String> = Vec::new();
-    for f in set.files.iter().filter(|f| f.kind != FileKind::User) {
-        let dir = f.path.parent().map(PathBuf::from).unwrap_or_default();
-        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
-        let d = dir.display().to_string();
-        if !dirs.contains(&d) {
-            dirs.push(d);
+/// The paths that select the set, absolute, as `--profiles` arguments: the ProxyCommand runs
+/// `bprof proxy` from any directory and must plan the same set (a named file stays that file,
+/// not its directory). A set loaded without a selection names its shared files.
+pub fn selection(set: &ProfileSet) -> Vec<String> {
+    if !set.selection.is_empty() {
+        return set
+            .selection
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+    }
+    let mut paths: Vec<String> = Vec::new();
+    for f in set.files.iter().filter(|f| f.kind == FileKind::Shared) {
+        let p = std::fs::canonicalize(&f.path).unwrap_or_else(|_| PathBuf::from(&f.path));
+        let p = p.display().to_string();
+        if !paths.contains(&p) {
+            paths.push(p);
         }
     }
-    dirs
+    paths
 }
 
-/// The ProxyCommand: `bprof --profiles DIR... proxy PROFILE`, each element one argument for
-/// the shell ssh runs it with (POSIX sh; on Windows ssh starts it directly). Paths ssh_config
-/// would expand are refused.
+/// The ProxyCommand: `bprof --profiles PATH... proxy PROFILE` (the paths of [`selection`]),
+/// each element one argument for the shell ssh runs it with (POSIX sh; on Windows ssh starts
+/// it directly). Paths ssh_config would expand are refused.
 pub fn proxy_command(
     bprof: &str,
     dirs: &[String],

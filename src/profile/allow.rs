@@ -162,7 +162,7 @@ fn port(s: &str) -> bool {
 }
 
 /// Splits an ssh forwarding spec at `:`, keeping `[v6]` addresses whole.
-fn forward_parts(spec: &str) -> Vec<&str> {
+pub fn forward_parts(spec: &str) -> Vec<&str> {
     let mut parts = Vec::new();
     let mut start = 0;
     let mut depth = 0;
@@ -234,7 +234,7 @@ fn ssh_option(opt: &str) -> Result<(), String> {
     let plain = !value.is_empty()
         && value
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || " ._-".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
     if !plain {
         return Err(format!(
             "ssh option `{name}` needs a plain value, not `{value}`"
@@ -243,47 +243,106 @@ fn ssh_option(opt: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// ssh's own arguments (after az's `--`), as ssh parses them: options until the first word
-/// that is not one, then the remote command (it runs on the VM).
-pub fn ssh_args(args: &[String]) -> Vec<Outside> {
+/// The option letters of ssh(1) that take a value (its getopt string, OpenSSH 9).
+const SSH_VALUED: &str = "bceilmopBDEFIJLOPQRSwW";
+
+/// An option of ssh's that takes a value, as ssh reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SshOpt<'a> {
+    /// `-L SPEC`.
+    Local(&'a str),
+    /// `-D SPEC`.
+    Dynamic(&'a str),
+    /// `-o NAME=VALUE` (or `NAME VALUE`).
+    Option(&'a str),
+    /// Any other letter that takes a value (`-F FILE`, `-J HOST`...).
+    Other(char, &'a str),
+}
+
+/// One word of ssh's options (`-NTv`, `-vL SPEC`, `-oName=value`...), where it is and whether a
+/// shared file may pass it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshArg<'a> {
+    pub index: usize,
+    /// The letters without a value, in order.
+    pub flags: &'a str,
+    /// The option that takes a value, which ends the word (its value: the rest of the word, or
+    /// the next one).
+    pub opt: Option<SshOpt<'a>>,
+    pub verdict: Result<(), String>,
+}
+
+/// ssh's options in `args` the way its getopt reads them: words that begin with `-` until the
+/// first that does not (or `--`), each a run of letters of which one that takes a value ends
+/// it. Returns them, each judged, and the index of the first word that is not an option (the
+/// remote command: it runs on the VM), `args.len()` when there is none. ssh reads its
+/// arguments this way after the host, where both bprof and az put them.
+pub fn ssh_parse(args: &[String]) -> (Vec<SshArg<'_>>, usize) {
     let mut out = Vec::new();
     let mut i = 0;
     while i < args.len() {
         let a = args[i].as_str();
-        if a == "--" || !a.starts_with('-') || a == "-" {
+        if a == "--" {
+            i += 1;
+            break;
+        }
+        if !a.starts_with('-') || a == "-" {
             break; // the remote command
         }
-        let (used, result) = if let Some(rest) = a.strip_prefix("-o") {
-            let (v, used) = option_value(args, i, rest);
-            (used, v.map_or(Err("`-o` needs a value".into()), ssh_option))
-        } else if let Some(rest) = a.strip_prefix("-L") {
-            let (v, used) = option_value(args, i, rest);
-            (
-                used,
-                v.map_or(Err("`-L` needs a value".into()), local_forward),
-            )
-        } else if let Some(rest) = a.strip_prefix("-D") {
-            let (v, used) = option_value(args, i, rest);
-            (
-                used,
-                v.map_or(Err("`-D` needs a value".into()), dynamic_forward),
-            )
-        } else if a[1..].chars().all(|c| SSH_FLAGS.contains(c)) {
-            (1, Ok(()))
-        } else {
-            (
-                1,
-                Err(format!(
-                    "ssh option `{a}` is not one a shared file may pass (allowed: -L and -D on loopback, -N -T -t -v -q -4 -6 -C, and -o with keep-alive, timeout and compression options)"
-                )),
-            )
+        let letters = &a[1..];
+        let cut = letters.find(|c| SSH_VALUED.contains(c));
+        let flags = cut.map_or(letters, |c| &letters[..c]);
+        let mut used = 1;
+        let mut verdict: Result<(), String> = match flags.chars().find(|c| !SSH_FLAGS.contains(*c))
+        {
+            Some(_) => Err(format!(
+                "ssh option `{a}` is not one a shared file may pass (allowed: -L and -D on loopback, -N -T -t -v -q -4 -6 -C, and -o with keep-alive, timeout and compression options)"
+            )),
+            None => Ok(()),
         };
-        if let Err(reason) = result {
-            out.push(outside(i, reason));
-        }
+        let opt = cut.map(|c| {
+            let letter = letters[c..].chars().next().unwrap_or('o');
+            let rest = &letters[c + letter.len_utf8()..];
+            let (v, n) = option_value(args, i, rest);
+            used = n;
+            let v_or = |f: fn(&str) -> Result<(), String>| {
+                v.map_or(Err(format!("`-{letter}` needs a value")), f)
+            };
+            let (opt, check) = match letter {
+                'o' => (SshOpt::Option(v.unwrap_or("")), v_or(ssh_option)),
+                'L' => (SshOpt::Local(v.unwrap_or("")), v_or(local_forward)),
+                'D' => (SshOpt::Dynamic(v.unwrap_or("")), v_or(dynamic_forward)),
+                other => (
+                    SshOpt::Other(other, v.unwrap_or("")),
+                    Err(format!(
+                        "ssh option `-{other}` is not one a shared file may pass (allowed: -L and -D on loopback, -N -T -t -v -q -4 -6 -C, and -o with keep-alive, timeout and compression options)"
+                    )),
+                ),
+            };
+            if verdict.is_ok() {
+                verdict = check;
+            }
+            opt
+        });
+        out.push(SshArg {
+            index: i,
+            flags,
+            opt,
+            verdict,
+        });
         i += used;
     }
-    out
+    (out, i.min(args.len()))
+}
+
+/// ssh's own arguments (after the host, or az's `--`), as ssh parses them: options until the
+/// first word that is not one, then the remote command (it runs on the VM).
+pub fn ssh_args(args: &[String]) -> Vec<Outside> {
+    ssh_parse(args)
+        .0
+        .into_iter()
+        .filter_map(|a| a.verdict.err().map(|reason| outside(a.index, reason)))
+        .collect()
 }
 
 /// Options appended to `az network bastion ...` (`extra_args`).
@@ -382,6 +441,29 @@ mod tests {
     }
 
     #[test]
+    fn ssh_options_are_read_as_getopt_reads_them() {
+        let args = v(&[
+            "-vL8080:h:80",
+            "-NF",
+            "c",
+            "-o",
+            "LogLevel=QUIET",
+            "cmd",
+            "-A",
+        ]);
+        let (opts, command) = ssh_parse(&args);
+        assert_eq!(command, 5);
+        assert_eq!(opts[0].flags, "v");
+        assert_eq!(opts[0].opt, Some(SshOpt::Local("8080:h:80")));
+        assert!(opts[0].verdict.is_ok());
+        assert_eq!(opts[1].opt, Some(SshOpt::Other('F', "c")));
+        assert!(opts[1].verdict.is_err());
+        assert_eq!(opts[2].index, 3);
+        assert_eq!(ssh_parse(&v(&["-v", "--", "-F", "x"])).1, 2);
+        assert_eq!(ssh_parse(&v(&["-L"])).1, 1);
+    }
+
+    #[test]
     fn ssh_args_refuse_what_runs_or_redirects() {
         for bad in [
             &["-o", "ProxyCommand=sh -c 'x'"][..],
@@ -397,6 +479,9 @@ mod tests {
             &["-X"],
             &["-vX"],
             &["-vo", "ProxyCommand=x"],
+            &["-vF", "/tmp/c"],
+            &["-NE/tmp/log"],
+            &["-Ti", "/k"],
             &["-J", "evil"],
             &["-p", "2222"],
             &["-i", "/k"],
@@ -407,6 +492,8 @@ mod tests {
             &["-D", "0.0.0.0:1080"],
             &["-o", "SendEnv=SECRET"],
             &["-o", "ServerAliveInterval=$(x)"],
+            &["-o", "ServerAliveInterval=30 -F /tmp/c"],
+            &["-oConnectTimeout 5 ProxyCommand x"],
             &["-o"],
         ] {
             assert_ne!(ssh_args(&v(bad)), [], "{bad:?}");

@@ -354,8 +354,9 @@ pub fn nearest_profiles_dir(cwd: &Path) -> Result<Option<PathBuf>, LoadError> {
     }
 }
 
-/// The files of the set, shared first, then personal overrides in precedence order.
-pub fn discover(src: &Sources) -> Result<Vec<Found>, LoadError> {
+/// The paths a set is selected by: `--profiles`, else `BPROF_PROFILES`, else the nearest
+/// `profiles/`, else the person's own default set; `~` expanded.
+pub fn roots(src: &Sources) -> Result<Vec<PathBuf>, LoadError> {
     let roots: Vec<PathBuf> = if !src.paths.is_empty() {
         src.paths.clone()
     } else if let Some(env) = &src.env {
@@ -384,16 +385,25 @@ pub fn discover(src: &Sources) -> Result<Vec<Found>, LoadError> {
         }
     };
     // `~` is expanded here too: shells leave `--profiles=~/x` and BPROF_PROFILES alone
-    let roots: Vec<PathBuf> = roots
+    Ok(roots
         .into_iter()
         .map(|r| match r.to_str() {
             Some(t) if t.starts_with('~') => PathBuf::from(expand_tilde(t)),
             _ => r,
         })
-        .collect();
+        .collect())
+}
+
+/// The files of the set, shared first, then personal overrides in precedence order.
+pub fn discover(src: &Sources) -> Result<Vec<Found>, LoadError> {
+    discover_in(src, &roots(src)?)
+}
+
+/// The files of the set selected by `roots` ([`roots`]).
+fn discover_in(src: &Sources, roots: &[PathBuf]) -> Result<Vec<Found>, LoadError> {
     let mut files: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
     let mut dirs_seen: Vec<PathBuf> = Vec::new();
-    for root in &roots {
+    for root in roots {
         if root.is_dir() {
             let found = yaml_files_in(root)?;
             if found.is_empty() {
@@ -988,6 +998,9 @@ pub struct Entry {
 #[derive(Debug, Default)]
 pub struct ProfileSet {
     pub files: Vec<SourceFile>,
+    /// The paths the set was selected by ([`roots`]), absolute: `bprof proxy` in a
+    /// ProxyCommand is given the same (empty for a set loaded from named files).
+    pub selection: Vec<PathBuf>,
     pub sections: BTreeMap<Section, BTreeMap<String, Entry>>,
     /// `defaults` layers, shared first, then overrides.
     pub defaults: Vec<Def>,
@@ -1107,7 +1120,13 @@ type FileResult = (Option<SourceFile>, Vec<Problem>);
 
 /// Loads every file of the set; all problems at once.
 pub fn load(src: &Sources) -> Result<ProfileSet, LoadError> {
-    let mut set = load_files(&discover(src)?, &src.cwd)?;
+    let roots = roots(src)?;
+    let mut set = load_files(&discover_in(src, &roots)?, &src.cwd)?;
+    // absolute, so that a ProxyCommand run from any directory selects the same set
+    set.selection = roots
+        .iter()
+        .map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| src.cwd.join(r)))
+        .collect();
     attach_consents(&mut set, src);
     Ok(set)
 }

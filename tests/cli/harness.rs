@@ -29,8 +29,15 @@ import os, sys, socket, threading, time, signal
 d = os.environ["FAKE_AZ_DIR"]
 calls = os.path.join(d, "calls")
 os.makedirs(calls, exist_ok=True)
+# one file per call, numbered; concurrent calls (doctor runs two) each take their own number
 n = len(os.listdir(calls))
-with open(os.path.join(calls, "%04d" % n), "wb") as f:
+while True:
+    try:
+        f = open(os.path.join(calls, "%04d" % n), "xb")
+        break
+    except FileExistsError:
+        n += 1
+with f:
     f.write(b"\0".join(os.fsencode(a) for a in sys.argv[1:]))
 with open(os.path.join(d, "pids"), "a") as f:
     f.write("%d\n" % os.getpid())

@@ -36,5 +36,7 @@ mod run;
 mod schema;
 mod session;
 mod squatter;
+#[cfg(unix)]
+mod ssh_reads;
 mod trust;
 mod validate;

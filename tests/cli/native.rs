@@ -541,22 +541,24 @@ fn rdp_runs_the_client_through_the_native_tunnel_and_ip_targets_use_host_connect
 #[test]
 fn a_taken_derived_port_moves_but_tunnel_only_keeps_its_error() {
     let fake = FakeBastion::start();
+    // the derived port of the profile's name is held by this test from here on
+    let (name, derived, squat) = crate::session::name_with_held_port("desk");
     let t = set(
         &fake,
         free_port(),
         "",
-        "  desk:\n    bastion: b\n    vm: v\n    client: xfreerdp\n",
+        &format!("  {name}:\n    bastion: b\n    vm: v\n    client: xfreerdp\n"),
     )
     .fake_client("xfreerdp3");
-    let derived = {
-        let r = t.run_with(&["plan", "desk", "--format", "json"]);
+    let planned = {
+        let r = t.run_with(&["plan", &name, "--format", "json"]);
         r.code(0);
         let text = r.stdout.clone();
         let i = text.find("127.0.0.1:").expect("an address") + 10;
         text[i..i + 5].parse::<u16>().expect("port")
     };
-    let squat = std::net::TcpListener::bind(("127.0.0.1", derived)).expect("squat");
-    let r = t.run_with(&["run", "desk"]);
+    assert_eq!(planned, derived, "the plan shows the derived port");
+    let r = t.run_with(&["run", &name]);
     r.code(0).stderr_has(&format!(
         "port {derived} (derived from the profile name) is busy"
     ));
@@ -565,7 +567,7 @@ fn a_taken_derived_port_moves_but_tunnel_only_keeps_its_error() {
         connected.starts_with("127.0.0.1:") && !connected.ends_with(&derived.to_string()),
         "{connected}"
     );
-    t.run_with(&["run", "desk", "--tunnel-only"])
+    t.run_with(&["run", &name, "--tunnel-only"])
         .code(69)
         .stderr_has("busy");
     drop(squat);
@@ -683,9 +685,10 @@ fn ssh_profiles_run_openssh_through_bprof_proxy_with_host_keys_per_profile() {
             "azureuser".into(),
             "-i".into(),
             "/keys/id".into(),
+            // shared values after the host, where ssh reads them as az's ssh does
+            "web.bprof".into(),
             "-o".into(),
             "ServerAliveInterval=30".into(),
-            "web.bprof".into(),
         ]
     );
     assert!(!argv.iter().any(|a| a.contains("StrictHostKeyChecking")));

@@ -136,6 +136,8 @@ fn a_real_ssh_session_runs_through_bprof_proxy() {
         .args(["-o", "HostKeyAlias=web.bprof", "-i"])
         .arg(&key)
         .args(["root@web.bprof", "echo", "through-the-bastion"])
+        // inherited by the ProxyCommand: `proxy` stays the native engine the plan showed
+        .env("BPROF_TUNNEL_ENGINE", "az")
         .stdin(Stdio::null())
         .output()
         .expect("ssh");
@@ -228,13 +230,16 @@ fn ssh_config_blocks_pin_host_keys_and_use_absolute_paths() {
     );
     assert!(!out.contains("db.bprof"), "not an ssh server: {out}");
     assert!(!out.contains("StrictHostKeyChecking"), "{out}");
-    assert!(
-        !out.contains("odd.bprof"),
-        "a value ssh would expand is left out: {out}"
-    );
-    r.stderr_has("`odd` left out");
+    // a value ssh would expand is left out of its block, named
+    assert!(out.contains("Host odd.bprof"), "{out}");
+    let odd = &out[out.find("Host odd.bprof").unwrap()..];
+    let odd = &odd[..odd.find("\n\n").unwrap_or(odd.len())];
+    assert!(!odd.contains("  User "), "{odd}");
+    assert!(odd.contains("# left out: `username`"), "{odd}");
+    r.stderr_has("`odd`: left out of its Host block: `username`");
     t.run_with(&["--profiles", "../profiles", "ssh-config", "odd"])
-        .code(64);
+        .code(0)
+        .stderr_has("`username`");
     t.run_with(&["--profiles", "../profiles", "ssh-config", "db"])
         .code(64)
         .stderr_has("not an ssh server");

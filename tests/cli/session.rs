@@ -8,12 +8,52 @@ use crate::run::alive;
 
 const SUB: &str = "22222222-2222-2222-2222-222222222222";
 
+/// A port for a test to give bprof (or a server of its own), reserved for this test: below
+/// the OS's ephemeral range (32768 and up on Linux, 49152 and up elsewhere), so no OS-picked
+/// port or connection's source port lands on it; never handed out twice in one run of the
+/// suite; free when handed out. The start depends on the process, so concurrent runs differ.
 pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind(("127.0.0.1", 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20000;
+    const SPAN: u32 = 12000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < SPAN, "no free test port left");
+        let port = (FIRST + (start + n) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// The port `local_port: auto` derives from a profile name (FNV-1a, 50000..=59999), as the
+/// README documents it.
+pub(crate) fn derived_port(name: &str) -> u16 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    50000 + (h % 10000) as u16
+}
+
+/// A profile name (`STEM`, `STEM-1`, ...) whose derived port this test holds for as long as it
+/// keeps the listener: a test that needs the derived port busy reserves it this way.
+pub(crate) fn name_with_held_port(stem: &str) -> (String, u16, std::net::TcpListener) {
+    for i in 0..1000 {
+        let name = if i == 0 {
+            stem.to_string()
+        } else {
+            format!("{stem}-{i}")
+        };
+        let port = derived_port(&name);
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return (name, port, l);
+        }
+    }
+    panic!("no derived port of `{stem}-N` could be held");
 }
 
 fn rdp_profile(port: u16, extra: &str) -> String {
@@ -200,12 +240,16 @@ fn ctrl_c_stops_client_and_tunnel_and_removes_the_file() {
 
 #[test]
 fn auto_port_avoids_a_busy_one_but_tunnel_only_keeps_it() {
-    let yaml = one_profile("  p:\n    bastion: b\n    vm: v\n    client: none\n");
+    // busy from here on: this test holds it
+    let (name, derived, _busy) = name_with_held_port("p");
+    let yaml = one_profile(&format!(
+        "  {name}:\n    bastion: b\n    vm: v\n    client: none\n"
+    ));
     let plan = Test::new()
         .az_tunnel()
         .file("profiles/p.yaml", &yaml)
         .signed_in(&[SUB])
-        .run_with(&["plan", "p", "--os", "linux", "--format", "json"]);
+        .run_with(&["plan", &name, "--os", "linux", "--format", "json"]);
     let tunnel = plan.json()["steps"]
         .as_array()
         .unwrap()
@@ -219,17 +263,16 @@ fn auto_port_avoids_a_busy_one_but_tunnel_only_keeps_it() {
         .iter()
         .map(|a| a.as_str().unwrap())
         .collect();
-    let derived: u16 = list[list.iter().position(|a| *a == "--port").unwrap() + 1]
+    let planned: u16 = list[list.iter().position(|a| *a == "--port").unwrap() + 1]
         .parse()
         .unwrap();
-    // busy from here on (if something else already holds it, it is busy all the same)
-    let _busy = std::net::TcpListener::bind(("127.0.0.1", derived));
+    assert_eq!(planned, derived, "the plan shows the derived port");
     let t = Test::new()
         .az_tunnel()
         .file("profiles/p.yaml", &yaml)
         .signed_in(&[SUB])
         .env("FAKE_AZ_TUNNEL", "die");
-    let r = t.run_with(&["run", "p"]);
+    let r = t.run_with(&["run", &name]);
     r.stderr_has(&format!(
         "port {derived} (derived from the profile name) is busy"
     ));
@@ -243,7 +286,7 @@ fn auto_port_avoids_a_busy_one_but_tunnel_only_keeps_it() {
         .az_tunnel()
         .file("profiles/p.yaml", &yaml)
         .signed_in(&[SUB]);
-    t.run_with(&["run", "p", "--tunnel-only"])
+    t.run_with(&["run", &name, "--tunnel-only"])
         .code(69)
         .stderr_has(&format!("local port {derived} is busy"))
         .stderr_has("derived from the profile name");
