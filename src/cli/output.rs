@@ -28,7 +28,8 @@ impl Out {
 
     /// After a profile resolved: the set's other problems are one line, not a stop.
     pub fn elsewhere(&self, set: &crate::profile::load::ProfileSet) {
-        let n = set.problems.iter().filter(|p| p.is_error()).count();
+        let n = set.problems.iter().filter(|p| p.is_error()).count()
+            + crate::profile::resolve::dangling_references(set);
         if n > 0 {
             self.note(&format!(
                 "bprof: warning: {n} problem{} elsewhere in the profile set (none in what this uses): bprof validate",

@@ -8,6 +8,9 @@ pub mod rdp;
 pub mod shell;
 pub mod ssh;
 pub mod template;
+mod validate;
+
+pub use validate::validate_all;
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -239,78 +242,6 @@ pub struct PlanOptions {
     pub default_subscription: Option<String>,
     /// `BPROF_TUNNEL_ENGINE`, for profiles that do not say.
     pub engine: Option<TunnelEngine>,
-}
-
-/// Every problem of the set, sorted by file and line: its entries, each profile resolved, its
-/// templates, and as warnings what the profiles ask consent for and the person has not given
-/// (a team's CI has no consents, and stays green). A profile with its own template is planned
-/// for every OS, so a template's refused values show here and not at `run`.
-pub fn validate_all(set: &ProfileSet) -> Vec<Problem> {
-    use crate::profile::resolve::{self, ResolveError};
-    /// The problems of these profiles and what they ask consent for, in their order.
-    fn check(set: &ProfileSet, names: &[&str]) -> (Vec<Problem>, Vec<Request>) {
-        let mut problems = Vec::new();
-        let mut asked: Vec<Request> = Vec::new();
-        for name in names {
-            let profile = match resolve::resolve(set, name) {
-                Ok(p) => p,
-                Err(ResolveError::Invalid { problems: p, .. }) => {
-                    problems.extend(p);
-                    continue;
-                }
-                // what it depends on is reported where that is written; its own problems here
-                Err(ResolveError::Unusable { own, .. }) => {
-                    problems.extend(own);
-                    continue;
-                }
-                Err(ResolveError::UnknownProfile { .. }) => continue,
-            };
-            problems.extend(crate::profile::lint::profile(set, &profile));
-            if profile.template.is_none() {
-                asked.extend(profile.requests);
-                continue;
-            }
-            for os in [Os::Linux, Os::Macos, Os::Windows] {
-                match requests(set, &profile, &PlanOptions::for_os(os)) {
-                    Ok(r) => asked.extend(r),
-                    Err(PlanError::Invalid { problems: p, .. }) => problems.extend(p),
-                    Err(PlanError::Template(e)) => problems.push(
-                        Problem::file_level(&profile.defined_at, e.to_string()).with_help(e.hint()),
-                    ),
-                    Err(PlanError::Consent { .. } | PlanError::Native { .. }) => {}
-                }
-            }
-        }
-        (problems, asked)
-    }
-    let mut problems = set.problems.clone();
-    problems.extend(resolve::validate_entries(set));
-    problems.extend(set.warnings.iter().cloned());
-    problems.extend(crate::profile::lint::defaults(set));
-    let names: Vec<&str> = set.names(Section::Profiles).collect();
-    let parts = resolve::in_chunks(&names, |part| check(set, part));
-    let mut asked: Vec<Request> = Vec::new();
-    for (p, r) in parts {
-        problems.extend(p);
-        asked.extend(r);
-    }
-    for r in asked {
-        if set.consents.status(&r) == Consent::Approved {
-            continue;
-        }
-        let mut p = r.at.clone().warning();
-        p.message = format!(
-            "{} asks for more than a shared file may: {}",
-            r.what,
-            r.reasons.join("; ")
-        );
-        problems.push(p.with_help(
-            "`bprof plan` and `bprof run` refuse it (exit 77) until each person approves it with `bprof trust allow PROFILE`",
-        ));
-    }
-    problems.extend(template::check_all(set));
-    crate::profile::diag::sort(&mut problems);
-    problems
 }
 
 /// The port `local_port: auto` means for a profile: the same on every machine (FNV-1a of the
@@ -636,7 +567,10 @@ fn check_steps(
         // a built-in template only says what bprof's own steps say
         None => Err(PlanError::Invalid {
             profile: profile.name.clone(),
-            problems: vec![Problem::file_level(&profile.defined_at, reasons.join("; "))],
+            problems: vec![Problem::at_location(
+                &profile.defined_at,
+                reasons.join("; "),
+            )],
         }),
     }
 }
@@ -678,7 +612,7 @@ fn data_problem(
     match profile.origins.get(&field) {
         Some(def) => set.file(def).problem(&def.pointer, false, reason),
         None => {
-            let mut p = Problem::file_level(&profile.defined_at, reason);
+            let mut p = Problem::at_location(&profile.defined_at, reason);
             p.path = format!("profiles.{}", profile.name);
             p
         }
@@ -837,7 +771,7 @@ fn ssh_step(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<S
     az_only_refused(profile, opts)?;
     let invalid = |why: String| PlanError::Invalid {
         profile: profile.name.clone(),
-        problems: vec![Problem::file_level(&profile.defined_at, why)],
+        problems: vec![Problem::at_location(&profile.defined_at, why)],
     };
     let bprof = ssh::bprof_path().map_err(invalid)?;
     let proxy = ssh::proxy_command(
@@ -863,7 +797,7 @@ fn ssh_step(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<S
                         crate::terminal::value(v)
                     ),
                 ),
-                None => Problem::file_level(
+                None => Problem::at_location(
                     &profile.defined_at,
                     format!("`{field}` would reach ssh as an option"),
                 ),

@@ -59,10 +59,15 @@ pub fn lines(profile: &Profile, port: u16) -> Vec<String> {
         };
         // a property given explicitly replaces bprof's own line of the same name, except the
         // address, which is always the tunnel's
-        if key.eq_ignore_ascii_case("full address:s") {
+        // names compared as clients match them: any case, runs of spaces as one
+        let normal = crate::profile::allow::rdp_key(key);
+        if normal == "full address:s" {
             continue;
         }
-        match out.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
+        match out
+            .iter_mut()
+            .find(|(k, _)| crate::profile::allow::rdp_key(k) == normal)
+        {
             Some(existing) => existing.1 = v,
             None => out.push((key.clone(), v)),
         }
@@ -84,6 +89,58 @@ pub fn encode(lines: &[String]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The .rdp grammar (one `name:type:value` per line, split at the first two colons): every
+    /// line reads back as the property bprof meant, and the address is the tunnel's alone.
+    #[test]
+    fn lines_read_back_as_meant_and_the_address_stays_the_tunnels() {
+        let yaml = r#"version: 1
+tenants: {t: {id: 11111111-1111-1111-1111-111111111111, subscription: 22222222-2222-2222-2222-222222222222}}
+bastions: {b: {tenant: t, resource_group: rg, name: bas}}
+vms: {v: {resource_group: rg, name: vm}}
+profiles:
+  p:
+    bastion: b
+    vm: v
+    username: "alice:s:x full address:s:evil"
+    rdp:
+      properties:
+        "Full  Address:s": "evil.example.com:3389"
+        "FULL ADDRESS:s": "evil.example.com"
+        "winposstr:s": "0,1,2:3"
+"#;
+        let set = crate::profile::load::load_text(
+            std::path::Path::new("p.yaml"),
+            "p.yaml".into(),
+            yaml.into(),
+        );
+        let profile = crate::profile::resolve::resolve(&set, "p").unwrap();
+        let lines = lines(&profile, 50123);
+        let read: Vec<(String, String, String)> = lines
+            .iter()
+            .map(|l| {
+                let mut parts = l.splitn(3, ':');
+                let name = parts.next().unwrap_or("").to_string();
+                let ty = parts.next().unwrap_or("").to_string();
+                let value = parts.next().unwrap_or("").to_string();
+                (name, ty, value)
+            })
+            .collect();
+        let addresses: Vec<&(String, String, String)> = read
+            .iter()
+            .filter(|(n, _, _)| {
+                crate::profile::allow::rdp_key(&format!("{n}:s")) == "full address:s"
+            })
+            .collect();
+        assert_eq!(addresses.len(), 1, "{lines:?}");
+        assert_eq!(addresses[0].2, "127.0.0.1:50123");
+        assert!(read.contains(&(
+            "username".into(),
+            "s".into(),
+            "alice:s:x full address:s:evil".into()
+        )));
+        assert!(read.contains(&("winposstr".into(), "s".into(), "0,1,2:3".into())));
+    }
 
     #[test]
     fn utf16le_with_bom_and_crlf() {

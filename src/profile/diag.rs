@@ -76,6 +76,19 @@ impl Problem {
         }
     }
 
+    /// A problem at a `file:line` location (as [`crate::profile::load::SourceFile::location`]
+    /// writes it); a location without a line is a whole file.
+    pub fn at_location(location: &str, message: impl Into<String>) -> Self {
+        match location.rsplit_once(':') {
+            Some((file, line)) if !file.is_empty() && line.parse::<u32>().is_ok() => {
+                let mut p = Problem::file_level(file, message);
+                p.line = line.parse().unwrap_or(1);
+                p
+            }
+            _ => Problem::file_level(location, message),
+        }
+    }
+
     /// The same problem, at this JSON pointer.
     pub fn at_pointer(mut self, pointer: &str) -> Self {
         self.pointer = Some(pointer.to_string());

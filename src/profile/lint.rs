@@ -23,7 +23,7 @@ fn at(set: &ProfileSet, p: &Profile, field: &str, message: String, help: &str) -
     let problem = match p.origins.get(field) {
         Some(def) => set.file(def).problem(&def.pointer, true, message),
         None => {
-            let mut q = Problem::file_level(&p.defined_at, message);
+            let mut q = Problem::at_location(&p.defined_at, message);
             q.path = format!("profiles.{}", p.name);
             q
         }

@@ -33,7 +33,7 @@ const BROKEN: &[(&str, &str, u32, &str)] = &[
     ("version-2", "version: 2\n", 1, "unsupported version 2"),
     (
         "unknown-key",
-        "version: 1\nprofiles:\n  p:\n    enable_mfaa: true\n",
+        "version: 1\nprofiles:\n  p:\n    enable_mfaa: true\n    bastion: b\n    vm: v\n",
         4,
         "unknown key `enable_mfaa`",
     ),
@@ -113,8 +113,16 @@ fn broken_files_name_file_line_and_exit_65() {
         assert_eq!(j.code, 65);
         let v = j.json();
         assert_eq!(v["valid"], false);
-        assert_eq!(v["problems"][0]["line"], *line, "{name}: {v}");
-        assert_eq!(v["problems"][0]["file"], file.as_str());
+        // the problem the case is about (a profile that also lacks `bastion` or `vm` says so
+        // too, at its own line)
+        let p = v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["message"].as_str().unwrap().contains(needle))
+            .unwrap_or_else(|| panic!("{name}: {v}"));
+        assert_eq!(p["line"], *line, "{name}: {v}");
+        assert_eq!(p["file"], file.as_str());
     }
 }
 
@@ -349,11 +357,11 @@ fn golden_stderr() {
     let cases = [
         (
             "unknown_key",
-            "version: 1\nprofiles:\n  prod:\n    bastion: hub\n    enable_mfaa: true\n",
+            "version: 1\nprofiles:\n  prod:\n    bastion: hub\n    enable_mfaa: true\n    vm: jump\n",
         ),
         (
             "yes_boolean",
-            "version: 1\nprofiles:\n  prod:\n    enable_mfa: yes\n",
+            "version: 1\nprofiles:\n  prod:\n    enable_mfa: yes\n    bastion: hub\n    vm: jump\n",
         ),
     ];
     for (name, content) in cases {
@@ -456,4 +464,151 @@ fn a_bad_default_is_one_problem_however_many_profiles_inherit_it() {
     let problems = r.json()["problems"].as_array().unwrap().clone();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0]["path"], "defaults.bastion");
+}
+
+/// One set whose profiles `run` refuses on some OS or engine: `validate` says so, the same way.
+fn refused_somewhere() -> crate::harness::Test {
+    crate::harness::Test::new().file(
+        "profiles/p.yaml",
+        "version: 1
+tenants:
+  t:
+    id: 11111111-1111-1111-1111-111111111111
+    subscription: 22222222-2222-2222-2222-222222222222
+bastions:
+  b:
+    tenant: t
+    resource_group: rg-net
+    name: bas-1
+vms:
+  lin:
+    resource_group: rg-vm
+    name: lin-1
+    os: linux
+  win:
+    resource_group: rg-vm
+    name: win-1
+profiles:
+  db:
+    bastion: b
+    vm: lin
+    mode: tunnel
+    resource_port: 5432
+    extra_args: [--only-show-errors]
+  desk:
+    bastion: b
+    vm: win
+    extra_args: [--only-show-errors]
+  entra:
+    bastion: b
+    vm: lin
+    mode: ssh
+    auth_type: aad
+    ssh_args: [\"echo a&b\"]
+",
+    )
+}
+
+#[test]
+fn validate_reports_what_run_refuses_on_any_os_or_engine() {
+    let t = refused_somewhere();
+    let r = t.run_with(&["validate", "--format", "json"]);
+    r.code(65);
+    let problems = r.json()["problems"].as_array().unwrap().clone();
+    let find = |line: u64| {
+        problems
+            .iter()
+            .find(|p| p["line"] == line)
+            .unwrap_or_else(|| panic!("a problem at line {line}: {problems:?}"))
+            .clone()
+    };
+    // a tunnel runs on the native engine everywhere: an error, as `plan` says on every OS
+    let db = find(25);
+    assert!(
+        db["message"].as_str().unwrap().contains("`extra_args`"),
+        "{db}"
+    );
+    for os in ["linux", "macos", "windows"] {
+        t.run_with(&["plan", "db", "--os", os])
+            .code(65)
+            .stderr_has("`extra_args`");
+    }
+    // rdp with `client: auto` runs az's rdp on Windows and the native tunnel elsewhere: a
+    // warning that names where it is refused
+    let desk = find(29);
+    let msg = desk["message"].as_str().unwrap();
+    assert!(msg.starts_with("on linux and macos: "), "{msg}");
+    t.run_with(&["plan", "desk", "--os", "windows"]).code(0);
+    t.run_with(&["plan", "desk", "--os", "linux"]).code(65);
+    // cmd.exe reads az's ssh command line on Windows only
+    let entra = find(35);
+    let msg = entra["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("on windows: ") && msg.contains('&'),
+        "{msg}"
+    );
+    t.run_with(&["plan", "entra", "--os", "windows"])
+        .code(65)
+        .stderr_has("profiles/p.yaml:35");
+    t.run_with(&["plan", "entra", "--os", "linux"]).code(0);
+    // warnings alone: exit 0, and --strict fails on them
+    let t = refused_somewhere().file(
+        "profiles/p.yaml",
+        std::fs::read_to_string(refused_somewhere().path().join("profiles/p.yaml"))
+            .unwrap()
+            .replace("    extra_args: [--only-show-errors]\n  desk:", "  desk:"),
+    );
+    t.run_with(&["validate"])
+        .code(0)
+        .stderr_has("on linux and macos: `extra_args`")
+        .stderr_has("on windows: ");
+    t.run_with(&["validate", "--strict"]).code(65);
+    // BPROF_TUNNEL_ENGINE of the shell that validates does not change what a teammate's run
+    // (or CI) would refuse
+    let t = t.env("BPROF_TUNNEL_ENGINE", "az");
+    t.run_with(&["validate"])
+        .code(0)
+        .stderr_has("on linux and macos: `extra_args`");
+    assert!(t.calls().is_empty(), "validate runs nothing");
+}
+
+#[test]
+fn every_problem_of_one_entry_at_once() {
+    let t = crate::harness::Test::new().file(
+        "profiles/p.yaml",
+        crate::harness::one_profile("  p:\n    vm: v\n    mode: RDP\n"),
+    );
+    let r = t.run_with(&["validate"]);
+    r.code(65)
+        .stderr_has("did you mean `rdp`?")
+        .stderr_has("profile `p` has no `bastion`");
+    t.run_with(&["plan", "p"])
+        .code(65)
+        .stderr_has("did you mean `rdp`?")
+        .stderr_has("profile `p` has no `bastion`");
+    // one that `extends` another may get it there: only its own problem
+    let t = crate::harness::Test::new().file(
+        "profiles/p.yaml",
+        crate::harness::one_profile(
+            "  base:\n    bastion: b\n  p:\n    extends: base\n    vm: v\n    mode: RDP\n",
+        ),
+    );
+    let r = t.run_with(&["validate"]);
+    r.code(65).stderr_has("did you mean `rdp`?");
+    assert!(!r.stderr.contains("has no `bastion`"), "{}", r.stderr);
+}
+
+#[test]
+fn run_of_a_healthy_profile_mentions_broken_references_elsewhere() {
+    let t = crate::harness::Test::new().file(
+        "profiles/p.yaml",
+        crate::harness::one_profile(
+            "  ok:\n    bastion: b\n    vm: v\n  gone:\n    bastion: nope\n    vm: v\n  tpl:\n    bastion: b\n    vm: v\n    template: missing\n",
+        ),
+    );
+    let r = t.run_with(&["plan", "ok"]);
+    r.code(0).stderr_has(
+        "2 problems elsewhere in the profile set (none in what this uses): bprof validate",
+    );
+    assert_eq!(r.stderr.lines().count(), 1, "one line: {}", r.stderr);
 }
