@@ -89,6 +89,9 @@ pub fn step(args: &[Arg], os: Os, programs: &[String], tenant: &str) -> Vec<Find
             });
         }
     }
+    if program.value == "az" {
+        az_file_reads(args, &mut out);
+    }
     if program.value != "az" {
         if !programs.contains(&program.value) {
             out.push(Finding::Template(format!(
@@ -118,6 +121,35 @@ pub fn step(args: &[Arg], os: Os, programs: &[String], tenant: &str) -> Vec<Find
         }
     }
     out
+}
+
+/// Whether az reads `arg` as a file: before parsing, az replaces every argument that begins
+/// with `@` (or whose part after the first `=` does), `@-` included, by the content of that file
+/// or of its standard input (`~` expanded), wherever the argument stands, after ssh's `--` too.
+pub fn az_reads_file(arg: &str) -> bool {
+    let value = arg.split_once('=').map_or(arg, |(_, v)| v);
+    value.len() > 1 && value.starts_with('@')
+}
+
+/// Arguments az would replace by a local file's content (a private key as the user name sent to
+/// the VM): from a value in a file, refused; in a template's own text, consent.
+fn az_file_reads(args: &[Arg], out: &mut Vec<Finding>) {
+    for (i, a) in args.iter().enumerate().skip(1) {
+        if !az_reads_file(&a.value) {
+            continue;
+        }
+        let why = format!(
+            "az replaces the argument \"{}\" by the content of a local file (az reads every argument that begins with `@`, or whose value after `=` does, as a file)",
+            a.value
+        );
+        out.push(match a.kind {
+            ArgKind::Literal => Finding::Template(why),
+            _ => Finding::Data {
+                index: i,
+                reason: why,
+            },
+        });
+    }
 }
 
 fn bastion(args: &[Arg], start: usize, sub: &str, os: Os, out: &mut Vec<Finding>) {
@@ -249,6 +281,51 @@ mod tests {
                 token: i,
             })
             .collect()
+    }
+
+    #[test]
+    fn arguments_az_reads_as_files() {
+        for yes in [
+            "@x",
+            "@~/.ssh/id_ed25519",
+            "@-",
+            "--username=@/etc/passwd",
+            "a=@b",
+        ] {
+            assert!(az_reads_file(yes), "{yes}");
+        }
+        for no in ["@", "x@y", "a=b=@c", "--name=@", "user@host", "8080:@h:80"] {
+            assert!(!az_reads_file(no), "{no}");
+        }
+        let mut step = lit(&[
+            "az",
+            "network",
+            "bastion",
+            "ssh",
+            "--username",
+            "u",
+            "--",
+            "x",
+        ]);
+        step[5] = Arg {
+            value: "@~/.ssh/id_ed25519".into(),
+            kind: ArgKind::Data { dash: false },
+            step: 0,
+            token: 5,
+        };
+        let found = super::step(&step, Os::Linux, &[], "t");
+        assert!(
+            found
+                .iter()
+                .any(|f| matches!(f, Finding::Data { index: 5, .. })),
+            "{found:?}"
+        );
+        let own = lit(&["az", "network", "bastion", "ssh", "--username=@/etc/passwd"]);
+        assert!(
+            super::step(&own, Os::Linux, &[], "t")
+                .iter()
+                .any(|f| matches!(f, Finding::Template(w) if w.contains("local file"))),
+        );
     }
 
     #[test]

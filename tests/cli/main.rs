@@ -1,6 +1,7 @@
 //! Integration tests: the real binary, a fake az, temp directories.
 // the tests start bprof and helper programs themselves
 #![allow(clippy::disallowed_methods)]
+mod az_reads;
 /// The fuzz targets' pipelines, shared with the regression and property tests.
 #[path = "../../fuzz/src/lib.rs"]
 mod fuzz_pipeline;
