@@ -207,3 +207,40 @@ pub fn template_render(contexts: &[(Value, String)], data: &[u8]) -> bool {
         }
     }
 }
+
+/// One answer from the network: the first byte picks a HEAD request (bit 0) and the body limit
+/// (the rest: 0 to 127 KiB), the second how the answer is cut into reads (1 to 256 bytes), the
+/// rest is the answer. Read piece by piece, it ends in a response within the limit or an error,
+/// never a panic; read at once, it gives the same response whenever both read one.
+pub fn http_response(data: &[u8]) -> bool {
+    use bprof::azure::http::response::{Parser, parse_all};
+    let [first, second, answer @ ..] = data else {
+        return false;
+    };
+    let head_only = first & 1 == 1;
+    let limit = usize::from(first >> 1) * 1024;
+    let cut = usize::from(*second) + 1;
+    let mut parser = Parser::new(head_only, limit);
+    let mut read = None;
+    for piece in answer.chunks(cut) {
+        match parser.feed(piece) {
+            Ok(None) => {}
+            done => {
+                read = Some(done.map(|r| r.expect("a response")));
+                break;
+            }
+        }
+    }
+    let read = read.unwrap_or_else(|| parser.end());
+    if let Ok(r) = &read {
+        assert!(r.body.len() <= limit, "a body past the limit");
+        assert!(
+            (200..=599).contains(&r.status),
+            "an interim status as the answer"
+        );
+        if let Ok(whole) = parse_all(answer, head_only, limit) {
+            assert_eq!(&whole, r, "read in pieces, a different response");
+        }
+    }
+    read.is_ok()
+}

@@ -133,8 +133,12 @@ impl Problem {
         })
     }
 
-    /// The text form, in the style of rustc and just.
+    /// The text form, in the style of rustc and just. Data (message, help, paths, the source
+    /// line) is escaped first and bprof's own color added after, so no escape sequence from a
+    /// file or the network passes, even with color on.
     pub fn render(&self, color: bool) -> String {
+        let clean = |s: &str| crate::terminal::text(s, false);
+        let (message, file, path) = (clean(&self.message), clean(&self.file), clean(&self.path));
         let (red, blue, bold, reset) = if color {
             ("\x1b[1;31m", "\x1b[1;34m", "\x1b[1m", "\x1b[0m")
         } else {
@@ -145,20 +149,20 @@ impl Problem {
             Severity::Error => ("error", red),
             Severity::Warning => ("warning", if color { "\x1b[1;33m" } else { "" }),
         };
-        let _ = writeln!(out, "{tint}{label}{reset}{bold}: {}{reset}", self.message);
+        let _ = writeln!(out, "{tint}{label}{reset}{bold}: {message}{reset}");
         let gutter = " ".repeat(self.line.to_string().len());
-        let at = if self.path.is_empty() {
+        let at = if path.is_empty() {
             String::new()
         } else {
-            format!(" (at {})", self.path)
+            format!(" (at {path})")
         };
         let _ = writeln!(
             out,
-            "{gutter}{blue}-->{reset} {}:{}:{}{at}",
-            self.file, self.line, self.column
+            "{gutter}{blue}-->{reset} {file}:{}:{}{at}",
+            self.line, self.column
         );
         if let Some(src) = &self.source_line {
-            let shown: String = src.chars().take(200).collect();
+            let shown: String = clean(&src.chars().take(200).collect::<String>());
             let _ = writeln!(out, "{gutter} {blue}|{reset}");
             let _ = writeln!(out, "{blue}{}{reset} {blue}|{reset} {shown}", self.line);
             let pad: String = shown
@@ -170,6 +174,7 @@ impl Problem {
             let _ = writeln!(out, "{gutter} {blue}|{reset} {pad}{red}{carets}{reset}");
         }
         if let Some(help) = &self.help {
+            let help = clean(help);
             let _ = writeln!(out, "{gutter} {blue}={reset} {bold}help{reset}: {help}");
         }
         out
@@ -219,6 +224,24 @@ pub fn closest<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_escape_sequences_never_pass_even_with_color() {
+        let p = Problem::file_level("a\u{1b}[8m.yaml", "ARM says \u{1b}[8mhidden\u{1b}[0m")
+            .with_help("\u{1b}[2Kx");
+        let text = p.render(true);
+        for forged in ["\u{1b}[8m", "\u{1b}[2K"] {
+            assert!(!text.contains(forged), "{text:?}");
+        }
+        assert!(text.contains("\\e[8mhidden"), "{text:?}");
+        assert!(
+            text.starts_with("\u{1b}[1;31merror"),
+            "own color stays: {text:?}"
+        );
+        // and once more through the printer's rule
+        let printed = crate::terminal::text(&text, true);
+        assert!(!printed.contains("\u{1b}[8m"), "{printed:?}");
+    }
 
     #[test]
     fn caret_under_the_column() {

@@ -59,6 +59,9 @@ pub enum Answer {
     Raw(u16, &'static str, String),
     /// Say nothing, keep the connection open (a hanging call).
     Hang,
+    /// These bytes as they are, status line and framing included, then close (a hostile or
+    /// broken server or proxy).
+    Bytes(Vec<u8>),
     /// The answer after a delay (ARM's latency, for timings).
     After(Duration, Box<Answer>),
 }
@@ -536,6 +539,8 @@ impl Reply {
 /// What the router decided.
 enum Outcome {
     Reply(Reply),
+    /// Bytes as they are, then close.
+    Bytes(Vec<u8>),
     /// Say nothing, keep the connection open.
     Hang,
     /// Upgrade to a websocket with this backend.
@@ -568,6 +573,10 @@ async fn connection(mut stream: Tls, peer: SocketAddr, state: Shared, host: Stri
     }
     match outcome {
         Outcome::Reply(reply) => write_reply(&mut stream, reply).await,
+        Outcome::Bytes(bytes) => {
+            let _ = stream.write_all(&bytes).await;
+            let _ = stream.shutdown().await;
+        }
         Outcome::Hang => {
             // until the client gives up (or the fake is dropped)
             let mut sink = [0u8; 4096];
@@ -768,6 +777,7 @@ fn outcome_of(answer: Answer) -> Outcome {
             body,
         }),
         Answer::Hang => Outcome::Hang,
+        Answer::Bytes(b) => Outcome::Bytes(b),
         Answer::After(delay, then) => Outcome::After(delay, Box::new(outcome_of(*then))),
     }
 }

@@ -102,3 +102,30 @@ fn a_long_list_spliced_into_every_token_is_refused_not_a_blow_up() {
         "{outcome:?}"
     );
 }
+
+/// The answers that crashed the HTTP client before its parser was checked (a chunk after data
+/// whose size is near `u64::MAX` panicked), and hand-made hostile framing: through the fuzz
+/// pipeline, never a panic.
+#[test]
+fn hostile_http_answers_through_the_fuzz_pipeline() {
+    let answers: [&[u8]; 6] = [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nFFFFFFFFFFFFFFF0\r\nx",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFF\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+        b"HTTP/1.1 200 OK\r\n\r\nbody until the end",
+        b"",
+    ];
+    for answer in answers {
+        for first in [0u8, 1, 2, 255] {
+            for cut in [0u8, 1, 7, 255] {
+                let mut data = vec![first, cut];
+                data.extend_from_slice(answer);
+                let _ = fuzz_pipeline::http_response(&data);
+            }
+        }
+    }
+    assert!(fuzz_pipeline::http_response(
+        b"\x02\x00HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
+    ));
+}

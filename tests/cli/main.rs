@@ -7,6 +7,8 @@ mod az_reads;
 mod fuzz_pipeline;
 mod harness;
 #[cfg(target_os = "linux")]
+mod hostile_http;
+#[cfg(target_os = "linux")]
 mod import;
 mod known;
 mod lint;

@@ -12,10 +12,12 @@ use tokio::net::TcpStream;
 use super::AzureError;
 use super::tls::{Stream, Tls};
 
+pub mod response;
+pub use response::Response;
+
 /// Connecting (TCP, the proxy's CONNECT, TLS) takes at most this long.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// A response head is read up to this size.
-const MAX_HEAD: usize = 64 * 1024;
+use response::MAX_HEAD;
 
 /// An HTTPS server: host (DNS name or IP) and port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,23 +243,6 @@ pub struct Request<'a> {
     pub target: &'a str,
     pub headers: Vec<(&'a str, &'a str)>,
     pub body: &'a [u8],
-}
-
-/// One response.
-#[derive(Debug, Clone)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
 }
 
 /// The network: TLS and the proxy settings, read once from the environment.
@@ -491,99 +476,24 @@ pub fn bounded(s: &str, n: usize) -> String {
     }
 }
 
+/// Reads one response (body up to `limit` bytes) with [`response::Parser`]: a read error is an
+/// error, wherever it comes; the end of the stream ends a body that has no length.
 async fn read_response<S: tokio::io::AsyncRead + Unpin>(
     s: &mut S,
     head_only: bool,
     limit: usize,
 ) -> Result<Response, String> {
-    let mut buf = Vec::with_capacity(8192);
+    let mut parser = response::Parser::new(head_only, limit);
     let mut chunk = vec![0u8; 16 * 1024];
-    // the head
-    let (status, headers, body_start) = loop {
-        let mut hs = [httparse::EMPTY_HEADER; 128];
-        let mut resp = httparse::Response::new(&mut hs);
-        match resp.parse(&buf) {
-            Ok(httparse::Status::Complete(n)) => {
-                let status = resp.code.unwrap_or(0);
-                let headers: Vec<(String, String)> = resp
-                    .headers
-                    .iter()
-                    .map(|h| {
-                        (
-                            h.name.to_ascii_lowercase(),
-                            String::from_utf8_lossy(h.value).into_owned(),
-                        )
-                    })
-                    .collect();
-                break (status, headers, n);
-            }
-            Ok(httparse::Status::Partial) => {}
-            Err(e) => return Err(format!("the answer is not HTTP ({e})")),
-        }
-        if buf.len() > MAX_HEAD {
-            return Err("the answer's head is too long".into());
-        }
+    loop {
         let n = read_some(s, &mut chunk).await?;
         if n == 0 {
-            return Err(if buf.is_empty() {
-                "the server closed the connection without answering".into()
-            } else {
-                "the server closed the connection in the middle of its answer".into()
-            });
+            return parser.end();
         }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let mut resp = Response {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    if head_only || status == 204 || status == 304 || (100..200).contains(&status) {
-        return Ok(resp);
+        if let Some(r) = parser.feed(chunk.get(..n).unwrap_or_default())? {
+            return Ok(r);
+        }
     }
-    let mut rest = buf.split_off(body_start);
-    let too_big = || format!("the answer is larger than {limit} bytes");
-    let chunked = resp
-        .header("transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    let length = resp
-        .header("content-length")
-        .map(|v| {
-            v.trim()
-                .parse::<usize>()
-                .map_err(|_| "a bad Content-Length".to_string())
-        })
-        .transpose()?;
-    if chunked {
-        resp.body = read_chunked(s, rest, limit, &mut chunk).await?;
-    } else if let Some(len) = length {
-        if len > limit {
-            return Err(too_big());
-        }
-        while rest.len() < len {
-            let n = read_some(s, &mut chunk).await?;
-            if n == 0 {
-                return Err("the answer ended before its Content-Length".into());
-            }
-            rest.extend_from_slice(&chunk[..n]);
-        }
-        rest.truncate(len);
-        resp.body = rest;
-    } else {
-        loop {
-            if rest.len() > limit {
-                return Err(too_big());
-            }
-            match read_some(s, &mut chunk).await {
-                Ok(0) => break,
-                Ok(n) => rest.extend_from_slice(&chunk[..n]),
-                // servers that close without TLS close_notify: the body is what came
-                Err(_) => break,
-            }
-        }
-        resp.body = rest;
-    }
-    Ok(resp)
 }
 
 async fn read_some<S: tokio::io::AsyncRead + Unpin>(
@@ -592,64 +502,11 @@ async fn read_some<S: tokio::io::AsyncRead + Unpin>(
 ) -> Result<usize, String> {
     match s.read(chunk).await {
         Ok(n) => Ok(n),
-        // a TLS peer that closes without close_notify after a complete message
+        // a TLS peer that closes without close_notify: the end of the stream (a body with a
+        // length or chunks that is not complete then is still an error)
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
         Err(e) => Err(e.to_string()),
     }
-}
-
-/// Decodes a chunked body; `have` is what was read after the head.
-async fn read_chunked<S: tokio::io::AsyncRead + Unpin>(
-    s: &mut S,
-    mut have: Vec<u8>,
-    limit: usize,
-    chunk: &mut [u8],
-) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    let mut pos = 0;
-    loop {
-        // a size line
-        let line_end = loop {
-            if let Some(i) = find(&have[pos..], b"\r\n") {
-                break pos + i;
-            }
-            if have.len() - pos > 1024 {
-                return Err("a bad chunk size line".into());
-            }
-            let n = read_some(s, chunk).await?;
-            if n == 0 {
-                return Err("the answer ended inside a chunk".into());
-            }
-            have.extend_from_slice(&chunk[..n]);
-        };
-        let line = String::from_utf8_lossy(&have[pos..line_end]);
-        let size_text = line.split(';').next().unwrap_or("").trim();
-        let size =
-            usize::from_str_radix(size_text, 16).map_err(|_| "a bad chunk size".to_string())?;
-        pos = line_end + 2;
-        if size == 0 {
-            return Ok(body);
-        }
-        if body.len() + size > limit {
-            return Err(format!("the answer is larger than {limit} bytes"));
-        }
-        while have.len() < pos + size + 2 {
-            let n = read_some(s, chunk).await?;
-            if n == 0 {
-                return Err("the answer ended inside a chunk".into());
-            }
-            have.extend_from_slice(&chunk[..n]);
-        }
-        body.extend_from_slice(&have[pos..pos + size]);
-        pos += size + 2;
-        // keep the buffer small
-        have.drain(..pos);
-        pos = 0;
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
@@ -748,54 +605,5 @@ mod tests {
             body: b"",
         };
         assert!(request_head(&ep, &bad_target).is_err());
-    }
-
-    fn run<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
-
-    #[test]
-    fn responses_by_length_chunks_and_end() {
-        let parse = |raw: &[u8], limit| run(read_response(&mut &raw[..], false, limit));
-        let r = parse(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA",
-            100,
-        )
-        .unwrap();
-        assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
-        let r = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", 100).unwrap();
-        assert_eq!(r.body, b"hello world");
-        let r = parse(
-            b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\n\r\n<html>x</html>",
-            100,
-        )
-        .unwrap();
-        assert_eq!(
-            (r.status, r.body.as_slice(), r.header("Content-Type")),
-            (502, &b"<html>x</html>"[..], Some("text/html"))
-        );
-        assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n", 100).is_err());
-        assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", 100).is_err());
-        assert!(
-            parse(
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-                100
-            )
-            .is_err()
-        );
-        assert!(
-            parse(
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n100\r\n",
-                100
-            )
-            .is_err()
-        );
-        assert!(parse(b"", 100).is_err());
-        assert!(parse(b"SSH-2.0-OpenSSH\r\n\r\n", 100).is_err());
-        let r = parse(b"HTTP/1.1 204 No Content\r\n\r\n", 100).unwrap();
-        assert!(r.body.is_empty());
     }
 }
