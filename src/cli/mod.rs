@@ -402,6 +402,7 @@ impl Error {
             Error::Plan(PlanError::Native { usage: true, .. }) => exit::USAGE,
             Error::Plan(PlanError::Native { .. }) => exit::DATA,
             Error::Load(LoadError::Panicked) => exit::SOFTWARE,
+            Error::Load(LoadError::UnsafeDiscovered { .. }) => exit::NO_PERMISSION,
             Error::Load(_) | Error::Resolve(ResolveError::UnknownProfile { .. }) => exit::NO_INPUT,
             Error::Run(RunError::Process(
                 ProcessError::Missing { .. } | ProcessError::Spawn { .. },

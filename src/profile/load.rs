@@ -30,6 +30,10 @@ pub enum LoadError {
     DiscoveredLink { path: String },
     #[error("{path}: contains no .yaml or .yml files")]
     EmptyDir { path: String },
+    #[error(
+        "{path}: the profiles directory found here is not yours alone ({why}); bprof does not use it"
+    )]
+    UnsafeDiscovered { path: String, why: String },
     #[error("cannot read {path}: {source}")]
     Io {
         path: String,
@@ -46,6 +50,9 @@ impl LoadError {
             ),
             LoadError::DiscoveredLink { .. } => Some(
                 "bprof follows no link it finds on its own; if you trust it, name it with --profiles or BPROF_PROFILES",
+            ),
+            LoadError::UnsafeDiscovered { .. } => Some(
+                "another user could have put it there (git refuses such directories too); if you mean it, name it with --profiles DIR",
             ),
             _ => None,
         }
@@ -334,7 +341,8 @@ fn yaml_files_in(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>, LoadError> {
 }
 
 /// The nearest `profiles/` directory from `cwd` upwards. A link found on the way up is not a
-/// path the person named: refused.
+/// path the person named, and a directory another user could have put there is not the
+/// person's ([`yours_alone`]): both refused.
 pub fn nearest_profiles_dir(cwd: &Path) -> Result<Option<PathBuf>, LoadError> {
     let found = cwd
         .ancestors()
@@ -350,8 +358,54 @@ pub fn nearest_profiles_dir(cwd: &Path) -> Result<Option<PathBuf>, LoadError> {
                 path: display_path(&dir, cwd),
             })
         }
-        other => Ok(other),
+        Some(dir) => match yours_alone(&dir) {
+            Ok(()) => Ok(Some(dir)),
+            Err(why) => Err(LoadError::UnsafeDiscovered {
+                path: display_path(&dir, cwd),
+                why,
+            }),
+        },
+        None => Ok(None),
     }
+}
+
+/// git's `safe.directory` rule for a directory bprof found on its own: it and every directory
+/// above it, up to the nearest one the person owns, are owned by the person or root and
+/// writable by nobody else; a root-owned directory with the sticky bit (`/tmp`) above the
+/// first one also ends the walk, since nobody else may replace what it holds. Ok, or why not.
+pub fn yours_alone(dir: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: getuid has no preconditions.
+        let me = unsafe { libc::getuid() };
+        let dir = std::fs::canonicalize(dir).map_err(|e| format!("cannot resolve it: {e}"))?;
+        for (i, d) in dir.ancestors().enumerate() {
+            let meta =
+                std::fs::metadata(d).map_err(|e| format!("cannot read {}: {e}", d.display()))?;
+            let (owner, mode) = (meta.uid(), meta.mode());
+            let others_write = mode & 0o022 != 0;
+            if i > 0 && owner == 0 && others_write && mode & 0o1000 != 0 {
+                return Ok(()); // a sticky directory such as /tmp: what is in it stays its owner's
+            }
+            if owner != me && owner != 0 {
+                return Err(format!("{} belongs to user {owner}", d.display()));
+            }
+            if others_write {
+                return Err(format!(
+                    "{} is writable by others (mode {:o})",
+                    d.display(),
+                    mode & 0o7777
+                ));
+            }
+            if owner == me {
+                return Ok(());
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 /// The paths a set is selected by: `--profiles`, else `BPROF_PROFILES`, else the nearest

@@ -253,3 +253,44 @@ fn a_personal_default_set_when_no_profiles_directory_is_found_upwards() {
     r.code(0).stdout_has("team");
     assert!(!r.stdout.contains("mine"), "{}", r.stdout);
 }
+
+/// A discovered `profiles/` that another user could have put there is refused (git's
+/// `safe.directory` rule), with the way to opt in; naming it works.
+#[cfg(unix)]
+#[test]
+fn a_discovered_directory_that_is_not_yours_alone_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = Test::new()
+        .file("shared/profiles/p.yaml", set())
+        .cwd("shared/work");
+    let profiles = t.path().join("shared/profiles");
+    // writable by others: anyone could have written its files
+    std::fs::set_permissions(&profiles, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let r = t.run_with(&["list"]);
+    r.code(77)
+        .stderr_has("is writable by others")
+        .stderr_has("--profiles DIR");
+    assert!(r.stdout.is_empty());
+    t.run_with(&["--profiles", "../profiles", "list"]).code(0);
+    // under a shared sticky directory (like /tmp), one of your own is fine
+    std::fs::set_permissions(&profiles, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        t.path().join("shared"),
+        std::fs::Permissions::from_mode(0o1777),
+    )
+    .unwrap();
+    // SAFETY: getuid has no preconditions.
+    let root = unsafe { libc::getuid() } == 0;
+    t.run_with(&["list"]).code(0);
+    // owned by another user (root can make one; elsewhere the mode case above stands for it)
+    if root {
+        let nobody = std::ffi::CString::new(profiles.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; 65534 is `nobody`.
+        assert_eq!(unsafe { libc::chown(nobody.as_ptr(), 65534, 65534) }, 0);
+        t.run_with(&["list"])
+            .code(77)
+            .stderr_has("belongs to user 65534")
+            .stderr_has("--profiles DIR");
+        t.run_with(&["--profiles", "../profiles", "list"]).code(0);
+    }
+}
