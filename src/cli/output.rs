@@ -65,8 +65,7 @@ impl Out {
                 ..
             } = status
             {
-                for ((name, was), (_, now)) in old.fields().into_iter().zip(r.destination.fields())
-                {
+                for (name, was, now) in old.beside(&r.destination) {
                     if was != now {
                         text.push_str(&format!("      {name} was {was}, is now {now}\n"));
                     }

@@ -68,7 +68,7 @@ fn destination(r: &Request, status: &Consent, text: &mut String) {
             ..
         } if *old != r.destination => {
             text.push_str("  destination (- what you approved it for, + where it goes now):\n");
-            for ((name, was), (_, is)) in old.fields().into_iter().zip(now) {
+            for (name, was, is) in old.beside(&r.destination) {
                 if was == is {
                     text.push_str(&format!("      {name}: {is}\n"));
                 } else {
@@ -124,8 +124,12 @@ fn draft_of(set: &ProfileSet, name: &str, out: &Out) -> Result<plan::Draft, Erro
 
 /// `trust show PROFILE`: each request, its content and destination, and the plan.
 fn show(set: &ProfileSet, profile: &str, out: &Out) -> Result<i32, Error> {
-    let reqs = requests_of(set, profile)?;
     let draft = draft_of(set, profile, out);
+    let reqs = match &draft {
+        Ok(d) => d.consents.iter().map(|(r, _)| r.clone()).collect(),
+        // no plan: what it asks for all the same
+        Err(_) => requests_of(set, profile)?,
+    };
     if out.format == Format::Json {
         let list: Vec<Value> = reqs.iter().map(|r| to_json(set, r, &[])).collect();
         let plan = match &draft {

@@ -81,6 +81,15 @@ impl Destination {
             ("port", self.port.to_string()),
         ]
     }
+
+    /// Each field beside `now`'s: its name, this value, that value.
+    pub fn beside(&self, now: &Destination) -> Vec<(&'static str, String, String)> {
+        self.fields()
+            .into_iter()
+            .zip(now.fields())
+            .map(|((name, was), (_, is))| (name, was, is))
+            .collect()
+    }
 }
 
 /// Shared content that asks for a capability: what it is, where it is written, its exact
