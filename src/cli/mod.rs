@@ -715,8 +715,8 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
             os,
             session,
         } => {
-            let plan = run::make_plan(cli, profile, *os, session, Vec::new(), false, out)?;
-            run::show_plan(&plan, out)
+            let draft = run::make_plan(cli, profile, *os, session, Vec::new(), false, out)?;
+            run::show_plan(&draft, out)
         }
         Command::Run {
             names: profiles,
@@ -741,10 +741,11 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
                     ));
                 }
             };
-            let plan = run::make_plan(cli, &profile, *os, session, extra.clone(), !*dry_run, out)?;
+            let draft = run::make_plan(cli, &profile, *os, session, extra.clone(), !*dry_run, out)?;
             if *dry_run {
-                return run::show_plan(&plan, out);
+                return run::show_plan(&draft, out);
             }
+            let plan = draft.approved()?;
             if picked {
                 // the person sees what will run before it runs
                 crate::terminal::eprint(&plan.to_text(), false);

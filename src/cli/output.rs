@@ -54,12 +54,23 @@ impl Out {
         let mut text = format!("{red}error{reset}{bold}: {e}{reset}\n");
         for (r, status) in requests {
             let changed = match status {
-                Consent::Changed(_) => " (changed since you approved it)",
-                _ => "",
+                Consent::Changed { .. } => format!(" ({})", status.word(r)),
+                _ => String::new(),
             };
             text.push_str(&format!("  - {} at {}{changed}\n", r.what, r.location));
             for why in &r.reasons {
                 text.push_str(&format!("      {why}\n"));
+            }
+            if let Consent::Changed {
+                destination: Some(old),
+                ..
+            } = status
+            {
+                for (name, was, now) in old.beside(&r.destination) {
+                    if was != now {
+                        text.push_str(&format!("      {name} was {was}, is now {now}\n"));
+                    }
+                }
             }
         }
         text.push_str(&format!(

@@ -7,7 +7,8 @@ use crate::process::{self, Signals};
 use crate::profile::resolve::{self, Profile};
 use crate::session::{self, RunError};
 /// Loads the set, resolves the profile and builds its plan for `run` (`for_run`: check that
-/// the local port is free) or `plan`.
+/// the local port is free) or `plan`: a draft, with what it asks consent for (`run` runs only
+/// an approved one, [`plan::Draft::approved`]).
 pub(super) fn make_plan(
     cli: &Cli,
     profile: &str,
@@ -16,10 +17,29 @@ pub(super) fn make_plan(
     extra: Vec<String>,
     for_run: bool,
     out: &Out,
-) -> Result<plan::Plan, Error> {
+) -> Result<plan::Draft, Error> {
     let set = load_set(cli, out)?;
     let p = resolve::resolve(&set, profile)?;
     out.elsewhere(&set);
+    let opts = plan_options(&p, os, session, extra, for_run, out)?;
+    let draft = plan::draft(&set, &p, &opts)?;
+    if !for_run {
+        // a plan is printed and the process ends: the set need not be freed
+        super::leave(set);
+    }
+    Ok(draft)
+}
+
+/// What the command line and this machine (az's sign-in, `BPROF_TUNNEL_ENGINE`) add to a
+/// profile's plan.
+pub(super) fn plan_options(
+    p: &Profile,
+    os: Option<Os>,
+    session: &SessionArgs,
+    extra: Vec<String>,
+    for_run: bool,
+    out: &Out,
+) -> Result<PlanOptions, Error> {
     let os = os.unwrap_or_else(Os::current);
     let SessionArgs {
         configure,
@@ -33,7 +53,7 @@ pub(super) fn make_plan(
             resolve::mode_name(p.mode)
         )));
     }
-    if port.is_some() && !plan::uses_tunnel(&p, os, tunnel_only) {
+    if port.is_some() && !plan::uses_tunnel(p, os, tunnel_only) {
         return Err(Error::Usage(format!(
             "--port sets the local end of a tunnel, and profile `{}` opens none on {} (add --tunnel-only to open one)",
             p.name,
@@ -48,30 +68,29 @@ pub(super) fn make_plan(
     }
     let az = crate::azure::signin::AzProfile::read();
     let signed_in = az.knows(&p.bastion.subscription);
-    let opts = PlanOptions {
+    Ok(PlanOptions {
         os,
         configure,
-        port: choose_port(&p, os, port, tunnel_only, for_run, out)?,
+        port: choose_port(p, os, port, tunnel_only, for_run, out)?,
         extra,
         tunnel_only,
         signed_in,
         default_subscription: if signed_in { None } else { az.default },
         engine: plan::engine_from_env(),
-    };
-    let plan = plan::build(&set, &p, &opts)?;
-    if !for_run {
-        // a plan is printed and the process ends: the set need not be freed
-        super::leave(set);
-    }
-    Ok(plan)
+    })
 }
 
-pub(super) fn show_plan(plan: &plan::Plan, out: &Out) -> Result<i32, Error> {
+/// `plan` and `run --dry-run`: the plan on stdout. One that is not approved is printed marked
+/// (nothing in it can be pasted by accident), and ends with the refusal (exit 77).
+pub(super) fn show_plan(draft: &plan::Draft, out: &Out) -> Result<i32, Error> {
     match out.format {
-        Format::Json => print_json(&plan.to_json())?,
-        Format::Text | Format::Github => print(&plan.to_text())?,
+        Format::Json => print_json(&draft.to_json())?,
+        Format::Text | Format::Github => print(&draft.to_text())?,
     }
-    Ok(exit::OK)
+    match draft.refusal() {
+        Some(e) => Err(e.into()),
+        None => Ok(exit::OK),
+    }
 }
 
 /// `run A B... --tunnel-only`: every profile's native tunnel, held by one bprof.
@@ -97,13 +116,17 @@ pub(super) fn run_several(
         return usage("--configure and `-- EXTRA` are for one profile's run");
     }
     let mut seen = std::collections::BTreeSet::new();
-    let mut plans = Vec::new();
+    let mut drafts = Vec::new();
     for p in profiles {
         if !seen.insert(p.as_str()) {
             return Err(Error::Usage(format!("profile `{p}` is named twice")));
         }
-        let plan = make_plan(cli, p, os, session, Vec::new(), !dry_run, out)?;
-        if !plan
+        let draft = make_plan(cli, p, os, session, Vec::new(), !dry_run, out)?;
+        if !dry_run && let Some(e) = draft.refusal() {
+            return Err(e.into());
+        }
+        if !draft
+            .plan
             .steps
             .iter()
             .any(|s| matches!(s.kind, plan::StepKind::NativeTunnel(_)))
@@ -112,23 +135,24 @@ pub(super) fn run_several(
                 "profile `{p}` uses az's tunnel; one bprof holds several tunnels on the native engine only (run it on its own)"
             )));
         }
-        plans.push(plan);
+        drafts.push(draft);
     }
     if dry_run {
-        return match out.format {
-            Format::Json => {
-                print_json(&serde_json::Value::Array(
-                    plans.iter().map(plan::Plan::to_json).collect(),
-                ))?;
-                Ok(exit::OK)
-            }
+        match out.format {
+            Format::Json => print_json(&serde_json::Value::Array(
+                drafts.iter().map(plan::Draft::to_json).collect(),
+            ))?,
             _ => {
-                let text: Vec<String> = plans.iter().map(plan::Plan::to_text).collect();
+                let text: Vec<String> = drafts.iter().map(plan::Draft::to_text).collect();
                 print(&text.join("\n"))?;
-                Ok(exit::OK)
             }
+        }
+        return match drafts.iter().find_map(plan::Draft::refusal) {
+            Some(e) => Err(e.into()),
+            None => Ok(exit::OK),
         };
     }
+    let plans: Vec<plan::Plan> = drafts.into_iter().map(|d| d.plan).collect();
     let signals = Signals::install();
     Ok(session::execute_several(&plans, &signals, out.quiet)?)
 }

@@ -1,6 +1,7 @@
 //! `bprof trust`: review, approve and revoke shared content that asks for more than a shared
-//! file may (direnv's `allow` is the model). Consent is pinned to the exact content as written
-//! and where it came from; a change makes it lapse.
+//! file may (direnv's `allow` is the model). Consent is pinned to the exact content as written,
+//! where it came from, and where the profile goes (tenant, bastion, target, port); a change to
+//! any of them makes it lapse.
 
 use std::io::{BufRead, IsTerminal};
 
@@ -23,14 +24,6 @@ fn requests_of(set: &ProfileSet, name: &str) -> Result<Vec<Request>, Error> {
     )?)
 }
 
-fn status_word(c: &Consent) -> &'static str {
-    match c {
-        Consent::Approved => "approved",
-        Consent::Missing => "not approved",
-        Consent::Changed(_) => "changed since you approved it",
-    }
-}
-
 fn describe(set: &ProfileSet, r: &Request, text: &mut String) {
     let status = set.consents.status(r);
     text.push_str(&format!(
@@ -38,16 +31,16 @@ fn describe(set: &ProfileSet, r: &Request, text: &mut String) {
         r.what,
         r.location,
         r.id(),
-        status_word(&status)
+        status.word(r)
     ));
     for why in &r.reasons {
         text.push_str(&format!("  why: {why}\n"));
     }
     let show = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
     match &status {
-        Consent::Changed(old) => {
+        Consent::Changed { content, .. } if *content != r.content => {
             text.push_str("  what you approved:\n");
-            for l in show(old).lines() {
+            for l in show(content).lines() {
                 text.push_str(&format!("  - {l}\n"));
             }
             text.push_str("  what it says now:\n");
@@ -62,52 +55,130 @@ fn describe(set: &ProfileSet, r: &Request, text: &mut String) {
             }
         }
     }
+    destination(r, &status, text);
 }
 
+/// Where the consent lets the content go; changed, what was approved (`-`) beside what it is
+/// now (`+`), field by field.
+fn destination(r: &Request, status: &Consent, text: &mut String) {
+    let now = r.destination.fields();
+    match status {
+        Consent::Changed {
+            destination: Some(old),
+            ..
+        } if *old != r.destination => {
+            text.push_str("  destination (- what you approved it for, + where it goes now):\n");
+            for (name, was, is) in old.beside(&r.destination) {
+                if was == is {
+                    text.push_str(&format!("      {name}: {is}\n"));
+                } else {
+                    text.push_str(&format!("    - {name}: {was}\n    + {name}: {is}\n"));
+                }
+            }
+        }
+        Consent::Changed {
+            destination: None, ..
+        } => {
+            text.push_str("  destination (you approved it before consents were pinned to a destination; + where it goes now):\n");
+            for (name, is) in now {
+                text.push_str(&format!("    + {name}: {is}\n"));
+            }
+        }
+        _ => {
+            text.push_str("  destination:\n");
+            for (name, is) in now {
+                text.push_str(&format!("      {name}: {is}\n"));
+            }
+        }
+    }
+}
+
+/// One of each consent: the same content at the same place for the same destination.
 fn unique(list: Vec<Request>) -> Vec<Request> {
     let mut out: Vec<Request> = Vec::new();
     for r in list {
-        if !out
-            .iter()
-            .any(|o| o.source == r.source && o.pointer == r.pointer)
-        {
+        if !out.iter().any(|o| o.same_consent(&r)) {
             out.push(r);
         }
     }
     out
 }
 
+/// The plan the profile's consents would allow, as `plan` builds it on this machine.
+fn draft_of(set: &ProfileSet, name: &str, out: &Out) -> Result<plan::Draft, Error> {
+    let p = resolve::resolve(set, name)?;
+    let opts = super::run::plan_options(
+        &p,
+        None,
+        &super::SessionArgs {
+            configure: false,
+            port: None,
+            tunnel_only: false,
+        },
+        Vec::new(),
+        false,
+        out,
+    )?;
+    Ok(plan::draft(set, &p, &opts)?)
+}
+
+/// `trust show PROFILE`: each request, its content and destination, and the plan.
+fn show(set: &ProfileSet, profile: &str, out: &Out) -> Result<i32, Error> {
+    let draft = draft_of(set, profile, out);
+    let reqs = match &draft {
+        Ok(d) => d.consents.iter().map(|(r, _)| r.clone()).collect(),
+        // no plan: what it asks for all the same
+        Err(_) => requests_of(set, profile)?,
+    };
+    if out.format == Format::Json {
+        let list: Vec<Value> = reqs.iter().map(|r| to_json(set, r, &[])).collect();
+        let plan = match &draft {
+            Ok(d) => d.to_json(),
+            Err(e) => json!({"error": e.to_string()}),
+        };
+        print_json(&json!({"profile": profile, "requests": list, "plan": plan}))?;
+        return Ok(exit::OK);
+    }
+    let mut text = String::new();
+    if reqs.is_empty() {
+        text.push_str(&format!(
+            "profile `{profile}` asks for nothing beyond what shared files may say\n"
+        ));
+    }
+    for r in &reqs {
+        describe(set, r, &mut text);
+    }
+    match &draft {
+        Ok(d) if d.is_approved() => {
+            text.push_str("\nthe plan (approved):\n");
+            text.push_str(&d.to_text());
+        }
+        Ok(d) => {
+            text.push_str("\nthe plan your consent would allow:\n");
+            text.push_str(&d.to_text());
+        }
+        Err(e) => text.push_str(&format!("\nno plan: {e}\n")),
+    }
+    print(&text)?;
+    Ok(exit::OK)
+}
+
 pub(super) fn trust(set: &ProfileSet, action: &TrustAction, out: &Out) -> Result<i32, Error> {
     match action {
         TrustAction::List => list(set, out),
-        TrustAction::Show { profile } => {
-            let reqs = requests_of(set, profile)?;
-            if out.format == Format::Json {
-                let list: Vec<Value> = reqs.iter().map(|r| to_json(set, r, &[])).collect();
-                print_json(&json!({"profile": profile, "requests": list}))?;
-                return Ok(exit::OK);
-            }
-            let mut text = String::new();
-            if reqs.is_empty() {
-                text.push_str(&format!(
-                    "profile `{profile}` asks for nothing beyond what shared files may say\n"
-                ));
-            }
-            for r in &reqs {
-                describe(set, r, &mut text);
-            }
-            print(&text)?;
-            Ok(exit::OK)
-        }
+        TrustAction::Show { profile } => show(set, profile, out),
         TrustAction::Allow { names, yes } => {
             let mut reqs = Vec::new();
             for p in names {
                 reqs.extend(requests_of(set, p)?);
             }
-            let pending: Vec<Request> = unique(reqs)
+            // every profile's request is recorded (a consent names the profiles it is for);
+            // each consent is shown once
+            let pending: Vec<Request> = reqs
                 .into_iter()
                 .filter(|r| set.consents.status(r) != Consent::Approved)
                 .collect();
+            let shown = unique(pending.clone());
             if pending.is_empty() {
                 out.note("nothing to approve: everything these profiles use is approved or within the allow-lists");
                 return Ok(exit::OK);
@@ -118,7 +189,7 @@ pub(super) fn trust(set: &ProfileSet, action: &TrustAction, out: &Out) -> Result
                 )));
             }
             let mut text = String::from("You are approving, exactly as written:\n");
-            for r in &pending {
+            for r in &shown {
                 describe(set, r, &mut text);
             }
             crate::terminal::eprint(&text, false);
@@ -140,9 +211,9 @@ pub(super) fn trust(set: &ProfileSet, action: &TrustAction, out: &Out) -> Result
             consents.approve(&pending);
             let path = consents.save()?;
             out.note(&format!(
-                "approved {} item{}; recorded in {} (a change to them makes bprof ask again)",
-                pending.len(),
-                if pending.len() == 1 { "" } else { "s" },
+                "approved {} item{}; recorded in {} (a change to them, or to where they go, makes bprof ask again)",
+                shown.len(),
+                if shown.len() == 1 { "" } else { "s" },
                 path.display()
             ));
             Ok(exit::OK)
@@ -156,10 +227,7 @@ pub(super) fn trust(set: &ProfileSet, action: &TrustAction, out: &Out) -> Result
                 for p in names {
                     reqs.extend(requests_of(set, p)?);
                 }
-                consents.revoke(|a| {
-                    reqs.iter()
-                        .any(|r| r.source == a.source && r.pointer == a.pointer)
-                })
+                consents.revoke(|a| reqs.iter().any(|r| a.concerns(r)))
             };
             if gone > 0 {
                 consents.save()?;
@@ -174,15 +242,31 @@ pub(super) fn trust(set: &ProfileSet, action: &TrustAction, out: &Out) -> Result
 }
 
 fn to_json(set: &ProfileSet, r: &Request, profiles: &[String]) -> Value {
-    json!({
+    let status = set.consents.status(r);
+    let mut v = json!({
         "id": r.id(),
         "what": r.what,
         "location": r.location,
-        "status": status_word(&set.consents.status(r)),
+        "status": status.word(r),
         "reasons": r.reasons,
         "content": r.content,
+        "destination": r.destination,
         "profiles": profiles,
-    })
+    });
+    if let (
+        Consent::Changed {
+            content,
+            destination,
+        },
+        Value::Object(map),
+    ) = (&status, &mut v)
+    {
+        map.insert(
+            "approved".into(),
+            json!({"content": content, "destination": destination}),
+        );
+    }
+    v
 }
 
 /// Every request of every profile that resolves, with the profiles that use it; then the
@@ -194,10 +278,7 @@ fn list(set: &ProfileSet, out: &Out) -> Result<i32, Error> {
             continue; // `bprof validate` reports it
         };
         for r in reqs {
-            match seen
-                .iter_mut()
-                .find(|(o, _)| o.source == r.source && o.pointer == r.pointer)
-            {
+            match seen.iter_mut().find(|(o, _)| o.same_consent(&r)) {
                 Some((_, users)) => users.push(name.to_string()),
                 None => seen.push((r, vec![name.to_string()])),
             }
@@ -207,17 +288,16 @@ fn list(set: &ProfileSet, out: &Out) -> Result<i32, Error> {
         .consents
         .approved
         .iter()
-        .filter(|a| {
-            !seen
-                .iter()
-                .any(|(r, _)| r.source == a.source && r.pointer == a.pointer)
-        })
+        .filter(|a| a.destination.is_none() || !seen.iter().any(|(r, _)| a.concerns(r)))
         .collect();
     if out.format == Format::Json {
         let list: Vec<Value> = seen.iter().map(|(r, p)| to_json(set, r, p)).collect();
         let stale: Vec<Value> = stale
             .iter()
-            .map(|a| json!({"what": a.what, "source": a.source, "pointer": a.pointer}))
+            .map(|a| {
+                json!({"what": a.what, "source": a.source, "pointer": a.pointer,
+                       "destination": a.destination, "profiles": a.profiles})
+            })
             .collect();
         print_json(&json!({"requests": list, "unused_consents": stale}))?;
         return Ok(exit::OK);
@@ -230,13 +310,20 @@ fn list(set: &ProfileSet, out: &Out) -> Result<i32, Error> {
         text.push_str(&format!(
             "{:<10}  {:<30}  {}  {}  (used by {})\n",
             r.id(),
-            status_word(&set.consents.status(r)),
+            set.consents.status(r).word(r),
             r.what,
             r.location,
             users.join(", ")
         ));
     }
     for a in stale {
+        if a.destination.is_none() {
+            text.push_str(&format!(
+                "old consent: {} in {} was approved before consents were pinned to a destination; it counts for nothing (`bprof trust allow PROFILE` approves it again)\n",
+                a.what, a.source
+            ));
+            continue;
+        }
         text.push_str(&format!(
             "unused consent: {} in {} (its content is gone or moved; `bprof trust revoke --all` clears consents)\n",
             a.what, a.source

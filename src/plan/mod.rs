@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod client;
+mod draft;
 pub mod rdp;
 pub mod shell;
 pub mod ssh;
@@ -18,6 +19,7 @@ use serde_json::{Value, json};
 use crate::profile::load::ProfileSet;
 use crate::profile::raw::{Client, LocalPort, Mode, TunnelEngine};
 use crate::profile::resolve::Profile;
+pub use draft::Draft;
 use template::TemplateError;
 
 use crate::profile::diag::Problem;
@@ -391,30 +393,41 @@ fn prepare(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<Pr
 /// Builds the plan of one resolved profile; refuses (`PlanError::Consent`) while the person
 /// has not approved what it asks for.
 pub fn build(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<Plan, PlanError> {
+    draft(set, profile, opts)?.approved()
+}
+
+/// Builds the plan of one resolved profile without refusing it for lack of consent: the plan,
+/// and what it asks consent for with the person's answer (to show what a consent would allow).
+/// A plan that cannot be built while consent is missing is refused for the consent, first.
+pub fn draft(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<Draft, PlanError> {
+    let prepared = prepare(set, profile, opts)?;
+    let consents: Vec<(Request, Consent)> = prepared
+        .requests
+        .iter()
+        .map(|r| (r.clone(), set.consents.status(r)))
+        .collect();
+    match assemble(set, profile, opts, prepared, &consents) {
+        Ok(plan) => Ok(Draft { plan, consents }),
+        Err(e) => Err(draft::refusal(&profile.name, &consents).unwrap_or(e)),
+    }
+}
+
+/// The steps of a prepared plan.
+fn assemble(
+    set: &ProfileSet,
+    profile: &Profile,
+    opts: &PlanOptions,
+    prepared: Prepared,
+    statuses: &[(Request, Consent)],
+) -> Result<Plan, PlanError> {
     let Prepared {
         port,
         tunnel,
         rendered,
         template_def,
-        requests,
-    } = prepare(set, profile, opts)?;
-    let statuses: Vec<(Request, Consent)> = requests
-        .into_iter()
-        .map(|r| {
-            let s = set.consents.status(&r);
-            (r, s)
-        })
-        .collect();
-    if statuses.iter().any(|(_, s)| *s != Consent::Approved) {
-        return Err(PlanError::Consent {
-            profile: profile.name.clone(),
-            requests: statuses
-                .into_iter()
-                .filter(|(_, s)| *s != Consent::Approved)
-                .collect(),
-        });
-    }
-    let sources = sources(set, profile, opts, template_def.as_ref(), &statuses);
+        requests: _,
+    } = prepared;
+    let sources = sources(set, profile, opts, template_def.as_ref(), statuses);
     let rendered: Vec<Vec<String>> = rendered
         .into_iter()
         .map(|step| step.into_iter().map(|a| a.value).collect())
@@ -563,6 +576,8 @@ fn check_steps(
             &def.pointer,
             format!("template `{template_name}`"),
             reasons,
+            &profile.name,
+            profile.destination(),
         )]),
         // a built-in template only says what bprof's own steps say
         None => Err(PlanError::Invalid {
@@ -631,7 +646,7 @@ fn sources(
     let trust = |def: &Def| {
         let file = set.file(def);
         let location = file.location(&def.pointer);
-        let approved = statuses.iter().any(|(r, _)| r.location == location);
+        let asked = statuses.iter().find(|(r, _)| r.location == location);
         let kind = match file.kind {
             crate::profile::load::FileKind::User => "your user config",
             crate::profile::load::FileKind::Override => "personal override (counts as shared)",
@@ -639,8 +654,12 @@ fn sources(
         };
         let status = if file.kind.trusted() {
             ""
-        } else if approved {
-            ", approved by you"
+        } else if let Some((_, c)) = asked {
+            if *c == Consent::Approved {
+                ", approved by you"
+            } else {
+                ", NOT approved"
+            }
         } else {
             ", within the allow-list"
         };

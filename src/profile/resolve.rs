@@ -15,7 +15,7 @@ use crate::profile::load::{Def, ProfileSet, Section};
 use crate::profile::raw::{
     AuthType, Client, LocalPort, Mode, RawBastion, RawProfile, RawRdp, RawTenant, RawVm, Sku, VmOs,
 };
-use crate::profile::trust::Request;
+use crate::profile::trust::{Destination, Request};
 
 /// A resolved tenant.
 #[derive(Debug, Clone, Serialize)]
@@ -1181,7 +1181,11 @@ fn build(set: &ProfileSet, name: &str, raw: RawProfile, ctx: &mut Ctx) -> Option
             .unwrap_or_default(),
         drives: raw.rdp.as_ref().and_then(|r| r.drives),
     };
-    let asked = requests(set, ctx.origins, &raw_lists, &tenant);
+    let whom = Whom {
+        profile: name,
+        destination: destination(&tenant, &bastion, &vm, resource_port),
+    };
+    let asked = requests(set, ctx.origins, &raw_lists, &tenant, &whom);
     let rdp = raw.rdp.unwrap_or_default();
     // filled in by `resolve`, which owns the layers
     let origins = BTreeMap::new();
@@ -1245,12 +1249,51 @@ fn untrusted<'s>(
     (!file.kind.trusted()).then_some((file, def))
 }
 
-fn request(file: &crate::profile::load::SourceFile, def: &Def, reasons: Vec<String>) -> Request {
+/// Where a profile goes: what a consent is pinned to besides the content.
+pub fn destination(tenant: &Tenant, bastion: &Bastion, vm: &Vm, port: u16) -> Destination {
+    Destination {
+        tenant: tenant.id.clone(),
+        subscription: bastion.subscription.clone(),
+        bastion: format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/bastionHosts/{}",
+            bastion.subscription, bastion.resource_group, bastion.name
+        ),
+        target: vm.ip.clone().unwrap_or_else(|| vm.resource_id.clone()),
+        port,
+    }
+}
+
+impl Profile {
+    /// Where this profile goes ([`destination`]).
+    pub fn destination(&self) -> Destination {
+        destination(&self.tenant, &self.bastion, &self.vm, self.resource_port)
+    }
+}
+
+/// The profile that asks, and where it goes.
+struct Whom<'a> {
+    profile: &'a str,
+    destination: Destination,
+}
+
+fn request(
+    file: &crate::profile::load::SourceFile,
+    def: &Def,
+    reasons: Vec<String>,
+    whom: &Whom,
+) -> Request {
     let what = format!(
         "`{}`",
         crate::profile::schema::human_path(&file.value, &def.pointer)
     );
-    Request::new(file, &def.pointer, what, reasons)
+    Request::new(
+        file,
+        &def.pointer,
+        what,
+        reasons,
+        whom.profile,
+        whom.destination.clone(),
+    )
 }
 
 /// An allow-list check of a list field.
@@ -1262,6 +1305,7 @@ fn requests(
     origins: &BTreeMap<String, Option<Def>>,
     lists: &Lists,
     tenant: &Tenant,
+    whom: &Whom,
 ) -> Vec<Request> {
     let mut out = Vec::new();
     let checks: [(&str, &Option<Vec<String>>, ListCheck); 2] = [
@@ -1272,7 +1316,7 @@ fn requests(
         if let (Some(list), Some((file, def))) = (value, untrusted(set, origins, field)) {
             let reasons: Vec<String> = check(list).into_iter().map(|o| o.reason).collect();
             if !reasons.is_empty() {
-                out.push(request(file, &def, reasons));
+                out.push(request(file, &def, reasons, whom));
             }
         }
     }
@@ -1280,7 +1324,7 @@ fn requests(
         if let Some((file, def)) = untrusted(set, origins, &format!("rdp.properties.{key}"))
             && let Err(reason) = allow::rdp_property(key, value)
         {
-            out.push(request(file, &def, vec![reason]));
+            out.push(request(file, &def, vec![reason], whom));
         }
     }
     if lists.drives == Some(true)
@@ -1290,6 +1334,7 @@ fn requests(
             file,
             &def,
             vec!["`drives: true` hands the VM all your local drives; a shared file may only turn it off".into()],
+            whom,
         ));
     }
     // the tenant's login argv
@@ -1300,7 +1345,7 @@ fn requests(
             .map(|o| o.reason)
             .collect();
         if !file.kind.trusted() && !reasons.is_empty() {
-            out.push(request(file, def, reasons));
+            out.push(request(file, def, reasons, whom));
         }
     }
     out

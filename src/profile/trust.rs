@@ -3,8 +3,9 @@
 //! user config file (`$XDG_CONFIG_HOME/bprof/local.yaml`), while it is theirs alone and outside
 //! every git work tree, may grant capabilities. Shared content that asks for one (a template
 //! that runs another az command, an ssh option outside the allow-list...) runs only with the
-//! person's consent, pinned to its exact content in a machine-written file beside the user
-//! config (`trust.json`): a change to the content makes the consent lapse.
+//! person's consent, pinned to its exact content and to the destination it was given for
+//! (tenant, subscription, bastion, target, port) in a machine-written file beside the user
+//! config (`trust.json`): a change to either makes the consent lapse.
 
 use std::path::{Path, PathBuf};
 
@@ -53,8 +54,46 @@ pub fn may_grant(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Where a consent lets the content go: the resolved destination of the profile it was given
+/// for. Content that hands the VM this machine (`-A`, drives) is only as safe as the VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destination {
+    /// The tenant id az signs in to.
+    pub tenant: String,
+    /// The bastion's subscription.
+    pub subscription: String,
+    /// The bastion's resource id.
+    pub bastion: String,
+    /// The VM's resource id, or its IP address.
+    pub target: String,
+    /// The port on the target (the profile's `resource_port`).
+    pub port: u16,
+}
+
+impl Destination {
+    /// Its fields, named, in the order they are shown.
+    pub fn fields(&self) -> [(&'static str, String); 5] {
+        [
+            ("tenant", self.tenant.clone()),
+            ("subscription", self.subscription.clone()),
+            ("bastion", self.bastion.clone()),
+            ("target", self.target.clone()),
+            ("port", self.port.to_string()),
+        ]
+    }
+
+    /// Each field beside `now`'s: its name, this value, that value.
+    pub fn beside(&self, now: &Destination) -> Vec<(&'static str, String, String)> {
+        self.fields()
+            .into_iter()
+            .zip(now.fields())
+            .map(|((name, was), (_, is))| (name, was, is))
+            .collect()
+    }
+}
+
 /// Shared content that asks for a capability: what it is, where it is written, its exact
-/// content, and why it is outside the allow-lists.
+/// content, why it is outside the allow-lists, and where the profile using it goes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     /// What it is, for people: "template `x`", "`ssh_args` of profile `p`".
@@ -71,11 +110,23 @@ pub struct Request {
     pub reasons: Vec<String>,
     /// Where it is written, as a problem to report (message filled in by the reporter).
     pub at: Problem,
+    /// The profile that uses it (to tell a destination that moved from another profile's).
+    pub profile: String,
+    /// Where that profile goes: consent is pinned to it too.
+    pub destination: Destination,
 }
 
 impl Request {
-    /// A request for the content at `pointer` of `file`.
-    pub fn new(file: &SourceFile, pointer: &str, what: String, reasons: Vec<String>) -> Request {
+    /// A request for the content at `pointer` of `file`, used by `profile` going to
+    /// `destination`.
+    pub fn new(
+        file: &SourceFile,
+        pointer: &str,
+        what: String,
+        reasons: Vec<String>,
+        profile: &str,
+        destination: Destination,
+    ) -> Request {
         let source = std::fs::canonicalize(&file.path)
             .unwrap_or_else(|_| file.path.clone())
             .display()
@@ -88,12 +139,15 @@ impl Request {
             content: file.value.pointer(pointer).cloned().unwrap_or(Value::Null),
             reasons,
             at: file.problem(pointer, true, String::new()),
+            profile: profile.to_string(),
+            destination,
         }
     }
 
-    /// SHA-256 of where the content is and what it says.
+    /// SHA-256 of where the content is, what it says and where it goes.
     pub fn digest(&self) -> String {
-        let text = serde_json::json!([self.source, self.pointer, self.content]).to_string();
+        let text = serde_json::json!([self.source, self.pointer, self.content, self.destination])
+            .to_string();
         let hash = Sha256::digest(text.as_bytes());
         hash.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -102,19 +156,52 @@ impl Request {
     pub fn id(&self) -> String {
         self.digest()[..10].to_string()
     }
+
+    /// The same content for the same destination (what one consent covers).
+    pub fn same_consent(&self, other: &Request) -> bool {
+        self.source == other.source
+            && self.pointer == other.pointer
+            && self.destination == other.destination
+    }
 }
 
 /// What the person said about a request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Consent {
     Approved,
-    /// Never approved.
+    /// Never approved (for this destination).
     Missing,
-    /// Approved once, but the content has changed since: the approved content.
-    Changed(Value),
+    /// Approved once, but the content or the destination has changed since: what was
+    /// approved. `destination` is None for a consent recorded before consents were pinned to
+    /// a destination.
+    Changed {
+        content: Value,
+        destination: Option<Destination>,
+    },
 }
 
-/// One recorded consent.
+impl Consent {
+    /// The status of `r` in a few words.
+    pub fn word(&self, r: &Request) -> &'static str {
+        match self {
+            Consent::Approved => "approved",
+            Consent::Missing => "not approved",
+            Consent::Changed {
+                destination: None, ..
+            } => "approved before consents were pinned to a destination",
+            Consent::Changed {
+                content,
+                destination: Some(d),
+            } => match (*content == r.content, *d == r.destination) {
+                (true, false) => "its destination changed since you approved it",
+                (false, false) => "it and its destination changed since you approved it",
+                _ => "changed since you approved it",
+            },
+        }
+    }
+}
+
+/// One recorded consent: content at a place, for a destination.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Approval {
     pub source: String,
@@ -122,8 +209,31 @@ pub struct Approval {
     pub what: String,
     pub sha256: String,
     pub content: Value,
+    /// None: recorded by a bprof that did not pin consents to a destination (it counts as
+    /// changed, never as approved).
+    #[serde(default)]
+    pub destination: Option<Destination>,
+    /// The profiles it was approved for.
+    #[serde(default)]
+    pub profiles: Vec<String>,
     /// Seconds since the Unix epoch.
     pub approved_at: u64,
+}
+
+impl Approval {
+    fn of(&self, r: &Request) -> bool {
+        self.source == r.source && self.pointer == r.pointer
+    }
+
+    /// Whether it is about `r`: the same place, and `r`'s destination, no destination, or
+    /// `r`'s profile (whose destination has moved since).
+    pub fn concerns(&self, r: &Request) -> bool {
+        self.of(r)
+            && match &self.destination {
+                Some(d) => *d == r.destination || self.profiles.contains(&r.profile),
+                None => true,
+            }
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -140,6 +250,10 @@ pub struct Consents {
     /// Why the file on disk is not believed (then no consent counts).
     pub ignored: Option<String>,
 }
+
+/// `trust.json`'s format: 2 pins each consent to a destination (a version 1 entry has none,
+/// and counts as changed).
+const STORE_VERSION: u32 = 2;
 
 /// The largest `trust.json` bprof reads.
 const MAX_STORE_BYTES: u64 = 4 * 1024 * 1024;
@@ -171,42 +285,83 @@ impl Consents {
         c
     }
 
+    /// Whether `r` is approved: the same content at the same place for the same destination.
     pub fn status(&self, r: &Request) -> Consent {
         if self.ignored.is_some() {
             return Consent::Missing;
         }
-        match self
-            .approved
-            .iter()
-            .find(|a| a.source == r.source && a.pointer == r.pointer)
+        let changed = |a: &Approval| Consent::Changed {
+            content: a.content.clone(),
+            destination: a.destination.clone(),
+        };
+        let here = self.approved.iter().filter(|a| a.of(r));
+        if let Some(a) = here
+            .clone()
+            .find(|a| a.destination.as_ref() == Some(&r.destination))
         {
-            Some(a) if a.sha256 == r.digest() => Consent::Approved,
-            Some(a) => Consent::Changed(a.content.clone()),
+            return if a.sha256 == r.digest() {
+                Consent::Approved
+            } else {
+                changed(a)
+            };
+        }
+        // the destination of this profile moved (or was never recorded): show what was approved
+        match here
+            .clone()
+            .find(|a| a.profiles.contains(&r.profile))
+            .or_else(|| here.clone().find(|a| a.destination.is_none()))
+        {
+            Some(a) => changed(a),
+            // approved for other destinations only
             None => Consent::Missing,
         }
     }
 
-    /// Records consent for these requests (replacing older consents of the same content).
+    /// Records consent for these requests, each for its destination. It replaces an older
+    /// consent of the same place and destination, and one recorded without a destination; for
+    /// another destination only the profile's own name is taken off (an approval no profile
+    /// names any more goes): approving for one destination never drops another's.
     pub fn approve(&mut self, requests: &[Request]) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         for r in requests {
-            self.approved
-                .retain(|a| !(a.source == r.source && a.pointer == r.pointer));
+            let mut profiles = vec![r.profile.clone()];
+            self.approved.retain_mut(|a| {
+                if !a.of(r) {
+                    return true;
+                }
+                match &a.destination {
+                    Some(d) if *d == r.destination => {
+                        if a.sha256 == r.digest() {
+                            profiles
+                                .extend(a.profiles.iter().filter(|p| **p != r.profile).cloned());
+                        }
+                        false
+                    }
+                    Some(_) => {
+                        let before = a.profiles.len();
+                        a.profiles.retain(|p| *p != r.profile);
+                        !(before > 0 && a.profiles.is_empty())
+                    }
+                    None => false,
+                }
+            });
             self.approved.push(Approval {
                 source: r.source.clone(),
                 pointer: r.pointer.clone(),
                 what: r.what.clone(),
                 sha256: r.digest(),
                 content: r.content.clone(),
+                destination: Some(r.destination.clone()),
+                profiles,
                 approved_at: now,
             });
         }
     }
 
-    /// Removes the consents that `keep` says no to; returns how many went.
+    /// Removes the consents that `drop` says yes to; returns how many went.
     pub fn revoke(&mut self, mut drop: impl FnMut(&Approval) -> bool) -> usize {
         let before = self.approved.len();
         self.approved.retain(|a| !drop(a));
@@ -230,7 +385,7 @@ impl Consents {
             })?;
         }
         let store = StoreFile {
-            version: 1,
+            version: STORE_VERSION,
             approved: self.approved.clone(),
         };
         let mut text = serde_json::to_string_pretty(&store).unwrap_or_default();
@@ -294,7 +449,17 @@ fn walk(v: &Value, ptr: &mut String, f: &mut impl FnMut(&str, bool, &str)) {
 mod tests {
     use super::*;
 
-    fn req(content: Value) -> Request {
+    fn dest(target: &str) -> Destination {
+        Destination {
+            tenant: "11111111-1111-1111-1111-111111111111".into(),
+            subscription: "22222222-2222-2222-2222-222222222222".into(),
+            bastion: "/subscriptions/22222222-2222-2222-2222-222222222222/resourceGroups/rg/providers/Microsoft.Network/bastionHosts/b".into(),
+            target: target.into(),
+            port: 22,
+        }
+    }
+
+    fn req_for(profile: &str, content: Value, destination: Destination) -> Request {
         Request {
             what: "t".into(),
             location: "a.yaml:1".into(),
@@ -303,7 +468,13 @@ mod tests {
             content,
             reasons: vec![],
             at: Problem::file_level("a.yaml", ""),
+            profile: profile.into(),
+            destination,
         }
+    }
+
+    fn req(content: Value) -> Request {
+        req_for("p", content, dest("/vm/a"))
     }
 
     #[test]
@@ -314,9 +485,132 @@ mod tests {
         c.approve(std::slice::from_ref(&r));
         assert_eq!(c.status(&r), Consent::Approved);
         let changed = req(serde_json::json!([["az", "ssh", "config", "--file", "x"]]));
-        assert_eq!(c.status(&changed), Consent::Changed(r.content.clone()));
+        assert_eq!(
+            c.status(&changed),
+            Consent::Changed {
+                content: r.content.clone(),
+                destination: Some(r.destination.clone())
+            }
+        );
+        assert_eq!(
+            c.status(&changed).word(&changed),
+            "changed since you approved it"
+        );
         assert_eq!(c.revoke(|a| a.pointer == "/templates/t"), 1);
         assert_eq!(c.status(&r), Consent::Missing);
+    }
+
+    #[test]
+    fn consent_is_pinned_to_the_destination() {
+        let content = serde_json::json!(["-A"]);
+        let r = req(content.clone());
+        let mut c = Consents::default();
+        c.approve(std::slice::from_ref(&r));
+        let base = r.destination.clone();
+        let moves: [fn(&mut Destination); 5] = [
+            |d| d.tenant = "33333333-3333-3333-3333-333333333333".into(),
+            |d| d.subscription = "44444444-4444-4444-4444-444444444444".into(),
+            |d| d.bastion.push('2'),
+            |d| d.target = "10.0.0.4".into(),
+            |d| d.port = 2222,
+        ];
+        for (i, change) in moves.iter().enumerate() {
+            let mut d = base.clone();
+            change(&mut d);
+            let moved = req_for("p", content.clone(), d);
+            assert_eq!(
+                c.status(&moved),
+                Consent::Changed {
+                    content: content.clone(),
+                    destination: Some(base.clone())
+                },
+                "change {i}"
+            );
+            assert_eq!(
+                c.status(&moved).word(&moved),
+                "its destination changed since you approved it"
+            );
+            assert_ne!(moved.id(), r.id(), "change {i}");
+        }
+        // approving the move replaces the profile's old destination
+        let moved = req_for("p", content.clone(), dest("/vm/evil"));
+        c.approve(std::slice::from_ref(&moved));
+        assert_eq!(c.status(&moved), Consent::Approved);
+        assert_eq!(c.approved.len(), 1);
+        assert_eq!(
+            c.status(&r),
+            Consent::Changed {
+                content,
+                destination: Some(dest("/vm/evil"))
+            }
+        );
+    }
+
+    #[test]
+    fn one_approval_per_destination_and_none_drops_another() {
+        let content = serde_json::json!(["-A"]);
+        let a = req_for("a", content.clone(), dest("/vm/a"));
+        let b = req_for("b", content.clone(), dest("/vm/b"));
+        let mut c = Consents::default();
+        c.approve(std::slice::from_ref(&a));
+        assert_eq!(c.status(&a), Consent::Approved);
+        // approved for another profile's destination only: never approved for this one
+        assert_eq!(c.status(&b), Consent::Missing);
+        c.approve(std::slice::from_ref(&b));
+        assert_eq!(c.status(&a), Consent::Approved);
+        assert_eq!(c.status(&b), Consent::Approved);
+        assert_eq!(c.approved.len(), 2);
+        // a third profile to the same destination shares b's approval, and b keeps it
+        let b2 = req_for("b2", content.clone(), dest("/vm/b"));
+        assert_eq!(c.status(&b2), Consent::Approved);
+        c.approve(std::slice::from_ref(&b2));
+        assert_eq!(c.approved.len(), 2);
+        assert_eq!(c.approved[1].profiles, ["b2", "b"]);
+        // revoking one profile's consent leaves the other's
+        assert_eq!(c.revoke(|x| x.concerns(&a)), 1);
+        assert_eq!(c.status(&a), Consent::Missing);
+        assert_eq!(c.status(&b), Consent::Approved);
+    }
+
+    #[test]
+    fn a_consent_without_a_destination_is_changed_never_approved() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("trust.json");
+        let r = req(serde_json::json!(["-A"]));
+        // as a bprof before destinations wrote it (its sha256 was of the content alone)
+        let old = serde_json::json!({"version": 1, "approved": [{
+            "source": r.source, "pointer": r.pointer, "what": r.what,
+            "sha256": r.digest(), "content": r.content, "approved_at": 1}]});
+        std::fs::write(&path, old.to_string()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let mut c = Consents::load(Some(path.clone()));
+        assert_eq!(c.ignored, None);
+        let status = c.status(&r);
+        assert_eq!(
+            status,
+            Consent::Changed {
+                content: r.content.clone(),
+                destination: None
+            }
+        );
+        assert_eq!(
+            status.word(&r),
+            "approved before consents were pinned to a destination"
+        );
+        // approving again replaces it, pinned; the file says so
+        c.approve(std::slice::from_ref(&r));
+        assert_eq!(c.approved.len(), 1);
+        c.save().unwrap();
+        let c = Consents::load(Some(path.clone()));
+        assert_eq!(c.status(&r), Consent::Approved);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"version\": 2"), "{text}");
+        assert!(text.contains("\"target\": \"/vm/a\""), "{text}");
     }
 
     #[test]

@@ -547,3 +547,5 @@ fn a_debug_flag_of_ones_own_is_run_with_a_warning() {
     r.code(0).stderr_has("access tokens");
     assert!(r.calls[0].contains(&"--debug".to_string()));
 }
+
+mod destination;
