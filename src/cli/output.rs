@@ -20,9 +20,11 @@ pub struct Out {
 }
 
 impl Out {
+    /// A line for people: no color of bprof's own, so every escape sequence in it (data from
+    /// files, programs or the network) is shown escaped.
     pub fn note(&self, msg: &str) {
         if !self.quiet {
-            crate::terminal::eprint(&format!("{msg}\n"), self.color);
+            crate::terminal::eprint(&format!("{msg}\n"), false);
         }
     }
 
@@ -51,15 +53,20 @@ impl Out {
         } else {
             ("", "", "")
         };
-        let mut text = format!("{red}error{reset}{bold}: {e}{reset}\n");
+        // data escaped first, bprof's own color added after: no sequence from a file passes
+        let mut text = format!(
+            "{red}error{reset}{bold}: {}{reset}\n",
+            clean(&e.to_string())
+        );
+        let mut body = String::new();
         for (r, status) in requests {
             let changed = match status {
                 Consent::Changed { .. } => format!(" ({})", status.word(r)),
                 _ => String::new(),
             };
-            text.push_str(&format!("  - {} at {}{changed}\n", r.what, r.location));
+            body.push_str(&format!("  - {} at {}{changed}\n", r.what, r.location));
             for why in &r.reasons {
-                text.push_str(&format!("      {why}\n"));
+                body.push_str(&format!("      {why}\n"));
             }
             if let Consent::Changed {
                 destination: Some(old),
@@ -68,11 +75,12 @@ impl Out {
             {
                 for (name, was, now) in old.beside(&r.destination) {
                     if was != now {
-                        text.push_str(&format!("      {name} was {was}, is now {now}\n"));
+                        body.push_str(&format!("      {name} was {was}, is now {now}\n"));
                     }
                 }
             }
         }
+        text.push_str(&clean(&body));
         text.push_str(&format!(
             "  {bold}help{reset}: review it with `bprof trust show {profile}`, then approve it with `bprof trust allow {profile}`\n  note: nothing was run\n"
         ));
@@ -94,7 +102,8 @@ impl Out {
                 self.problems(own);
                 crate::terminal::eprint(
                     &format!(
-                        "{red}error{reset}{bold}: {e}{reset}; nothing was run\n  {bold}help{reset}: the rest of the profile set is usable; `bprof validate` lists every problem\n"
+                        "{red}error{reset}{bold}: {}{reset}; nothing was run\n  {bold}help{reset}: the rest of the profile set is usable; `bprof validate` lists every problem\n",
+                        clean(&e.to_string())
                     ),
                     self.color,
                 );
@@ -103,7 +112,8 @@ impl Out {
                 self.problems(problems);
                 crate::terminal::eprint(
                     &format!(
-                        "{red}error{reset}{bold}: {e}{reset}\n  {bold}help{reset}: this is a bug in bprof import or an answer from Azure it did not expect: please report it\n"
+                        "{red}error{reset}{bold}: {}{reset}\n  {bold}help{reset}: this is a bug in bprof import or an answer from Azure it did not expect: please report it\n",
+                        clean(&e.to_string())
                     ),
                     self.color,
                 );
@@ -112,13 +122,19 @@ impl Out {
             | Error::Plan(PlanError::Invalid { problems, .. }) => {
                 self.problems(problems);
                 crate::terminal::eprint(
-                    &(format!("{red}error{reset}{bold}: {e}{reset}; nothing was run") + "\n"),
+                    &(format!(
+                        "{red}error{reset}{bold}: {}{reset}; nothing was run",
+                        clean(&e.to_string())
+                    ) + "\n"),
                     self.color,
                 );
             }
             other => {
                 crate::terminal::eprint(
-                    &(format!("{red}error{reset}{bold}: {other}{reset}") + "\n"),
+                    &(format!(
+                        "{red}error{reset}{bold}: {}{reset}",
+                        clean(&other.to_string())
+                    ) + "\n"),
                     self.color,
                 );
                 let hint = match other {
@@ -148,7 +164,7 @@ impl Out {
                 };
                 if let Some(h) = hint {
                     crate::terminal::eprint(
-                        &(format!("  {bold}help{reset}: {h}") + "\n"),
+                        &(format!("  {bold}help{reset}: {}", clean(&h)) + "\n"),
                         self.color,
                     );
                 }
@@ -156,11 +172,16 @@ impl Out {
                     Error::Run(r) => r.child_exit().and_then(child_note),
                     _ => None,
                 } {
-                    crate::terminal::eprint(&format!("  note: {note}\n"), self.color);
+                    crate::terminal::eprint(&format!("  note: {note}\n"), false);
                 }
             }
         }
     }
+}
+
+/// Data for a line people read: every control character escaped (line breaks and tabs kept).
+fn clean(s: &str) -> String {
+    crate::terminal::text(s, false)
 }
 
 pub(super) fn color_enabled(choice: ColorChoice) -> bool {

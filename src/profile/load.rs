@@ -515,8 +515,10 @@ fn discover_in(src: &Sources, roots: &[PathBuf]) -> Result<Vec<Found>, LoadError
     }
     // shared files first, then overrides; the order within each group is kept
     out.sort_by_key(|f| f.kind == FileKind::Override);
+    // whatever is there (a FIFO or a device too: reading it says what it is, at once)
     if let Some(user) = &src.user_config
-        && user.is_file()
+        && user.symlink_metadata().is_ok()
+        && !user.is_dir()
         && !out.iter().any(|f| same_file(&f.path, user))
     {
         // a user config inside a profile directory is just another file of that directory

@@ -34,22 +34,23 @@ pub fn may_grant(path: &Path) -> Result<(), String> {
         use std::os::unix::fs::MetadataExt;
         // SAFETY: getuid has no preconditions.
         let uid = unsafe { libc::getuid() };
-        let mut check = vec![canonical.clone()];
-        check.extend(canonical.parent().map(Path::to_path_buf));
-        for p in check {
-            let meta = std::fs::metadata(&p).map_err(|e| format!("cannot read it: {e}"))?;
-            if meta.uid() != uid {
-                return Err(format!("{} is owned by another user", p.display()));
-            }
-            if meta.mode() & 0o022 != 0 {
-                return Err(format!(
-                    "{} is writable by others (mode {:o}); fix: chmod go-w {}",
-                    p.display(),
-                    meta.mode() & 0o777,
-                    p.display()
-                ));
-            }
+        let meta = std::fs::metadata(&canonical).map_err(|e| format!("cannot read it: {e}"))?;
+        if meta.uid() != uid {
+            return Err(format!("{} is owned by another user", canonical.display()));
         }
+        if meta.mode() & 0o022 != 0 {
+            return Err(format!(
+                "{} is writable by others (mode {:o}); fix: chmod go-w {}",
+                canonical.display(),
+                meta.mode() & 0o777,
+                canonical.display()
+            ));
+        }
+    }
+    // every directory above it up to the nearest one that is yours alone: nobody else may
+    // replace the file, or a directory on the way to it
+    if let Some(dir) = canonical.parent() {
+        crate::profile::load::yours_alone(dir)?;
     }
     Ok(())
 }
@@ -273,11 +274,10 @@ impl Consents {
             c.ignored = Some(why);
             return c;
         }
-        use std::io::Read;
-        let mut text = String::new();
-        let read = std::fs::File::open(&path)
-            .and_then(|f| f.take(MAX_STORE_BYTES).read_to_string(&mut text));
-        match read.map(|_| serde_json::from_str::<StoreFile>(&text)) {
+        // a regular file only, opened without blocking (a FIFO there must not hang bprof), and
+        // bounded
+        let read = crate::profile::files::read_regular(&path, MAX_STORE_BYTES);
+        match read.map(|bytes| serde_json::from_slice::<StoreFile>(&bytes)) {
             Ok(Ok(s)) => c.approved = s.approved,
             Ok(Err(e)) => c.ignored = Some(format!("it is not bprof's consent file: {e}")),
             Err(e) => c.ignored = Some(format!("it cannot be read: {e}")),

@@ -307,3 +307,95 @@ fn an_odd_azure_profile_is_no_subscriptions_known() {
     r.code(0);
     assert_eq!(r.json()["steps"][0]["name"], "login");
 }
+
+/// bprof's own state is read from regular files only, at once: a FIFO, a directory or a
+/// device where `trust.json` or the user config should be is an error or ignored with a
+/// warning, never a hang; an oversized `trust.json` is not believed.
+#[test]
+fn own_state_that_is_not_a_regular_file_never_hangs() {
+    let asks = one_profile(
+        "  p:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: aad\n    ssh_args: [-A]\n",
+    );
+    let fresh = || {
+        let t = Test::new().file("profiles/p.yaml", &asks);
+        std::fs::create_dir_all(t.path().join("config/bprof")).unwrap();
+        t
+    };
+    // trust.json: a FIFO, a directory, a link to a device, too large
+    let t = fresh();
+    mkfifo(&t.path().join("config/bprof/trust.json"));
+    for args in [
+        &["plan", "p"][..],
+        &["run", "p"],
+        &["trust", "allow", "p", "--yes"],
+    ] {
+        let r = run_within(&t, args);
+        assert!(r.code == 77 || r.code == 64, "{args:?}: {}", r.stderr);
+        r.stderr_has("it is a FIFO");
+        assert!(r.calls.is_empty());
+    }
+    let t = fresh();
+    std::fs::create_dir(t.path().join("config/bprof/trust.json")).unwrap();
+    run_within(&t, &["plan", "p"]).code(77);
+    let t = fresh();
+    link("/dev/zero", &t.path().join("config/bprof/trust.json"));
+    run_within(&t, &["plan", "p"])
+        .code(77)
+        .stderr_has("your recorded consents are ignored");
+    let t = fresh();
+    std::fs::write(
+        t.path().join("config/bprof/trust.json"),
+        format!(
+            "{{\"version\": 2, \"approved\": [], \"pad\": \"{}\"}}",
+            "x".repeat(5 << 20)
+        ),
+    )
+    .unwrap();
+    run_within(&t, &["plan", "p"])
+        .code(77)
+        .stderr_has("your recorded consents are ignored");
+    // the user config: a FIFO is a personal file that cannot be read (it could change
+    // anything): every profile refused, at once
+    let t = fresh();
+    mkfifo(&t.path().join("config/bprof/local.yaml"));
+    run_within(&t, &["plan", "p"])
+        .code(65)
+        .stderr_has("local.yaml is not read: it is a FIFO");
+    run_within(&t, &["validate"]).code(65);
+}
+
+/// The user config grants only while nobody else can replace it or a directory above it, up
+/// to the nearest directory that is yours alone (or a root-owned sticky one).
+#[test]
+fn a_user_config_another_user_could_replace_grants_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let own = "version: 1\nprofiles:\n  p:\n    ssh_args: [-A]\n";
+    let t = Test::new()
+        .file("profiles/p.yaml", set())
+        .file("cfgroot/shared/bprof/local.yaml", own)
+        .env("XDG_CONFIG_HOME", "");
+    let base = t.path().join("cfgroot/shared");
+    let t = t.env("XDG_CONFIG_HOME", base.to_str().unwrap());
+    for d in ["cfgroot", "cfgroot/shared", "cfgroot/shared/bprof"] {
+        std::fs::set_permissions(t.path().join(d), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(
+        base.join("bprof/local.yaml"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    // yours alone: its `ssh_args` pass as yours
+    run_within(&t, &["plan", "p"])
+        .code(0)
+        .stdout_has("(your user config)");
+    // its directory writable by others: another user could swap the file
+    std::fs::set_permissions(base.join("bprof"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    run_within(&t, &["plan", "p"])
+        .code(77)
+        .stderr_has("is writable by others");
+    // its directory yours alone again, but one above it writable by others and not sticky:
+    // the directory itself is yours alone, which ends the walk
+    std::fs::set_permissions(base.join("bprof"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o777)).unwrap();
+    run_within(&t, &["plan", "p"]).code(0);
+}

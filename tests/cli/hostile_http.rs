@@ -106,3 +106,39 @@ fn hostile_http_answers_are_clear_errors_never_a_crash() {
         );
     }
 }
+
+/// An escape sequence in an answer from Azure is shown escaped, even with color on: data is
+/// escaped first, bprof's own color added after.
+#[test]
+fn escape_sequences_from_azure_never_reach_the_terminal_even_with_color() {
+    let fake = FakeBastion::start();
+    fake.set(|c| {
+        c.routes = vec![Route {
+            method: "GET",
+            prefix: "/subscriptions/".into(),
+            answer: std::sync::Arc::new(|_| {
+                Answer::Json(
+                    404,
+                    serde_json::json!({"error": {"code": "ResourceNotFound",
+                        "message": "gone \u{1b}[8mhidden\u{1b}[0m \u{1b}]52;c;eA==\u{7} \u{9b}31m"}}),
+                )
+            }),
+        }]
+    });
+    let t = tunnel_set(&fake, free_port());
+    let r = t.run_with(&["--color", "always", "run", "db", "--tunnel-only"]);
+    assert_ne!(r.code, 0);
+    for forged in ["\u{1b}[8m", "\u{1b}]52", "\u{9b}", "\u{7}"] {
+        assert!(
+            !r.stderr.contains(forged),
+            "{forged:?} passed: {:?}",
+            r.stderr
+        );
+    }
+    assert!(r.stderr.contains("\\e[8mhidden"), "{:?}", r.stderr);
+    assert!(
+        r.stderr.contains("\u{1b}[1;31merror"),
+        "own color: {:?}",
+        r.stderr
+    );
+}
