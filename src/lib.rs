@@ -7,6 +7,7 @@
 //! (atomic file writes) are leaves any layer may use.
 pub mod azure;
 pub mod cli;
+pub mod machine;
 pub mod plan;
 pub mod process;
 pub mod profile;

@@ -59,14 +59,14 @@ fn is_executable(p: &Path) -> bool {
     }
 }
 
-/// The program to start for argv[0]: `az` is `BPROF_AZ` when set.
-pub fn resolve_program(program: &str) -> Result<PathBuf, ProcessError> {
+/// The program to start for argv[0]: `az` is `az` (the CLI's `BPROF_AZ`) when given.
+pub fn resolve_program(program: &str, az: Option<&Path>) -> Result<PathBuf, ProcessError> {
     if program == "az"
-        && let Some(az) = std::env::var_os("BPROF_AZ").filter(|v| !v.is_empty())
+        && let Some(az) = az
     {
-        let az = az.to_string_lossy().into_owned();
-        return which(&az).ok_or(ProcessError::Missing {
-            program: az,
+        let shown = az.to_string_lossy().into_owned();
+        return which(&shown).ok_or(ProcessError::Missing {
+            program: shown,
             from_env: true,
         });
     }
@@ -303,6 +303,8 @@ pub struct Spawn<'a> {
     /// Its stdout is captured (read with [`Child::stdout`] once it has exited) instead of
     /// going to bprof's stdout or stderr.
     pub capture_stdout: bool,
+    /// The az program to start for argv[0] `az` (`BPROF_AZ`); None: `az` from PATH.
+    pub az: Option<&'a Path>,
 }
 
 fn stdin_is_terminal() -> bool {
@@ -319,7 +321,7 @@ pub fn spawn(s: Spawn) -> Result<Child, ProcessError> {
         program: String::new(),
         from_env: false,
     })?;
-    let program = resolve_program(first)?;
+    let program = resolve_program(first, s.az)?;
     let own_group = s.background || !stdin_is_terminal();
     // the one place bprof starts a process (clippy.toml forbids it everywhere else)
     #[allow(clippy::disallowed_methods)]
@@ -581,6 +583,7 @@ mod tests {
             background: true,
             pipe_stderr: false,
             capture_stdout: false,
+            az: None,
         })
         .unwrap();
         let start = Instant::now();

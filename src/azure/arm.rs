@@ -136,14 +136,10 @@ fn retry_after(resp: &Response, attempt: u32) -> Duration {
 }
 
 impl Arm {
-    /// The endpoint from `BPROF_ARM_ENDPOINT` (the person's environment: other clouds, tests)
-    /// or the public cloud's.
-    pub fn from_env(net: Net) -> Result<Arm, AzureError> {
-        let url = std::env::var("BPROF_ARM_ENDPOINT")
-            .ok()
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| DEFAULT_ENDPOINT.into());
-        Arm::new(net, &url)
+    /// The endpoint the settings name (`BPROF_ARM_ENDPOINT`: other clouds, tests) or the
+    /// public cloud's.
+    pub fn from_config(net: Net, cfg: &super::Config) -> Result<Arm, AzureError> {
+        Arm::new(net, cfg.arm_endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT))
     }
 
     pub fn new(net: Net, url: &str) -> Result<Arm, AzureError> {

@@ -340,16 +340,17 @@ async fn or_signal<T>(
 pub fn read(
     req: &Request,
     az: &AzProfile,
+    azure: &super::Config,
     signals: &Signals,
     progress: &mut dyn FnMut(Page),
 ) -> Result<Read, ImportError> {
-    let net = Net::from_env()?;
-    let arm = Arm::from_env(net)?;
+    let net = Net::from_config(azure)?;
+    let arm = Arm::from_config(net, azure)?;
     let rt = super::runtime("starting the network runtime")?;
     let query = query_text(req.resource_group.as_deref());
     let mut out = Read::default();
     for batch in batches(req, az) {
-        let t = token::fetch_for(&batch.token, signals)?;
+        let t = token::fetch_for(&batch.token, signals, azure.az.as_deref())?;
         if let Some(tid) = t.claims().and_then(|c| c.tid).filter(|t| regex_guid(t)) {
             out.token_tenants.push(tid.to_ascii_lowercase());
         }

@@ -19,6 +19,9 @@ pub mod tunnel;
 
 use crate::process::{Exit, ProcessError, Signals};
 
+/// What the Azure client takes from the person's environment (the CLI reads it once).
+pub use crate::machine::Azure as Config;
+
 /// A single-threaded tokio runtime for bprof's network work (`what` names it in the error).
 pub fn runtime(what: &str) -> Result<tokio::runtime::Runtime, AzureError> {
     tokio::runtime::Builder::new_current_thread()

@@ -1,23 +1,13 @@
 //! Whether az is already signed in to a subscription, read from az's own profile file
 //! (`$AZURE_CONFIG_DIR/azureProfile.json`, default `~/.azure`): no az process is started.
 
-use std::path::PathBuf;
-
-/// The directory az keeps its profile in.
-pub fn config_dir() -> Option<PathBuf> {
-    match std::env::var_os("AZURE_CONFIG_DIR").filter(|v| !v.is_empty()) {
-        Some(d) => Some(PathBuf::from(d)),
-        None => crate::profile::load::home_dir().map(|h| h.join(".azure")),
-    }
-}
-
 /// az's profile file is read up to this size; a larger one counts as no subscriptions known.
 pub const MAX_PROFILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// `azureProfile.json`, read as untrusted input: bounded, regular files only (a FIFO never
 /// blocks). Missing, unreadable, oversized or not a regular file: None.
-fn profile_bytes() -> Option<Vec<u8>> {
-    let path = config_dir()?.join("azureProfile.json");
+fn profile_bytes(cfg: &super::Config) -> Option<Vec<u8>> {
+    let path = cfg.az_config_dir.as_ref()?.join("azureProfile.json");
     crate::profile::files::read_regular(&path, MAX_PROFILE_BYTES).ok()
 }
 
@@ -32,8 +22,8 @@ pub struct AzProfile {
 
 impl AzProfile {
     /// The local az profile, read once. No readable profile file: nothing known.
-    pub fn read() -> AzProfile {
-        profile_bytes()
+    pub fn read(cfg: &super::Config) -> AzProfile {
+        profile_bytes(cfg)
             .map(|b| AzProfile::parse(&b))
             .unwrap_or_default()
     }
@@ -100,8 +90,8 @@ impl AzProfile {
 }
 
 /// az's default subscription now (read again after a login).
-pub fn default_subscription() -> Option<String> {
-    AzProfile::read().default
+pub fn default_subscription(cfg: &super::Config) -> Option<String> {
+    AzProfile::read(cfg).default
 }
 
 #[cfg(test)]

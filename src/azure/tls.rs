@@ -24,18 +24,16 @@ pub const BUNDLE_VARS: [&str; 2] = ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"];
 /// A bundle is read up to this size.
 const MAX_BUNDLE: u64 = 16 * 1024 * 1024;
 
-/// The extra bundles the environment names: (variable, its PEM). A named file that cannot be
-/// read is an error that names the variable (a silent fallback would hide why TLS fails).
-fn extra_bundles() -> Result<Vec<(String, Vec<u8>)>, AzureError> {
+/// The extra bundles the settings name: (variable, its PEM). A named file that cannot be read
+/// is an error that names the variable (a silent fallback would hide why TLS fails).
+fn extra_bundles(
+    named: &[(String, std::path::PathBuf)],
+) -> Result<Vec<(String, Vec<u8>)>, AzureError> {
     let mut out = Vec::new();
-    for var in BUNDLE_VARS {
-        let Some(path) = std::env::var_os(var).filter(|v| !v.is_empty()) else {
-            continue;
-        };
-        let path = std::path::PathBuf::from(path);
-        let bytes = crate::profile::files::read_regular(&path, MAX_BUNDLE).map_err(|e| {
+    for (var, path) in named {
+        let bytes = crate::profile::files::read_regular(path, MAX_BUNDLE).map_err(|e| {
             AzureError::Bundle {
-                var: var.into(),
+                var: var.clone(),
                 path: path.display().to_string(),
                 why: e.to_string(),
             }
@@ -98,9 +96,10 @@ const SYSTEM_BUNDLES: [&str; 6] = [
 ];
 
 impl Tls {
-    /// The platform's trust store plus the environment's bundles.
-    pub fn from_env() -> Result<Tls, AzureError> {
-        Tls::with(extra_bundles()?, true)
+    /// The platform's trust store plus the bundles the settings name
+    /// (`SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`).
+    pub fn from_bundles(named: &[(String, std::path::PathBuf)]) -> Result<Tls, AzureError> {
+        Tls::with(extra_bundles(named)?, true)
     }
 
     /// `extra` PEM bundles (named for messages), with or without the platform's store.

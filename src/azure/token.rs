@@ -161,18 +161,31 @@ impl TokenFor {
 
 /// Runs az for a token: one process, stdin closed, stdout captured, stderr the person's (az's
 /// own message when it is not signed in).
-pub fn fetch(subscription: &str, signals: &Signals) -> Result<AccessToken, AzureError> {
-    fetch_for(&TokenFor::Subscription(subscription.to_string()), signals)
+pub fn fetch(
+    subscription: &str,
+    signals: &Signals,
+    az: Option<&std::path::Path>,
+) -> Result<AccessToken, AzureError> {
+    fetch_for(
+        &TokenFor::Subscription(subscription.to_string()),
+        signals,
+        az,
+    )
 }
 
 /// [`fetch`] for a subscription, a tenant, or az's default.
-pub fn fetch_for(whose: &TokenFor, signals: &Signals) -> Result<AccessToken, AzureError> {
+pub fn fetch_for(
+    whose: &TokenFor,
+    signals: &Signals,
+    az: Option<&std::path::Path>,
+) -> Result<AccessToken, AzureError> {
     let argv = whose.argv();
     let child = spawn(Spawn {
         argv: &argv,
         background: true,
         pipe_stderr: false,
         capture_stdout: true,
+        az,
     })?;
     let exit = child.wait(signals)?;
     if !exit.success() {
@@ -191,15 +204,22 @@ pub fn fetch_for(whose: &TokenFor, signals: &Signals) -> Result<AccessToken, Azu
 pub struct TokenSource {
     subscription: String,
     signals: Signals,
+    az: Option<std::path::PathBuf>,
     current: Mutex<Option<AccessToken>>,
 }
 
 impl TokenSource {
     /// `first`: a token already fetched for this subscription.
-    pub fn new(subscription: &str, signals: Signals, first: Option<AccessToken>) -> TokenSource {
+    pub fn new(
+        subscription: &str,
+        signals: Signals,
+        first: Option<AccessToken>,
+        az: Option<std::path::PathBuf>,
+    ) -> TokenSource {
         TokenSource {
             subscription: subscription.to_string(),
             signals,
+            az,
             current: Mutex::new(first),
         }
     }
@@ -215,7 +235,7 @@ impl TokenSource {
         {
             return Ok(t.clone());
         }
-        let fresh = fetch(&self.subscription, &self.signals)?;
+        let fresh = fetch(&self.subscription, &self.signals, self.az.as_deref())?;
         *current = Some(fresh.clone());
         Ok(fresh)
     }

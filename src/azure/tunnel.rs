@@ -42,6 +42,8 @@ pub struct Config {
     pub profile: String,
     pub tenant: String,
     pub tunnel: crate::plan::NativeTunnel,
+    /// The Azure client's settings (ARM endpoint, proxy, bundles, az for the token).
+    pub azure: super::Config,
 }
 
 impl Config {
@@ -195,7 +197,7 @@ async fn data_plane(
     if let Some(d) = &cfg.tunnel.dns_name {
         return DataPlane::from_profile(d);
     }
-    let arm = Arm::from_env(net.clone())?;
+    let arm = Arm::from_config(net.clone(), &cfg.azure)?;
     let token = tokens.get()?;
     let facts = arm::bastion(
         &arm,
@@ -229,8 +231,13 @@ fn prepare(
     signals: &Signals,
     token: Option<AccessToken>,
 ) -> Result<(tokio::runtime::Runtime, Net, TokenSource, DataPlane), AzureError> {
-    let net = Net::from_env()?;
-    let tokens = TokenSource::new(&cfg.tunnel.subscription, signals.clone(), token);
+    let net = Net::from_config(&cfg.azure)?;
+    let tokens = TokenSource::new(
+        &cfg.tunnel.subscription,
+        signals.clone(),
+        token,
+        cfg.azure.az.clone(),
+    );
     tokens.get()?;
     let rt = super::runtime("starting the tunnel engine")?;
     let dp = rt.block_on(data_plane(&net, &tokens, cfg))?;

@@ -8,7 +8,7 @@ use clap_complete::engine::CompletionCandidate;
 
 use super::Error;
 use super::exit;
-use crate::profile::load::{self, Section, Sources};
+use crate::profile::load::{self, Section};
 
 /// The variable the shell code sets when it asks for completions.
 pub const VAR: &str = "BPROF_COMPLETE";
@@ -55,7 +55,10 @@ pub(super) fn script(shell: Shell) -> Result<i32, Error> {
 /// The profiles of the set bprof finds from here (`BPROF_PROFILES`, or the nearest
 /// `profiles/`), with their descriptions; none when there is no set.
 pub(super) fn profiles() -> Vec<CompletionCandidate> {
-    let Ok(set) = load::load(&Sources::from_env(Vec::new())) else {
+    let Ok(settings) = super::Settings::read() else {
+        return Vec::new();
+    };
+    let Ok(set) = load::load(&settings.sources(Vec::new())) else {
         return Vec::new();
     };
     set.names(Section::Profiles)

@@ -57,6 +57,8 @@ pub(super) fn doctor(cli: &Cli, names: &[String], out: &Out) -> Result<i32, Erro
         considered: &considered,
         whole_set: wanted.is_empty(),
         os: Os::current(),
+        engine: cli.settings.engine,
+        azure: cli.settings.azure(),
     };
     let signals = Signals::install();
     let progress = Progress::new(!out.quiet && std::io::stderr().is_terminal());

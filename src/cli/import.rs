@@ -186,12 +186,14 @@ pub(super) fn import(cli: &Cli, args: Args, out: &Out) -> Result<i32, Error> {
         None => (Model::default(), false),
     };
     let signals = Signals::install();
-    let az = AzProfile::read();
+    let az = AzProfile::read(cli.settings.azure());
     let mut progress = Progress {
         on: std::io::stderr().is_terminal() && !out.quiet,
         shown: false,
     };
-    let read = import::read(&req, &az, &signals, &mut |p| progress.page(p));
+    let read = import::read(&req, &az, cli.settings.azure(), &signals, &mut |p| {
+        progress.page(p)
+    });
     progress.done();
     let read = read?;
     let inv = Inventory::from_rows(&read.rows);

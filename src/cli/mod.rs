@@ -9,13 +9,14 @@ use clap_complete::engine::ArgValueCandidates;
 use crate::plan::Os;
 use crate::plan::PlanError;
 use crate::process::ProcessError;
-use crate::profile::load::{self, LoadError, ProfileSet, Sources};
+use crate::profile::load::{self, LoadError, ProfileSet};
 use crate::profile::resolve::{self, ResolveError};
 use crate::session::RunError;
 
 mod completions;
 mod doctor;
-mod environment;
+pub mod settings;
+pub use settings::Settings;
 pub mod exit;
 mod import;
 pub mod init;
@@ -74,6 +75,9 @@ pub struct Cli {
     pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
+    /// What bprof read from its environment, once, before the command runs.
+    #[arg(skip)]
+    pub settings: Settings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -480,7 +484,7 @@ fn run_cli(args: Vec<std::ffi::OsString>) -> i32 {
     } else {
         args
     };
-    let cli = match Cli::try_parse_from(args) {
+    let mut cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
@@ -503,7 +507,12 @@ fn run_cli(args: Vec<std::ffi::OsString>) -> i32 {
         verbose: cli.verbose,
         format: cli.format,
     };
-    match dispatch(&cli, &out) {
+    let settings = Settings::read();
+    let run = settings.and_then(|settings| {
+        cli.settings = settings;
+        dispatch(&cli, &out)
+    });
+    match run {
         Ok(code) => code,
         Err(e) => {
             let code = e.exit_code();
@@ -518,7 +527,7 @@ fn run_cli(args: Vec<std::ffi::OsString>) -> i32 {
 /// `bprof NAME`, where NAME is a profile: say how to run it (never run it: a typo must not
 /// connect anywhere).
 fn profile_as_command(word: &str) {
-    let Ok(set) = load::load(&Sources::from_env(Vec::new())) else {
+    let Ok(set) = Settings::read().and_then(|s| Ok(load::load(&s.sources(Vec::new()))?)) else {
         return;
     };
     let known = set.entry(load::Section::Profiles, word).is_some()
@@ -539,7 +548,7 @@ pub(crate) fn leave(set: ProfileSet) {
 /// Loads the profile set; its warnings (a user config that grants nothing, ignored consents)
 /// are said on stderr.
 pub(crate) fn load_set(cli: &Cli, out: &Out) -> Result<ProfileSet, Error> {
-    let set = load::load(&Sources::from_env(cli.profiles.clone()))?;
+    let set = load::load(&cli.settings.sources(cli.profiles.clone()))?;
     if !out.quiet {
         out.problems(&set.warnings);
     }
@@ -584,7 +593,6 @@ fn check_format(cli: &Cli) -> Result<(), Error> {
 }
 
 fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
-    environment::check()?;
     check_format(cli)?;
     match &cli.command {
         Command::Schema { check: None } => {
@@ -633,6 +641,7 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
             Ok(exit::OK)
         }
         Command::Trust { action } => trust::trust(
+            &cli.settings,
             &load_set(cli, out)?,
             action.as_ref().unwrap_or(&TrustAction::List),
             out,
@@ -668,6 +677,7 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
             force,
             personal,
         } => rdp::rdp_files(
+            cli.settings.engine,
             load_set(cli, out)?,
             rdp::Which {
                 profile: profile.as_deref(),

@@ -12,8 +12,12 @@ use crate::profile::resolve::{self, Profile};
 use crate::session::{self, RunError};
 
 /// The plan of a profile's tunnel (as `run --tunnel-only` would open it).
-fn tunnel_plan(set: &ProfileSet, p: &Profile) -> Result<plan::Plan, Error> {
-    let az = crate::azure::signin::AzProfile::read();
+fn tunnel_plan(
+    settings: &super::Settings,
+    set: &ProfileSet,
+    p: &Profile,
+) -> Result<plan::Plan, Error> {
+    let az = crate::azure::signin::AzProfile::read(settings.azure());
     if !az.knows(&p.bastion.subscription) {
         return Err(RunError::NotSignedIn {
             subscription: p.bastion.subscription.clone(),
@@ -26,6 +30,7 @@ fn tunnel_plan(set: &ProfileSet, p: &Profile) -> Result<plan::Plan, Error> {
     let opts = PlanOptions {
         tunnel_only: true,
         engine: Some(crate::profile::raw::TunnelEngine::Native),
+        host: settings.host.clone(),
         ..PlanOptions::for_os(Os::current())
     };
     Ok(plan::build(set, p, &opts)?)
@@ -35,7 +40,7 @@ pub(super) fn proxy(cli: &Cli, profile: &str, out: &Out) -> Result<i32, Error> {
     let set = load_set(cli, out)?;
     let p = resolve::resolve(&set, profile)?;
     out.elsewhere(&set);
-    let plan = tunnel_plan(&set, &p)?;
+    let plan = tunnel_plan(&cli.settings, &set, &p)?;
     super::leave(set);
     let signals = Signals::install();
     session::proxy(&plan, &signals)?;
@@ -93,7 +98,7 @@ fn host_block(p: &Profile, proxy: &str) -> (String, Vec<String>) {
 pub(super) fn ssh_config(cli: &Cli, names: &[String], out: &Out) -> Result<i32, Error> {
     let set = load_set(cli, out)?;
     out.elsewhere(&set);
-    let bprof = crate::plan::ssh::bprof_path().map_err(Error::Usage)?;
+    let bprof = &cli.settings.host.bprof;
     let dirs = crate::plan::ssh::selection(&set);
     let listed: Vec<String> = if names.is_empty() {
         set.names(crate::profile::load::Section::Profiles)
@@ -125,7 +130,7 @@ pub(super) fn ssh_config(cli: &Cli, names: &[String], out: &Out) -> Result<i32, 
                 p.resource_port
             )));
         }
-        let proxy = crate::plan::ssh::proxy_command(&bprof, &dirs, &p.name, cfg!(windows))
+        let proxy = crate::plan::ssh::proxy_command(bprof, &dirs, &p.name, cfg!(windows))
             .map_err(Error::Usage)?;
         let (block, left) = host_block(&p, &proxy);
         for l in &left {

@@ -53,6 +53,7 @@ fn gate(set: &ProfileSet, p: &Profile) -> Result<(), Error> {
 
 /// `bprof rdp`: one .rdp file (or stdout), or one per rdp profile with --all.
 pub(super) fn rdp_files(
+    engine: Option<crate::profile::raw::TunnelEngine>,
     full: ProfileSet,
     which: Which,
     output: Option<&PathBuf>,
@@ -93,6 +94,7 @@ pub(super) fn rdp_files(
     let tunnel_hint = |set: &ProfileSet, p: &Profile| {
         let opts = PlanOptions {
             tunnel_only: true,
+            engine,
             ..PlanOptions::for_os(Os::current())
         };
         let raw = plan::build(set, p, &opts)

@@ -21,7 +21,7 @@ pub(super) fn make_plan(
     let set = load_set(cli, out)?;
     let p = resolve::resolve(&set, profile)?;
     out.elsewhere(&set);
-    let opts = plan_options(&p, os, session, extra, for_run, out)?;
+    let opts = plan_options(&cli.settings, &p, os, session, extra, for_run, out)?;
     let draft = plan::draft(&set, &p, &opts)?;
     if !for_run {
         // a plan is printed and the process ends: the set need not be freed
@@ -33,6 +33,7 @@ pub(super) fn make_plan(
 /// What the command line and this machine (az's sign-in, `BPROF_TUNNEL_ENGINE`) add to a
 /// profile's plan.
 pub(super) fn plan_options(
+    settings: &super::Settings,
     p: &Profile,
     os: Option<Os>,
     session: &SessionArgs,
@@ -66,17 +67,18 @@ pub(super) fn plan_options(
     {
         out.note("bprof: warning: with --debug or --verbose az prints access tokens and request details: keep this output to yourself");
     }
-    let az = crate::azure::signin::AzProfile::read();
+    let az = crate::azure::signin::AzProfile::read(settings.azure());
     let signed_in = az.knows(&p.bastion.subscription);
     Ok(PlanOptions {
         os,
         configure,
-        port: choose_port(p, os, port, tunnel_only, for_run, out)?,
+        port: choose_port(p, os, port, tunnel_only, settings.engine, for_run, out)?,
         extra,
         tunnel_only,
         signed_in,
         default_subscription: if signed_in { None } else { az.default },
-        engine: plan::engine_from_env(),
+        engine: settings.engine,
+        host: settings.host.clone(),
     })
 }
 
@@ -165,7 +167,8 @@ pub(super) fn run_plan(plan: &plan::Plan, out: &Out) -> Result<i32, Error> {
         .filter(|s| s.kind == plan::StepKind::Client)
     {
         if let Some(program) = step.argv.first() {
-            process::resolve_program(program).map_err(RunError::from)?;
+            process::resolve_program(program, plan.host.azure.az.as_deref())
+                .map_err(RunError::from)?;
         }
         if let Some(note) = &step.detail {
             out.note(&format!("bprof: note: {note}"));
@@ -186,6 +189,7 @@ pub(super) fn choose_port(
     os: Os,
     requested: Option<u16>,
     tunnel_only: bool,
+    engine: Option<crate::profile::raw::TunnelEngine>,
     for_run: bool,
     out: &Out,
 ) -> Result<Option<u16>, Error> {
@@ -205,6 +209,7 @@ pub(super) fn choose_port(
         p,
         &PlanOptions {
             tunnel_only,
+            engine,
             ..PlanOptions::for_os(os)
         },
     ) == crate::profile::raw::TunnelEngine::Native;

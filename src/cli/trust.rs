@@ -105,9 +105,15 @@ fn unique(list: Vec<Request>) -> Vec<Request> {
 }
 
 /// The plan the profile's consents would allow, as `plan` builds it on this machine.
-fn draft_of(set: &ProfileSet, name: &str, out: &Out) -> Result<plan::Draft, Error> {
+fn draft_of(
+    settings: &super::Settings,
+    set: &ProfileSet,
+    name: &str,
+    out: &Out,
+) -> Result<plan::Draft, Error> {
     let p = resolve::resolve(set, name)?;
     let opts = super::run::plan_options(
+        settings,
         &p,
         None,
         &super::SessionArgs {
@@ -123,8 +129,13 @@ fn draft_of(set: &ProfileSet, name: &str, out: &Out) -> Result<plan::Draft, Erro
 }
 
 /// `trust show PROFILE`: each request, its content and destination, and the plan.
-fn show(set: &ProfileSet, profile: &str, out: &Out) -> Result<i32, Error> {
-    let draft = draft_of(set, profile, out);
+fn show(
+    settings: &super::Settings,
+    set: &ProfileSet,
+    profile: &str,
+    out: &Out,
+) -> Result<i32, Error> {
+    let draft = draft_of(settings, set, profile, out);
     let reqs = match &draft {
         Ok(d) => d.consents.iter().map(|(r, _)| r.clone()).collect(),
         // no plan: what it asks for all the same
@@ -163,10 +174,15 @@ fn show(set: &ProfileSet, profile: &str, out: &Out) -> Result<i32, Error> {
     Ok(exit::OK)
 }
 
-pub(super) fn trust(set: &ProfileSet, action: &TrustAction, out: &Out) -> Result<i32, Error> {
+pub(super) fn trust(
+    settings: &super::Settings,
+    set: &ProfileSet,
+    action: &TrustAction,
+    out: &Out,
+) -> Result<i32, Error> {
     match action {
         TrustAction::List => list(set, out),
-        TrustAction::Show { profile } => show(set, profile, out),
+        TrustAction::Show { profile } => show(settings, set, profile, out),
         TrustAction::Allow { names, yes } => {
             let mut reqs = Vec::new();
             for p in names {

@@ -15,7 +15,7 @@ pub(super) fn validate(
     strict: bool,
     out: &Out,
 ) -> Result<i32, Error> {
-    let src = Sources::from_env(cli.profiles.clone());
+    let src = cli.settings.sources(cli.profiles.clone());
     // `validate PATH...`: each named file in its set (the shared files of its directory), the
     // way CI sees the repository: no personal files; problems of the named files only
     let named: Option<Vec<String>> = (!paths.is_empty()).then(|| {
@@ -31,6 +31,7 @@ pub(super) fn validate(
             paths: paths.to_vec(),
             env: None,
             cwd: src.cwd.clone(),
+            home: src.home.clone(),
             user_config: None,
             trust_store: src.trust_store.clone(),
         };

@@ -11,6 +11,7 @@ pub mod ssh;
 pub mod template;
 mod validate;
 
+pub use crate::machine::Host;
 pub use validate::validate_all;
 
 use serde::Serialize;
@@ -159,15 +160,6 @@ pub fn engine(profile: &Profile, opts: &PlanOptions) -> TunnelEngine {
         .unwrap_or(TunnelEngine::Native)
 }
 
-/// `BPROF_TUNNEL_ENGINE` (checked strictly when bprof starts).
-pub fn engine_from_env() -> Option<TunnelEngine> {
-    match std::env::var("BPROF_TUNNEL_ENGINE").ok().as_deref() {
-        Some("native") => Some(TunnelEngine::Native),
-        Some("az") => Some(TunnelEngine::Az),
-        _ => None,
-    }
-}
-
 /// The argv of the token call of the native engine.
 pub fn token_argv(subscription: &str) -> Vec<String> {
     [
@@ -220,6 +212,9 @@ pub struct Plan {
     /// The profile's tenant id (for hints: `az login --tenant ...`).
     #[serde(skip)]
     pub tenant: String,
+    /// What running it needs of this machine (the CLI's settings).
+    #[serde(skip)]
+    pub host: Host,
     pub steps: Vec<Step>,
     /// Capability-bearing values in the plan and where they came from.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -244,6 +239,8 @@ pub struct PlanOptions {
     pub default_subscription: Option<String>,
     /// `BPROF_TUNNEL_ENGINE`, for profiles that do not say.
     pub engine: Option<TunnelEngine>,
+    /// What the plan needs of this machine (the CLI's settings).
+    pub host: Host,
 }
 
 /// The port `local_port: auto` means for a profile: the same on every machine (FNV-1a of the
@@ -286,7 +283,8 @@ impl PlanError {
 }
 
 impl PlanOptions {
-    /// A plan for `os` as it is written: signed in, nothing added from the command line.
+    /// A plan for `os` as it is written: signed in, nothing added from the command line, no
+    /// engine from the environment, the default [`Host`].
     pub fn for_os(os: Os) -> PlanOptions {
         PlanOptions {
             os,
@@ -296,7 +294,8 @@ impl PlanOptions {
             tunnel_only: false,
             signed_in: true,
             default_subscription: None,
-            engine: engine_from_env(),
+            engine: None,
+            host: Host::default(),
         }
     }
 }
@@ -475,6 +474,7 @@ fn assemble(
             profile: profile.name.clone(),
             os: opts.os,
             tenant: profile.tenant.id.clone(),
+            host: opts.host.clone(),
             steps: out,
             sources,
         });
@@ -486,6 +486,7 @@ fn assemble(
             profile: profile.name.clone(),
             os: opts.os,
             tenant: profile.tenant.id.clone(),
+            host: opts.host.clone(),
             steps: out,
             sources,
         });
@@ -515,6 +516,7 @@ fn assemble(
         profile: profile.name.clone(),
         os: opts.os,
         tenant: profile.tenant.id.clone(),
+        host: opts.host.clone(),
         steps: out,
         sources,
     })
@@ -710,15 +712,6 @@ fn sources(
     out
 }
 
-/// How long `run` waits for a tunnel to accept connections (`BPROF_TUNNEL_TIMEOUT` seconds,
-/// default 30: az's tunnel is usually ready in a few seconds).
-pub fn tunnel_timeout() -> std::time::Duration {
-    std::env::var("BPROF_TUNNEL_TIMEOUT")
-        .ok()
-        .and_then(|v| parse_tunnel_timeout(&v).ok())
-        .unwrap_or(std::time::Duration::from_secs(30))
-}
-
 /// `BPROF_TUNNEL_TIMEOUT`: seconds, from 0.1 to 86400 (the command line checks it first).
 pub fn parse_tunnel_timeout(value: &str) -> Result<std::time::Duration, String> {
     match value.trim().parse::<f64>() {
@@ -737,17 +730,9 @@ pub fn local_address(port: u16) -> String {
     format!("127.0.0.1:{port}")
 }
 
-/// Where `run` writes the temporary .rdp of a profile: a directory of the user's own.
-pub fn temp_rdp_path(profile: &str) -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "user".into());
-    let user: String = user
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
-        .collect();
-    std::env::temp_dir()
-        .join(format!("bprof-{user}"))
+/// Where `run` writes the temporary .rdp of a profile: a directory of the person's own.
+pub fn temp_rdp_path(host: &Host, profile: &str) -> String {
+    host.rdp_dir
         .join(format!("{profile}.rdp"))
         .display()
         .to_string()
@@ -792,9 +777,8 @@ fn ssh_step(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<S
         profile: profile.name.clone(),
         problems: vec![Problem::at_location(&profile.defined_at, why)],
     };
-    let bprof = ssh::bprof_path().map_err(invalid)?;
     let proxy = ssh::proxy_command(
-        &bprof,
+        &opts.host.bprof,
         &ssh::selection(set),
         &profile.name,
         opts.os == Os::Windows,
@@ -976,7 +960,7 @@ fn session_steps(
 
 /// az's tunnel: wait until it, and only it, listens.
 fn wait_step(opts: &PlanOptions, port: u16, out: &mut Vec<Step>) {
-    let timeout = tunnel_timeout().as_secs_f64();
+    let timeout = opts.host.tunnel_timeout.as_secs_f64();
     // the ownership check of `session::listener` (Linux) or az's ready line (elsewhere)
     let detail = if opts.os == Os::Linux {
         format!(
@@ -1004,7 +988,7 @@ fn session_tail(
         None
     };
     if profile.mode == Mode::Rdp && !opts.tunnel_only {
-        let path = temp_rdp_path(&profile.name);
+        let path = temp_rdp_path(&opts.host, &profile.name);
         out.push(Step::internal(
             "write-rdp",
             format!(

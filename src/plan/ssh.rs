@@ -132,14 +132,6 @@ pub fn config_directives(args: &[String]) -> (Vec<String>, Vec<String>) {
     (lines, left)
 }
 
-/// bprof's own absolute path.
-pub fn bprof_path() -> Result<String, String> {
-    std::env::current_exe()
-        .and_then(std::fs::canonicalize)
-        .map(|p| p.display().to_string())
-        .map_err(|e| format!("cannot find bprof's own path: {e}"))
-}
-
 /// The paths that select the set, absolute, as `--profiles` arguments: the ProxyCommand runs
 /// `bprof proxy` from any directory and must plan the same set (a named file stays that file,
 /// not its directory). A set loaded without a selection names its shared files.

@@ -337,8 +337,7 @@ impl TemplateError {
         match self {
             TemplateError::Token { .. } => "the context holds profile, tenant, bastion, vm and port (no environment variables: they could leak secrets); see `bprof templates`".into(),
             TemplateError::ProgramNotAllowed { program, .. } => format!(
-                "add `allow_programs: [{program}]` to your user config file ({})",
-                crate::profile::load::user_config_path().map(|p| p.display().to_string()).unwrap_or_else(|| "bprof/local.yaml in your config directory".into())
+                "add `allow_programs: [{program}]` to your user config file (local.yaml in bprof's config directory: ~/.config/bprof on Linux and macOS, %APPDATA%\\bprof on Windows)"
             ),
             TemplateError::Shape { .. } => "keep templates small: a few steps of plain az command lines".into(),
         }

@@ -247,54 +247,16 @@ pub struct Sources {
     pub env: Option<std::ffi::OsString>,
     /// The directory to search upwards from for `profiles/`.
     pub cwd: PathBuf,
+    /// The person's home directory (`~` in paths).
+    pub home: Option<PathBuf>,
     /// The personal config file (`$XDG_CONFIG_HOME/bprof/local.yaml`), if any.
     pub user_config: Option<PathBuf>,
     /// The consent file beside it (`trust.json`), if any.
     pub trust_store: Option<PathBuf>,
 }
 
-impl Sources {
-    /// The inputs taken from this process's environment.
-    pub fn from_env(paths: Vec<PathBuf>) -> Sources {
-        Sources {
-            paths,
-            env: std::env::var_os("BPROF_PROFILES").filter(|v| !v.is_empty()),
-            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-            user_config: user_config_path(),
-            trust_store: user_config_path().map(|p| p.with_file_name("trust.json")),
-        }
-    }
-}
-
-/// `$XDG_CONFIG_HOME/bprof/local.yaml` (default `~/.config`), `%APPDATA%\bprof\local.yaml` on
-/// Windows.
-pub fn user_config_path() -> Option<PathBuf> {
-    let base = if cfg!(windows) {
-        std::env::var_os("APPDATA").map(PathBuf::from)
-    } else {
-        // the XDG spec: a relative XDG_CONFIG_HOME is invalid and ignored
-        std::env::var_os("XDG_CONFIG_HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .or_else(|| home_dir().map(|h| h.join(".config")))
-    }?;
-    Some(base.join("bprof").join("local.yaml"))
-}
-
-/// The user's home directory (`HOME`, or `USERPROFILE` on Windows).
-pub fn home_dir() -> Option<PathBuf> {
-    let var = if cfg!(windows) { "USERPROFILE" } else { "HOME" };
-    std::env::var_os(var)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-}
-
 /// Expands a leading `~` to the home directory.
-pub fn expand_tilde(path: &str) -> String {
-    expand_tilde_in(path, home_dir().as_deref())
-}
-
-fn expand_tilde_in(path: &str, home: Option<&Path>) -> String {
+pub fn expand_tilde(path: &str, home: Option<&Path>) -> String {
     if (path == "~" || path.starts_with("~/") || path.starts_with("~\\"))
         && let Some(home) = home
     {
@@ -442,7 +404,7 @@ pub fn roots(src: &Sources) -> Result<Vec<PathBuf>, LoadError> {
     Ok(roots
         .into_iter()
         .map(|r| match r.to_str() {
-            Some(t) if t.starts_with('~') => PathBuf::from(expand_tilde(t)),
+            Some(t) if t.starts_with('~') => PathBuf::from(expand_tilde(t, src.home.as_deref())),
             _ => r,
         })
         .collect())
@@ -1057,6 +1019,8 @@ pub struct ProfileSet {
     /// The paths the set was selected by ([`roots`]), absolute: `bprof proxy` in a
     /// ProxyCommand is given the same (empty for a set loaded from named files).
     pub selection: Vec<PathBuf>,
+    /// The person's home directory (`~` in `ssh_key`), from the sources.
+    pub home: Option<PathBuf>,
     pub sections: BTreeMap<Section, BTreeMap<String, Entry>>,
     /// `defaults` layers, shared first, then overrides.
     pub defaults: Vec<Def>,
@@ -1183,6 +1147,7 @@ pub fn load(src: &Sources) -> Result<ProfileSet, LoadError> {
         .iter()
         .map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| src.cwd.join(r)))
         .collect();
+    set.home = src.home.clone();
     attach_consents(&mut set, src);
     Ok(set)
 }
@@ -1387,7 +1352,7 @@ pub fn assemble(files: Vec<SourceFile>, problems: &mut Vec<Problem>) -> ProfileS
                 });
             }
             if let Some(list) = file.value.get("allow_programs").and_then(Value::as_array) {
-                let user = user_config_path().unwrap_or_else(|| PathBuf::from("bprof/local.yaml"));
+                let user = PathBuf::from("your user config (~/.config/bprof/local.yaml)");
                 match kind {
                     FileKind::User => {
                         allow.extend(list.iter().filter_map(Value::as_str).map(str::to_string))
@@ -1455,6 +1420,7 @@ mod tests {
             paths: Vec::new(),
             env: None,
             cwd: d.path().join("profiles"),
+            home: None,
             user_config: Some(user.clone()),
             trust_store: None,
         };
@@ -1482,6 +1448,7 @@ mod tests {
             paths: Vec::new(),
             env: Some(env),
             cwd: PathBuf::from("/"),
+            home: None,
             user_config: None,
             trust_store: None,
         };
@@ -1496,10 +1463,10 @@ mod tests {
     #[test]
     fn tilde() {
         let home = Some(Path::new("/home/alice"));
-        assert_eq!(expand_tilde_in("~/.ssh/k", home), "/home/alice/.ssh/k");
-        assert_eq!(expand_tilde_in("~", home), "/home/alice");
-        assert_eq!(expand_tilde_in("/abs/~x", home), "/abs/~x");
-        assert_eq!(expand_tilde_in("~bob/x", home), "~bob/x");
-        assert_eq!(expand_tilde_in("~/x", None), "~/x");
+        assert_eq!(expand_tilde("~/.ssh/k", home), "/home/alice/.ssh/k");
+        assert_eq!(expand_tilde("~", home), "/home/alice");
+        assert_eq!(expand_tilde("/abs/~x", home), "/abs/~x");
+        assert_eq!(expand_tilde("~bob/x", home), "~bob/x");
+        assert_eq!(expand_tilde("~/x", None), "~/x");
     }
 }

@@ -1198,7 +1198,9 @@ fn build(set: &ProfileSet, name: &str, raw: RawProfile, ctx: &mut Ctx) -> Option
         disable_gateway: raw.disable_gateway.unwrap_or(false) && mode == Mode::Rdp,
         auth_type: raw.auth_type,
         username: raw.username,
-        ssh_key: raw.ssh_key.map(|k| crate::profile::load::expand_tilde(&k)),
+        ssh_key: raw
+            .ssh_key
+            .map(|k| crate::profile::load::expand_tilde(&k, set.home.as_deref())),
         resource_port,
         local_port: raw
             .local_port

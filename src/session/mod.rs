@@ -181,7 +181,7 @@ fn wait_ready(
     port: u16,
     signals: &Signals,
 ) -> Result<(), RunError> {
-    let timeout = crate::plan::tunnel_timeout();
+    let timeout = plan.host.tunnel_timeout;
     let start = Instant::now();
     let squatted = || RunError::PortSquatted {
         port,
@@ -244,6 +244,7 @@ impl Tunnel<'_> {
             background: true,
             pipe_stderr: true,
             capture_stdout: false,
+            az: self.plan.host.azure.az.as_deref(),
         })?;
         let output = match child.take_stderr() {
             Some(pipe) => AzOutput::watch(pipe),
@@ -471,7 +472,11 @@ pub fn execute_several(plans: &[Plan], signals: &Signals, quiet: bool) -> Result
                         token = match tokens.iter().find(|(s, _)| *s == sub) {
                             Some((_, t)) => Some(t.clone()),
                             None => {
-                                let t = crate::azure::token::fetch(&sub, signals)?;
+                                let t = crate::azure::token::fetch(
+                                    &sub,
+                                    signals,
+                                    plan.host.azure.az.as_deref(),
+                                )?;
                                 tokens.push((sub, t.clone()));
                                 Some(t)
                             }
@@ -520,7 +525,7 @@ fn restore_default(
     previous: &str,
     signals: &Signals,
 ) -> Result<(), RunError> {
-    let now = crate::azure::signin::default_subscription();
+    let now = crate::azure::signin::default_subscription(&plan.host.azure);
     if now.is_some_and(|n| !n.eq_ignore_ascii_case(previous)) {
         crate::terminal::eprintln(&format!(
             "bprof: az login changed your default subscription; setting it back to {previous}"
@@ -576,7 +581,11 @@ fn run_steps<'a>(
         match &step.kind {
             StepKind::Token => {
                 let sub = token_subscription(step);
-                owned.token = Some(crate::azure::token::fetch(&sub, signals)?);
+                owned.token = Some(crate::azure::token::fetch(
+                    &sub,
+                    signals,
+                    plan.host.azure.az.as_deref(),
+                )?);
             }
             StepKind::NativeTunnel(t) => {
                 let cfg = engine_config(plan, t);
@@ -652,6 +661,7 @@ fn run_steps<'a>(
                     background: false,
                     pipe_stderr: false,
                     capture_stdout: false,
+                    az: plan.host.azure.az.as_deref(),
                 })?;
                 loop {
                     let at = moment();
@@ -749,6 +759,7 @@ fn engine_config(plan: &Plan, t: &crate::plan::NativeTunnel) -> crate::azure::tu
         profile: plan.profile.clone(),
         tenant: plan.tenant.clone(),
         tunnel: t.clone(),
+        azure: plan.host.azure.clone(),
     }
 }
 
@@ -782,6 +793,7 @@ fn foreground(plan: &Plan, step: &crate::plan::Step, signals: &Signals) -> Resul
         background: false,
         pipe_stderr: relay,
         capture_stdout: false,
+        az: plan.host.azure.az.as_deref(),
     })?;
     let output = child.take_stderr().map(AzOutput::watch);
     let exit = child.wait(signals)?;

@@ -20,7 +20,10 @@ const MAX_OUTPUT: usize = 1024 * 1024;
 
 /// Runs `az version -o json`: one process, stdout captured, its stderr read here (az's "a new
 /// version is available" notes would only be noise in doctor's report).
-pub(super) fn az_version(signals: &Signals) -> Result<AzVersion, String> {
+pub(super) fn az_version(
+    signals: &Signals,
+    az: Option<&std::path::Path>,
+) -> Result<AzVersion, String> {
     let argv: Vec<String> = ["az", "version", "-o", "json"]
         .iter()
         .map(|s| s.to_string())
@@ -30,6 +33,7 @@ pub(super) fn az_version(signals: &Signals) -> Result<AzVersion, String> {
         background: true,
         pipe_stderr: true,
         capture_stdout: true,
+        az,
     })
     .map_err(|e| e.to_string())?;
     let mut said = Vec::new();
@@ -102,13 +106,13 @@ fn at_least(v: &str, min: (u64, u64, u64)) -> bool {
 
 /// Why a profile's connection runs one of `az network bastion rdp|ssh|tunnel` on `os`, if it
 /// does (the native engine needs no extension).
-fn bastion_command(p: &Profile, os: Os) -> Option<&'static str> {
-    let opts = PlanOptions::for_os(os);
+fn bastion_command(p: &Profile, opts: &PlanOptions) -> Option<&'static str> {
+    let os = opts.os;
     if p.template.is_some() {
         return Some("its own template runs az's commands");
     }
     match p.mode {
-        Mode::Ssh if !plan::native_ssh(p, &opts) => Some(if p.auth_type == Some(AuthType::Aad) {
+        Mode::Ssh if !plan::native_ssh(p, opts) => Some(if p.auth_type == Some(AuthType::Aad) {
             "ssh with Entra (aad) runs `az network bastion ssh`"
         } else {
             "`tunnel_engine: az` runs `az network bastion ssh`"
@@ -116,7 +120,7 @@ fn bastion_command(p: &Profile, os: Os) -> Option<&'static str> {
         Mode::Rdp if !plan::uses_tunnel(p, os, false) => {
             Some("rdp with `client: auto` on Windows runs `az network bastion rdp`")
         }
-        _ if plan::uses_tunnel(p, os, false) && plan::engine(p, &opts) == TunnelEngine::Az => {
+        _ if plan::uses_tunnel(p, os, false) && plan::engine(p, opts) == TunnelEngine::Az => {
             Some("`tunnel_engine: az` runs `az network bastion tunnel`")
         }
         _ => None,
@@ -124,21 +128,21 @@ fn bastion_command(p: &Profile, os: Os) -> Option<&'static str> {
 }
 
 /// Why a profile's connection runs `az network bastion ssh`, which needs the ssh extension.
-fn ssh_command(p: &Profile, os: Os) -> Option<&'static str> {
+fn ssh_command(p: &Profile, opts: &PlanOptions) -> Option<&'static str> {
     (p.mode == Mode::Ssh)
-        .then(|| bastion_command(p, os))
+        .then(|| bastion_command(p, opts))
         .flatten()
 }
 
 /// The considered profiles that need something, with why.
 fn needers<'a>(
     scope: &Scope<'a>,
-    why: fn(&Profile, Os) -> Option<&'static str>,
+    why: fn(&Profile, &PlanOptions) -> Option<&'static str>,
 ) -> Vec<(&'a str, &'static str)> {
     scope
         .considered
         .iter()
-        .filter_map(|p| why(p, scope.os).map(|w| (p.name.as_str(), w)))
+        .filter_map(|p| why(p, &scope.plan_options()).map(|w| (p.name.as_str(), w)))
         .collect()
 }
 
@@ -169,7 +173,7 @@ pub(super) fn checks(scope: &Scope, f: &Found) -> Vec<Check> {
         extension(scope, f, "ssh", &ssh),
         tenants(scope, f),
         rdp_client(scope),
-        tls_arm(f),
+        tls_arm(scope, f),
     ]
 }
 
@@ -263,7 +267,10 @@ fn extension(scope: &Scope, f: &Found, name: &'static str, needers: &[(&str, &st
 }
 
 fn tenants(scope: &Scope, f: &Found) -> Check {
-    let file = crate::azure::signin::config_dir()
+    let file = scope
+        .azure
+        .az_config_dir
+        .as_ref()
         .map(|d| d.join("azureProfile.json").display().to_string())
         .unwrap_or_else(|| "azureProfile.json".into());
     let subs = f.az_profile.known.len();
@@ -434,7 +441,7 @@ fn rdp_client(scope: &Scope) -> Check {
     Check::ok(NAME, shown_clients.join(", "))
 }
 
-fn tls_arm(f: &Found) -> Check {
+fn tls_arm(scope: &Scope, f: &Found) -> Check {
     match &f.tls_arm {
         Ok(how) => {
             let mut trusted = vec![if cfg!(target_os = "linux") {
@@ -442,10 +449,8 @@ fn tls_arm(f: &Found) -> Check {
             } else {
                 "the platform's trust store".to_string()
             }];
-            for var in crate::azure::tls::BUNDLE_VARS {
-                if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-                    trusted.push(format!("{var}={}", std::path::Path::new(&v).display()));
-                }
+            for (var, path) in &scope.azure.bundles {
+                trusted.push(format!("{var}={}", path.display()));
             }
             Check::ok(
                 "tls-arm",

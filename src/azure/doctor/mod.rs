@@ -112,6 +112,20 @@ pub struct Scope<'a> {
     /// Whether `considered` is the whole set (for messages).
     pub whole_set: bool,
     pub os: Os,
+    /// `BPROF_TUNNEL_ENGINE`, for profiles that do not say.
+    pub engine: Option<crate::profile::raw::TunnelEngine>,
+    /// The Azure client's settings (ARM endpoint, proxy, bundles, az).
+    pub azure: &'a super::Config,
+}
+
+impl Scope<'_> {
+    /// The plan options a connection of this scope is planned with.
+    pub fn plan_options(&self) -> crate::plan::PlanOptions {
+        crate::plan::PlanOptions {
+            engine: self.engine,
+            ..crate::plan::PlanOptions::for_os(self.os)
+        }
+    }
 }
 
 /// One ARM read: with the token of `subscription` (lower case), GET `target` (every page of a
@@ -277,10 +291,10 @@ pub fn run(
     signals: &Signals,
     progress: &dyn Fn(&str),
 ) -> Result<Vec<Check>, AzureError> {
-    let az = crate::process::resolve_program("az")
+    let az = crate::process::resolve_program("az", scope.azure.az.as_deref())
         .map(|p| p.display().to_string())
         .map_err(|e| e.to_string());
-    let az_profile = AzProfile::read();
+    let az_profile = AzProfile::read(scope.azure);
     let rt = super::runtime("starting doctor's runtime")?;
     let gathered = rt.block_on(async {
         let watch = super::until_signal(signals);
@@ -310,7 +324,8 @@ async fn gather(
     signals: &Signals,
     progress: &dyn Fn(&str),
 ) -> Found {
-    let net = Net::from_env().and_then(|net| Arm::from_env(net.clone()).map(|arm| (net, arm)));
+    let net = Net::from_config(scope.azure)
+        .and_then(|net| Arm::from_config(net.clone(), scope.azure).map(|arm| (net, arm)));
     // one token per subscription that az is signed in to; `az version` beside them
     let mut subscriptions: Vec<String> = Vec::new();
     if az.is_ok() {
@@ -330,14 +345,14 @@ async fn gather(
         }
     ));
     let version = az.is_ok().then(|| {
-        let signals = signals.clone();
-        tokio::task::spawn_blocking(move || local::az_version(&signals))
+        let (signals, az) = (signals.clone(), scope.azure.az.clone());
+        tokio::task::spawn_blocking(move || local::az_version(&signals, az.as_deref()))
     });
     let fetches: Vec<_> = subscriptions
         .iter()
         .map(|sub| {
-            let (sub, signals) = (sub.clone(), signals.clone());
-            tokio::task::spawn_blocking(move || token::fetch(&sub, &signals))
+            let (sub, signals, az) = (sub.clone(), signals.clone(), scope.azure.az.clone());
+            tokio::task::spawn_blocking(move || token::fetch(&sub, &signals, az.as_deref()))
         })
         .collect();
     let tls_arm = async {
@@ -349,86 +364,84 @@ async fn gather(
             }),
         }
     };
-    let remote =
-        async {
-            let mut tokens: HashMap<String, AccessToken> = HashMap::new();
-            let mut facts: HashMap<String, Result<TokenFacts, String>> = HashMap::new();
-            for (sub, fetch) in subscriptions.iter().zip(fetches) {
-                let fetched = fetch.await.unwrap_or_else(|e| {
-                    Err(AzureError::Io {
-                        what: "the token call".into(),
-                        why: e.to_string(),
-                    })
-                });
-                match fetched {
-                    Ok(t) => {
-                        let claims = t.claims().unwrap_or_default();
-                        facts.insert(
-                            sub.clone(),
-                            Ok(TokenFacts {
-                                oid: claims.oid,
-                                upn: claims.upn.or(claims.unique_name),
-                                len: t.secret.expose().len(),
-                            }),
-                        );
-                        tokens.insert(sub.clone(), t);
-                    }
-                    Err(e) => {
-                        facts.insert(sub.clone(), Err(bounded(&e.to_string(), 300)));
-                    }
+    let remote = async {
+        let mut tokens: HashMap<String, AccessToken> = HashMap::new();
+        let mut facts: HashMap<String, Result<TokenFacts, String>> = HashMap::new();
+        for (sub, fetch) in subscriptions.iter().zip(fetches) {
+            let fetched = fetch.await.unwrap_or_else(|e| {
+                Err(AzureError::Io {
+                    what: "the token call".into(),
+                    why: e.to_string(),
+                })
+            });
+            match fetched {
+                Ok(t) => {
+                    let claims = t.claims().unwrap_or_default();
+                    facts.insert(
+                        sub.clone(),
+                        Ok(TokenFacts {
+                            oid: claims.oid,
+                            upn: claims.upn.or(claims.unique_name),
+                            len: t.secret.expose().len(),
+                        }),
+                    );
+                    tokens.insert(sub.clone(), t);
+                }
+                Err(e) => {
+                    facts.insert(sub.clone(), Err(bounded(&e.to_string(), 300)));
                 }
             }
-            let mut reads = HashMap::new();
-            let mut tls = HashMap::new();
-            let Ok((net, arm)) = &net else {
-                return (facts, reads, tls);
-            };
-            // round 1: what the token alone lets us read
-            let first: Vec<Read> = distinct(scope.profiles.iter().flat_map(|p| {
-                let oid = facts
-                    .get(&p.bastion.subscription.to_ascii_lowercase())
-                    .and_then(|f| f.as_ref().ok())
-                    .and_then(|f| f.oid.clone());
-                profile::first_reads(p, oid.as_deref())
-            }))
-            .into_iter()
-            .filter(|r| tokens.contains_key(&r.subscription))
-            .collect();
-            if !first.is_empty() {
-                progress(&format!("ARM: {} reads", first.len()));
-            }
-            let answers = join_all(first.iter().map(|r| read(arm, &tokens, r))).await;
-            reads.extend(first.into_iter().zip(answers));
-            // round 2: what those answers point at
-            let second: Vec<Read> = distinct(
-                scope
-                    .profiles
-                    .iter()
-                    .flat_map(|p| profile::second_reads(p, &reads)),
-            )
-            .into_iter()
-            .filter(|r| tokens.contains_key(&r.subscription) && !reads.contains_key(r))
-            .collect();
-            let hosts: Vec<Endpoint> =
-                distinct(scope.profiles.iter().filter_map(|p| {
-                    profile::bastion_host(p, scope.os, &reads).and_then(Result::ok)
-                }));
-            if !second.is_empty() || !hosts.is_empty() {
-                progress(&format!(
-                    "ARM: {} more reads, TLS to {} bastion host{}",
-                    second.len(),
-                    hosts.len(),
-                    if hosts.len() == 1 { "" } else { "s" }
-                ));
-            }
-            let (answers, probes) = tokio::join!(
-                join_all(second.iter().map(|r| read(arm, &tokens, r))),
-                join_all(hosts.iter().map(|h| probe(net, h)))
-            );
-            reads.extend(second.into_iter().zip(answers));
-            tls.extend(hosts.iter().map(|h| h.authority()).zip(probes));
-            (facts, reads, tls)
+        }
+        let mut reads = HashMap::new();
+        let mut tls = HashMap::new();
+        let Ok((net, arm)) = &net else {
+            return (facts, reads, tls);
         };
+        // round 1: what the token alone lets us read
+        let first: Vec<Read> = distinct(scope.profiles.iter().flat_map(|p| {
+            let oid = facts
+                .get(&p.bastion.subscription.to_ascii_lowercase())
+                .and_then(|f| f.as_ref().ok())
+                .and_then(|f| f.oid.clone());
+            profile::first_reads(p, oid.as_deref())
+        }))
+        .into_iter()
+        .filter(|r| tokens.contains_key(&r.subscription))
+        .collect();
+        if !first.is_empty() {
+            progress(&format!("ARM: {} reads", first.len()));
+        }
+        let answers = join_all(first.iter().map(|r| read(arm, &tokens, r))).await;
+        reads.extend(first.into_iter().zip(answers));
+        // round 2: what those answers point at
+        let second: Vec<Read> = distinct(
+            scope
+                .profiles
+                .iter()
+                .flat_map(|p| profile::second_reads(p, &reads)),
+        )
+        .into_iter()
+        .filter(|r| tokens.contains_key(&r.subscription) && !reads.contains_key(r))
+        .collect();
+        let hosts: Vec<Endpoint> = distinct(scope.profiles.iter().filter_map(|p| {
+            profile::bastion_host(p, &scope.plan_options(), &reads).and_then(Result::ok)
+        }));
+        if !second.is_empty() || !hosts.is_empty() {
+            progress(&format!(
+                "ARM: {} more reads, TLS to {} bastion host{}",
+                second.len(),
+                hosts.len(),
+                if hosts.len() == 1 { "" } else { "s" }
+            ));
+        }
+        let (answers, probes) = tokio::join!(
+            join_all(second.iter().map(|r| read(arm, &tokens, r))),
+            join_all(hosts.iter().map(|h| probe(net, h)))
+        );
+        reads.extend(second.into_iter().zip(answers));
+        tls.extend(hosts.iter().map(|h| h.authority()).zip(probes));
+        (facts, reads, tls)
+    };
     let (tls_arm, (tokens, reads, tls)) = tokio::join!(tls_arm, remote);
     let version = match version {
         Some(task) => Some(task.await.unwrap_or_else(|e| Err(e.to_string()))),

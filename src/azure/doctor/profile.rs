@@ -8,7 +8,7 @@ use crate::azure::arm::{BASTION_API, BastionFacts, resource_path};
 use crate::azure::bastion::{DataPlane, LARGE_TOKEN};
 use crate::azure::http::{Endpoint, bounded};
 use crate::azure::resources::{self, ENTRA_PUBLISHER, VmFacts};
-use crate::plan::{self, Os, PlanOptions};
+use crate::plan::{self, PlanOptions};
 use crate::profile::raw::{AuthType, Mode, Sku, TunnelEngine, VmOs};
 use crate::profile::resolve::Profile;
 
@@ -30,10 +30,9 @@ pub(super) fn entra(p: &Profile) -> bool {
 }
 
 /// Whether the profile's connection runs on bprof's own tunnel engine on `os`.
-fn native_path(p: &Profile, os: Os) -> bool {
-    let opts = PlanOptions::for_os(os);
-    plan::native_ssh(p, &opts)
-        || (plan::uses_tunnel(p, os, false) && plan::engine(p, &opts) == TunnelEngine::Native)
+fn native_path(p: &Profile, opts: &PlanOptions) -> bool {
+    plan::native_ssh(p, opts)
+        || (plan::uses_tunnel(p, opts.os, false) && plan::engine(p, opts) == TunnelEngine::Native)
 }
 
 fn bastion_read(p: &Profile) -> Read {
@@ -121,10 +120,10 @@ pub(super) fn second_reads(p: &Profile, answers: &Answers) -> Vec<Read> {
 /// engine: the profile's `dns_name`, else ARM's `dnsName`.
 pub(super) fn bastion_host(
     p: &Profile,
-    os: Os,
+    opts: &PlanOptions,
     answers: &Answers,
 ) -> Option<Result<Endpoint, String>> {
-    if !native_path(p, os) {
+    if !native_path(p, opts) {
         return None;
     }
     let dp = match &p.bastion.dns_name {
@@ -148,7 +147,7 @@ pub(super) fn checks(p: &Profile, scope: &Scope, f: &Found) -> Vec<Check> {
     };
     let facts = bastion_json.map(BastionFacts::from_json);
     out.extend(bastion_settings(p, facts.as_ref()));
-    out.push(tls_bastion(p, scope.os, f, facts.as_ref()));
+    out.push(tls_bastion(p, &scope.plan_options(), f, facts.as_ref()));
     let vm = vm_read(p).map(|r| f.got(&r));
     let vm_facts = match &vm {
         Some(Got::Value(v)) => Some(VmFacts::from_json(v)),
@@ -364,13 +363,13 @@ fn bastion_settings(p: &Profile, facts: Option<&BastionFacts>) -> Vec<Check> {
     vec![sku, tunneling, ip]
 }
 
-fn tls_bastion(p: &Profile, os: Os, f: &Found, facts: Option<&BastionFacts>) -> Check {
-    if !native_path(p, os) {
+fn tls_bastion(p: &Profile, opts: &PlanOptions, f: &Found, facts: Option<&BastionFacts>) -> Check {
+    if !native_path(p, opts) {
         return Check::skip(
             "tls-bastion",
             format!(
                 "on {} this profile connects through az's own commands, not bprof's engine",
-                os.name()
+                opts.os.name()
             ),
         );
     }

@@ -185,12 +185,6 @@ impl NoProxy {
     }
 }
 
-fn env(names: &[&str]) -> Option<String> {
-    names
-        .iter()
-        .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
-}
-
 impl Proxy {
     /// `http://[user:pass@]host[:port]` (or `host:port`); port 80 by default... as curl says,
     /// 1080 for none given is for socks; an HTTP proxy without a port is on 80.
@@ -259,14 +253,15 @@ fn valid_header_value(v: &str) -> bool {
 }
 
 impl Net {
-    pub fn from_env() -> Result<Net, AzureError> {
-        let proxy = match env(&["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]) {
-            Some(p) => Some(Proxy::parse(&p).map_err(|why| AzureError::ProxySetting { why })?),
+    /// The network as the person's settings say: TLS with their extra bundles, the proxy.
+    pub fn from_config(cfg: &super::Config) -> Result<Net, AzureError> {
+        let proxy = match cfg.proxy.as_deref().filter(|p| !p.trim().is_empty()) {
+            Some(p) => Some(Proxy::parse(p).map_err(|why| AzureError::ProxySetting { why })?),
             None => None,
         };
-        let no_proxy = NoProxy::parse(&env(&["NO_PROXY", "no_proxy"]).unwrap_or_default());
+        let no_proxy = NoProxy::parse(cfg.no_proxy.as_deref().unwrap_or_default());
         Ok(Net {
-            tls: Tls::from_env()?,
+            tls: Tls::from_bundles(&cfg.bundles)?,
             proxy,
             no_proxy,
         })
