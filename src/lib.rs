@@ -7,6 +7,7 @@
 //! (atomic file writes) are leaves any layer may use.
 pub mod azure;
 pub mod cli;
+pub mod files;
 pub mod machine;
 pub mod plan;
 pub mod process;
@@ -14,4 +15,5 @@ pub mod profile;
 pub mod session;
 pub mod sockets;
 pub mod terminal;
+pub mod text;
 pub mod write;

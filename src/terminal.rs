@@ -24,12 +24,12 @@ fn escaped(c: char, out: &mut String) {
 
 /// A value escaped for a terminal: every control character, line breaks and tabs included.
 pub fn value(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(crate::profile::allow::is_control) {
+    if !s.chars().any(crate::text::is_control) {
         return s.into();
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        if crate::profile::allow::is_control(c) {
+        if crate::text::is_control(c) {
             escaped(c, &mut out);
         } else {
             out.push(c);
@@ -50,7 +50,7 @@ pub fn text(s: &str, color: bool) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
-        if c == '\n' || c == '\t' || !crate::profile::allow::is_control(c) {
+        if c == '\n' || c == '\t' || !crate::text::is_control(c) {
             out.push(c);
             continue;
         }

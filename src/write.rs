@@ -39,32 +39,7 @@ impl WriteError {
 
 /// What a path that is not a regular file is, as people say it (None: a regular file).
 fn special(ft: &std::fs::FileType) -> Option<&'static str> {
-    if ft.is_file() {
-        return None;
-    }
-    if ft.is_symlink() {
-        return Some("a symlink");
-    }
-    if ft.is_dir() {
-        return Some("a directory");
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if ft.is_fifo() {
-            return Some("a FIFO (named pipe)");
-        }
-        if ft.is_socket() {
-            return Some("a socket");
-        }
-        if ft.is_char_device() {
-            return Some("a character device");
-        }
-        if ft.is_block_device() {
-            return Some("a block device");
-        }
-    }
-    Some("a special file")
+    crate::files::Special::of(ft).map(crate::files::Special::describe)
 }
 
 /// What is at `path` now: nothing (Ok), a regular file (Exists without `force`), or something

@@ -8,7 +8,7 @@ pub const MAX_PROFILE_BYTES: u64 = 16 * 1024 * 1024;
 /// blocks). Missing, unreadable, oversized or not a regular file: None.
 fn profile_bytes(cfg: &super::Config) -> Option<Vec<u8>> {
     let path = cfg.az_config_dir.as_ref()?.join("azureProfile.json");
-    crate::profile::files::read_regular(&path, MAX_PROFILE_BYTES).ok()
+    crate::files::read_regular(&path, MAX_PROFILE_BYTES).ok()
 }
 
 /// What az's profile file says: the subscriptions it knows (lower-case), its default, and the
@@ -59,7 +59,7 @@ impl AzProfile {
                 .iter()
                 .find(|s| s.get("isDefault").and_then(|d| d.as_bool()) == Some(true))
                 .and_then(id)
-                .filter(|i| crate::profile::resolve::regex_guid(i)),
+                .filter(|i| crate::text::is_guid(i)),
         }
     }
 

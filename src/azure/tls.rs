@@ -31,13 +31,12 @@ fn extra_bundles(
 ) -> Result<Vec<(String, Vec<u8>)>, AzureError> {
     let mut out = Vec::new();
     for (var, path) in named {
-        let bytes = crate::profile::files::read_regular(path, MAX_BUNDLE).map_err(|e| {
-            AzureError::Bundle {
+        let bytes =
+            crate::files::read_regular(path, MAX_BUNDLE).map_err(|e| AzureError::Bundle {
                 var: var.clone(),
                 path: path.display().to_string(),
                 why: e.to_string(),
-            }
-        })?;
+            })?;
         out.push((format!("{var}={}", path.display()), bytes));
     }
     Ok(out)
@@ -110,7 +109,7 @@ impl Tls {
             let mut roots = RootCertStore::empty();
             if platform
                 && let Some(bytes) = SYSTEM_BUNDLES.iter().find_map(|p| {
-                    crate::profile::files::read_regular(std::path::Path::new(p), MAX_BUNDLE).ok()
+                    crate::files::read_regular(std::path::Path::new(p), MAX_BUNDLE).ok()
                 })
             {
                 roots.add_parsable_certificates(

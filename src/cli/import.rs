@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use super::{Cli, Error, Out, exit};
 use crate::azure::import::{self, Inventory, Model, Options, Page, Request, Scope};
 use crate::azure::signin::AzProfile;
+use crate::files;
 use crate::process::Signals;
-use crate::profile::files;
 use crate::profile::load::{self, Section};
 
 /// The file name import writes into the profile directory by default.

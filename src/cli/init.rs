@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::profile::files::{self, ReadError, Special};
+use crate::files::{self, ReadError, Special};
 use crate::write::{WriteError, write_atomic};
 
 /// The example profile file `init` writes. Every GUID in it is a placeholder.

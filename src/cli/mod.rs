@@ -600,8 +600,8 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
             Ok(exit::OK)
         }
         Command::Schema { check: Some(file) } => {
-            use crate::profile::files::ReadError;
-            let copy = match crate::profile::files::read_regular(file, 16 * 1024 * 1024) {
+            use crate::files::ReadError;
+            let copy = match crate::files::read_regular(file, 16 * 1024 * 1024) {
                 Ok(c) => c,
                 Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(LoadError::NotFound {

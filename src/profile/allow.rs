@@ -399,17 +399,7 @@ pub fn login_args(args: &[String]) -> Vec<Outside> {
         .collect()
 }
 
-/// The first character that must never reach a terminal, an argv or an .rdp line: C0 and C1
-/// controls, DEL, and the Unicode bidirectional controls (which reorder what a reviewer sees).
-pub fn control_char(s: &str) -> Option<char> {
-    s.chars().find(|c| is_control(*c))
-}
-
-/// Whether `c` is a character that is escaped in output and refused in values.
-pub fn is_control(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-}
+pub use crate::text::{control_char, is_control};
 
 /// Characters `cmd.exe` interprets: on Windows az's ssh extension joins ssh's command line into
 /// one string and runs it through `cmd.exe`.

@@ -1,13 +1,16 @@
-//! Profile files to resolved profiles: `files` (reading files other people wrote), `yaml` (text
+//! Profile files to resolved profiles: `yaml` (text
 //! to a spanned tree), `raw` (types as written), `schema` (the JSON schema and its run-time
 //! check), `load` (discovery, files, names, overrides), `resolve` (inheritance, references,
 //! az's rules) and `diag` (problems and how they print).
 pub mod allow;
 pub mod diag;
-pub mod files;
+pub mod discover;
+pub mod extends;
 pub mod lint;
 pub mod load;
+pub mod names;
 pub mod raw;
+pub mod read;
 pub mod resolve;
 pub mod schema;
 pub mod trust;

@@ -276,7 +276,7 @@ impl Consents {
         }
         // a regular file only, opened without blocking (a FIFO there must not hang bprof), and
         // bounded
-        let read = crate::profile::files::read_regular(&path, MAX_STORE_BYTES);
+        let read = crate::files::read_regular(&path, MAX_STORE_BYTES);
         match read.map(|bytes| serde_json::from_slice::<StoreFile>(&bytes)) {
             Ok(Ok(s)) => c.approved = s.approved,
             Ok(Err(e)) => c.ignored = Some(format!("it is not bprof's consent file: {e}")),
