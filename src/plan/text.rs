@@ -1,0 +1,55 @@
+//! A plan as people read it: lines to paste into the target OS's shell, conditions and notes
+//! as comments; and as JSON.
+
+use super::*;
+
+impl Plan {
+    /// The plan as lines a person can paste into the target OS's shell (PowerShell on Windows,
+    /// POSIX sh elsewhere); conditions and notes are `#` comment lines.
+    pub fn to_text(&self) -> String {
+        let windows = self.os == Os::Windows;
+        let shell = if windows { "PowerShell" } else { "sh" };
+        let mut out = format!(
+            "# plan for profile `{}` on {} ({shell})\n",
+            self.profile,
+            self.os.name()
+        );
+        if !self.sources.is_empty() {
+            out.push_str("# values that reach a program or an .rdp file, and who set them:\n");
+            for s in &self.sources {
+                out.push_str(&format!("#   {}: {} ({})\n", s.what, s.from, s.trust));
+            }
+        }
+        for step in &self.steps {
+            if step.when.as_deref() == Some("not-signed-in") {
+                out.push_str("# not signed in to this tenant: sign in first\n");
+            }
+            if step.when.as_deref() == Some("login-changed-default") {
+                out.push_str("# only if the login changed your default subscription:\n");
+            }
+            if let StepKind::Tunnel { port } = step.kind {
+                out.push_str(&format!(
+                    "# open the tunnel on {} (in the background)\n",
+                    local_address(port)
+                ));
+            }
+            if step.argv.is_empty() || step.detail.is_some() {
+                out.push_str(&format!(
+                    "# {}: {}\n",
+                    step.name,
+                    step.detail.as_deref().unwrap_or("")
+                ));
+            }
+            if step.argv.is_empty() {
+                continue;
+            }
+            out.push_str(&crate::plan::shell::join(&step.argv, windows));
+            out.push('\n');
+        }
+        out
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}

@@ -1,0 +1,161 @@
+//! The temporary .rdp file of a run: in a directory of the person's own, a new name per run,
+//! readable by the person only, removed when dropped (every way a run ends).
+
+use super::*;
+
+/// The temporary .rdp file of one run: a name no other run uses (`PROFILE-PID-N.rdp`, created
+/// new, so nothing can be placed there first) in the private directory. Owned: dropping it
+/// removes the file (and the directory, when no other run has a file in it).
+pub struct TempRdp {
+    path: PathBuf,
+}
+
+impl TempRdp {
+    /// Writes `bytes` (0600) under a fresh name beside `planned` (the plan's representative
+    /// path, `DIR/PROFILE.rdp`), in `DIR` created private (0700).
+    pub fn create(planned: &Path, bytes: &[u8]) -> Result<TempRdp, crate::write::WriteError> {
+        use std::io::Write;
+        let dir = planned.parent().unwrap_or(Path::new("."));
+        let err = |path: &Path, source| crate::write::WriteError::Write {
+            path: path.display().to_string(),
+            source,
+        };
+        create_private_dir(dir).map_err(|e| err(dir, e))?;
+        let stem = planned
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "bprof".into());
+        let pid = std::process::id();
+        let mut attempt = 0u32;
+        loop {
+            let path = dir.join(format!("{stem}-{pid}-{attempt}.rdp"));
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            match opts.open(&path) {
+                Ok(mut f) => {
+                    // owned from here: a failed write removes it
+                    let guard = TempRdp { path };
+                    f.write_all(bytes)
+                        .and_then(|()| f.sync_all())
+                        .map_err(|e| err(&guard.path, e))?;
+                    return Ok(guard);
+                }
+                // a file of a crashed run with this pid, or another run of ours: the next name
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 1000 => {
+                    attempt += 1;
+                }
+                // another run that ended removed the (then empty) directory meanwhile
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 1000 => {
+                    create_private_dir(dir).map_err(|e| err(dir, e))?;
+                    attempt += 1;
+                }
+                Err(e) => return Err(err(&path, e)),
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempRdp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        if let Some(dir) = self.path.parent() {
+            // only when empty: another run's file keeps it
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Creates `dir` readable by the user only (0700 on Unix).
+pub(super) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let meta = std::fs::symlink_metadata(dir)?;
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        if !meta.is_dir() || meta.uid() != uid {
+            return Err(std::io::Error::other(format!(
+                "{} is not a directory of yours",
+                dir.display()
+            )));
+        }
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_rdp_files_are_unique_per_run_and_removed_when_dropped() {
+        let d = tempfile::tempdir().unwrap();
+        let planned = d.path().join("bprof-alice/p.rdp");
+        // a file left by a crashed run with this pid, under the first name
+        let a = TempRdp::create(&planned, b"a").unwrap();
+        let b = TempRdp::create(&planned, b"b").unwrap();
+        assert_ne!(a.path(), b.path(), "two runs, two files");
+        assert_eq!(std::fs::read(a.path()).unwrap(), b"a");
+        assert_eq!(std::fs::read(b.path()).unwrap(), b"b");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(a.path()), 0o600);
+            assert_eq!(mode(planned.parent().unwrap()), 0o700);
+        }
+        let (pa, pb) = (a.path().to_path_buf(), b.path().to_path_buf());
+        drop(a);
+        assert!(
+            !pa.exists() && pb.exists(),
+            "one run's end leaves the other's file"
+        );
+        // a panic is an end too
+        let r = std::panic::catch_unwind(move || {
+            let _b = b;
+            panic!("a bug");
+        });
+        assert!(r.is_err());
+        assert!(
+            !pb.exists() && !planned.parent().unwrap().exists(),
+            "nothing left"
+        );
+    }
+
+    #[test]
+    fn a_stale_file_under_the_first_name_is_passed_by() {
+        let d = tempfile::tempdir().unwrap();
+        let planned = d.path().join("bprof-alice/p.rdp");
+        create_private_dir(planned.parent().unwrap()).unwrap();
+        let stale = planned.with_file_name(format!("p-{}-0.rdp", std::process::id()));
+        std::fs::write(&stale, b"stale").unwrap();
+        let f = TempRdp::create(&planned, b"new").unwrap();
+        assert_ne!(f.path(), stale);
+        assert_eq!(
+            std::fs::read(&stale).unwrap(),
+            b"stale",
+            "not written through"
+        );
+    }
+}
