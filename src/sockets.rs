@@ -1,6 +1,7 @@
 //! The kernel's socket tables (`/proc/net/tcp`, `/proc/net/tcp6` on Linux): who listens on a
 //! port, and whose process is at the other end of a loopback connection. The parsers take the
 //! files' text, so they are tested with sample text on every OS.
+#![deny(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -10,16 +11,21 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 pub fn socket_addr(text: &str) -> Option<SocketAddr> {
     let (addr, port) = text.split_once(':')?;
     let port = u16::from_str_radix(port, 16).ok()?;
-    let word = |i: usize| -> Option<[u8; 4]> {
-        let hex = addr.get(i * 8..i * 8 + 8)?;
-        Some(u32::from_str_radix(hex, 16).ok()?.to_ne_bytes())
-    };
-    let ip = match addr.len() {
-        8 => IpAddr::V4(Ipv4Addr::from(word(0)?)),
-        32 => {
+    // each 32-bit word, 8 hex digits, in the machine's byte order
+    let words = addr
+        .as_bytes()
+        .chunks(8)
+        .map(|hex| {
+            let hex = std::str::from_utf8(hex).ok().filter(|h| h.len() == 8)?;
+            Some(u32::from_str_radix(hex, 16).ok()?.to_ne_bytes())
+        })
+        .collect::<Option<Vec<[u8; 4]>>>()?;
+    let ip = match words.as_slice() {
+        [w] => IpAddr::V4(Ipv4Addr::from(*w)),
+        [a, b, c, d] => {
             let mut bytes = [0u8; 16];
-            for i in 0..4 {
-                bytes[i * 4..i * 4 + 4].copy_from_slice(&word(i)?);
+            for (slot, word) in bytes.chunks_mut(4).zip([a, b, c, d]) {
+                slot.copy_from_slice(word);
             }
             IpAddr::V6(Ipv6Addr::from(bytes))
         }
