@@ -39,13 +39,55 @@ pub struct Problem {
     pub source_line: Option<String>,
 }
 
+/// Where each line of a text starts, found once: a file with many problems quotes each of
+/// their lines without scanning the text again (reporting stays linear in the problems).
+#[derive(Debug, Default, Clone)]
+pub struct Lines {
+    starts: Vec<usize>,
+}
+
+impl Lines {
+    pub fn of(text: &str) -> Lines {
+        let mut starts = vec![0];
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i.saturating_add(1)),
+        );
+        Lines { starts }
+    }
+
+    /// Line `n` (1-based) of `text`, without its line break.
+    pub fn line<'t>(&self, text: &'t str, n: u32) -> Option<&'t str> {
+        let i = usize::try_from(n).ok()?.checked_sub(1)?;
+        let start = *self.starts.get(i)?;
+        let end = self
+            .starts
+            .get(i.saturating_add(1))
+            .map_or(text.len(), |e| e.saturating_sub(1));
+        text.get(start..end.max(start))
+            .map(|l| l.trim_end_matches('\r'))
+    }
+}
+
 impl Problem {
-    /// A problem at `pos` of a file whose text is `text`.
+    /// A problem at `pos` of a file whose text is `text` (scans the text for the line: for a
+    /// file with many problems, [`Problem::in_lines`]).
     pub fn new(file: &str, text: &str, pos: Pos, path: String, message: impl Into<String>) -> Self {
-        let source_line = text
-            .lines()
-            .nth(pos.line.saturating_sub(1) as usize)
-            .map(|l| l.trim_end_matches('\r').to_string());
+        Problem::in_lines(file, text, &Lines::of(text), pos, path, message)
+    }
+
+    /// [`Problem::new`] with the text's lines already found.
+    pub fn in_lines(
+        file: &str,
+        text: &str,
+        lines: &Lines,
+        pos: Pos,
+        path: String,
+        message: impl Into<String>,
+    ) -> Self {
+        let source_line = lines.line(text, pos.line).map(str::to_string);
         Problem {
             severity: Severity::Error,
             file: file.to_string(),
@@ -224,6 +266,19 @@ pub fn closest<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_found_once_and_quoted_exactly() {
+        let text = "a: 1\r\nb: 2\n\nlast";
+        let lines = Lines::of(text);
+        assert_eq!(lines.line(text, 1), Some("a: 1"));
+        assert_eq!(lines.line(text, 2), Some("b: 2"));
+        assert_eq!(lines.line(text, 3), Some(""));
+        assert_eq!(lines.line(text, 4), Some("last"));
+        assert_eq!(lines.line(text, 5), None);
+        assert_eq!(lines.line(text, 0), None);
+        assert_eq!(Lines::of("").line("", 1), Some(""));
+    }
 
     #[test]
     fn data_escape_sequences_never_pass_even_with_color() {

@@ -103,6 +103,8 @@ pub struct SourceFile {
     /// For a file that could not be read as a whole: the names it seems to define (its keys,
     /// read tolerantly), so that what may depend on it is refused with the reason.
     pub seems_to_define: Vec<Part>,
+    /// Where its lines start, found at its first problem.
+    pub lines: std::sync::OnceLock<crate::profile::diag::Lines>,
 }
 
 /// A part of a profile file: the whole of it, its `defaults`, or one named entry.
@@ -148,9 +150,13 @@ impl SourceFile {
         } else {
             self.index.value_pos(pointer)
         };
-        let p = Problem::new(
+        let lines = self
+            .lines
+            .get_or_init(|| crate::profile::diag::Lines::of(&self.text));
+        let p = Problem::in_lines(
             &self.display,
             &self.text,
+            lines,
             pos,
             crate::profile::schema::human_path(&self.value, pointer),
             message,
@@ -423,6 +429,7 @@ pub fn attach_consents(set: &mut ProfileSet, src: &Sources) {
 
 /// Loads these files (from [`discover`]); paths are shown relative to `cwd`.
 pub fn load_files(paths: &[Found], cwd: &Path) -> Result<ProfileSet, LoadError> {
+    let left_out = &over_budget(paths, cwd);
     // files are parsed on all cores; their order (and so precedence) is kept
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -437,6 +444,18 @@ pub fn load_files(paths: &[Found], cwd: &Path) -> Result<ProfileSet, LoadError> 
                         .map(|found| {
                             let mut problems = Vec::new();
                             let display = display_path(&found.path, cwd);
+                            if let Some(why) = left_out.iter().find(|(p, _)| *p == found.path) {
+                                // not read at all: broken, defining nothing, named in one problem
+                                let f = unreadable(
+                                    found,
+                                    display,
+                                    String::new(),
+                                    false,
+                                    &[why.1.clone()],
+                                );
+                                problems.push(why.1.clone());
+                                return Ok((Some(f), problems));
+                            }
                             let f = read_found(found, display, &mut problems)?;
                             Ok((f, problems))
                         })
@@ -460,6 +479,55 @@ pub fn load_files(paths: &[Found], cwd: &Path) -> Result<ProfileSet, LoadError> 
     diag::sort(&mut problems);
     set.problems = problems;
     Ok(set)
+}
+
+/// The whole set is read up to this many bytes (each file up to [`MAX_FILE_BYTES`]).
+pub const MAX_SET_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The files left out of a set larger than [`MAX_SET_BYTES`] (judged by their sizes before
+/// anything is read): the largest first, until the rest fits; each with the one problem that
+/// names them all. The rest of the set is read and works.
+fn over_budget(paths: &[Found], cwd: &Path) -> Vec<(PathBuf, Problem)> {
+    let mut sized: Vec<(u64, &Found)> = paths
+        .iter()
+        .map(|f| (std::fs::metadata(&f.path).map_or(0, |m| m.len()), f))
+        .collect();
+    let mut total: u64 = sized.iter().map(|(n, _)| *n).fold(0, u64::saturating_add);
+    if total <= MAX_SET_BYTES {
+        return Vec::new();
+    }
+    sized.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.path.cmp(&b.1.path)));
+    let mut out: Vec<(u64, &Found)> = Vec::new();
+    for (n, f) in sized {
+        if total <= MAX_SET_BYTES {
+            break;
+        }
+        total = total.saturating_sub(n);
+        out.push((n, f));
+    }
+    let mib = |n: u64| format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0));
+    let names: Vec<String> = out
+        .iter()
+        .map(|(n, f)| format!("{} ({})", display_path(&f.path, cwd), mib(*n)))
+        .collect();
+    let first = out
+        .first()
+        .map(|(_, f)| display_path(&f.path, cwd))
+        .unwrap_or_default();
+    let problem = Problem::file_level(
+        &first,
+        format!(
+            "{} file{} left out: the profile set is larger than {} in all: {}",
+            out.len(),
+            if out.len() == 1 { "" } else { "s" },
+            mib(MAX_SET_BYTES),
+            names.join(", ")
+        ),
+    )
+    .with_help("profile files are small; remove what is not a profile file from the directory, or name the files you mean with --profiles");
+    out.into_iter()
+        .map(|(_, f)| (f.path.clone(), problem.clone()))
+        .collect()
 }
 
 #[cfg(test)]

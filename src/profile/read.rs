@@ -124,6 +124,7 @@ pub(crate) fn unreadable(
         excerpts,
         broken: vec![(Part::Whole, first)],
         seems_to_define: seems,
+        lines: Default::default(),
     }
 }
 
@@ -315,6 +316,7 @@ pub(crate) fn parse_text(
         excerpts,
         broken: Vec::new(),
         seems_to_define: Vec::new(),
+        lines: Default::default(),
     };
     let mut found = crate::profile::schema::check(
         &file.display,

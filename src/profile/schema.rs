@@ -132,6 +132,7 @@ pub fn check(
     if validator.is_valid(value) {
         return out;
     }
+    let lines = crate::profile::diag::Lines::of(text);
     for err in validator.iter_errors(value) {
         let pointer = err.instance_path().as_str().to_string();
         let at = |ptr: &str, key: bool, msg: String| {
@@ -140,7 +141,7 @@ pub fn check(
             } else {
                 index.value_pos(ptr)
             };
-            Problem::new(file, text, pos, human_path(value, ptr), msg).at_pointer(ptr)
+            Problem::in_lines(file, text, &lines, pos, human_path(value, ptr), msg).at_pointer(ptr)
         };
         let name = last_segment(&pointer);
         let instance = err.instance();

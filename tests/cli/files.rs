@@ -399,3 +399,31 @@ fn a_user_config_another_user_could_replace_grants_nothing() {
     std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o777)).unwrap();
     run_within(&t, &["plan", "p"]).code(0);
 }
+
+/// A set larger than its budget (64 MiB, judged from the files' sizes before reading): the
+/// largest files are left out, named in one error, and the rest still works, quickly.
+#[test]
+fn a_set_over_its_budget_leaves_out_its_largest_files_and_the_rest_works() {
+    let t = Test::new().file("profiles/p.yaml", set());
+    for (name, mib) in [("big-a.yaml", 40), ("big-b.yaml", 41), ("big-c.yaml", 42)] {
+        // sparse: the size is what counts, nothing is written
+        let f = std::fs::File::create(t.path().join("profiles").join(name)).unwrap();
+        f.set_len(mib << 20).unwrap();
+    }
+    let start = Instant::now();
+    let r = run_within(&t, &["plan", "p"]);
+    r.code(0)
+        .stderr_has("problems elsewhere in the profile set");
+    let r = run_within(&t, &["validate"]);
+    r.code(65)
+        .stderr_has("2 files left out: the profile set is larger than 64.0 MiB in all")
+        .stderr_has("profiles/big-c.yaml (42.0 MiB), profiles/big-b.yaml (41.0 MiB)")
+        // what is left is read as any file is: this one is over the per-file limit
+        .stderr_has("profiles/big-a.yaml:1:1");
+    assert!(!r.stderr.contains("big-a.yaml (40"), "{}", r.stderr);
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+}
