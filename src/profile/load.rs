@@ -451,7 +451,7 @@ pub fn load_files(paths: &[Found], cwd: &Path) -> Result<ProfileSet, LoadError> 
                                     display,
                                     String::new(),
                                     false,
-                                    &[why.1.clone()],
+                                    std::slice::from_ref(&why.1),
                                 );
                                 problems.push(why.1.clone());
                                 return Ok((Some(f), problems));
