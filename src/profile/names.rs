@@ -39,7 +39,10 @@ pub fn assemble(files: Vec<SourceFile>, problems: &mut Vec<Problem>) -> ProfileS
                 }
                 continue;
             }
-            let broken = |part: &Part| file.broken.iter().find(|(p, _)| p == part).map(|(_, w)| w);
+            // looked up once per entry: a map, so many broken entries stay linear
+            let broken_parts: std::collections::BTreeMap<&Part, &Problem> =
+                file.broken.iter().rev().map(|(p, w)| (p, w)).collect();
+            let broken = |part: &Part| broken_parts.get(part).copied();
             for section in Section::ALL {
                 let Some(map) = file.value.get(section.key()).and_then(Value::as_object) else {
                     continue;

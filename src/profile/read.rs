@@ -338,11 +338,13 @@ pub(crate) fn parse_text(
         .with_help("names are text: `\"007\": ...`; otherwise `007` and `7` are the same key");
         found.push(p);
     }
+    // each broken part once, with its first problem (a set: many problems stay linear)
+    let mut seen = std::collections::BTreeSet::new();
     for p in &found {
         let Some(part) = p.pointer.as_deref().and_then(Part::of) else {
             continue;
         };
-        if !file.broken.iter().any(|(q, _)| *q == part) {
+        if seen.insert(part.clone()) {
             file.broken.push((part, p.clone()));
         }
     }
