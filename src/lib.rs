@@ -1,8 +1,9 @@
 //! bprof: declarative Azure Bastion profiles, validated, planned and run.
 //!
 //! Layers, each using only those below it: `cli` (commands, output, exit codes) -> `session`
-//! (executing a plan) -> `azure` (what az and Azure know) -> `plan` (steps from a resolved
-//! profile) -> `profile` (files to resolved profiles). `process` (the one place that starts
+//! (executing a plan) and the feature `tunnel` (the native tunnel engine) -> `azure` (what az
+//! and Azure know) -> `plan` (steps from a resolved profile) -> `profile` (files to resolved
+//! profiles). `process` (the one place that starts
 //! programs), `sockets` (the kernel's socket tables), `terminal` (the one output rule) and `write`
 //! (atomic file writes) are leaves any layer may use.
 pub mod azure;
@@ -13,4 +14,5 @@ pub mod profile;
 pub mod session;
 pub mod sockets;
 pub mod terminal;
+pub mod tunnel;
 pub mod write;
