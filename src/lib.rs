@@ -1,14 +1,16 @@
 //! bprof: declarative Azure Bastion profiles, validated, planned and run.
 //!
 //! Layers, each using only those below it: `cli` (commands, output, exit codes) -> `session`
-//! (executing a plan) and the features `tunnel` (the native tunnel engine) and `doctor` (the
-//! preflight checks) -> `azure` (what az and Azure know) -> `plan` (steps from a resolved profile) -> `profile` (files to resolved
-//! profiles). `process` (the one place that starts
-//! programs), `sockets` (the kernel's socket tables), `terminal` (the one output rule) and `write`
-//! (atomic file writes) are leaves any layer may use.
+//! (executing a plan) and the features `tunnel` (the native tunnel engine), `doctor` (the
+//! preflight checks) and `import` (a profile file from Resource Graph) -> `azure` (the client:
+//! what az and Azure know) -> `plan` (steps from a resolved profile) -> `profile` (files to
+//! resolved profiles). `process` (the one place that starts programs), `sockets` (the kernel's
+//! socket tables), `terminal` (the one output rule) and `write` (atomic file writes) are leaves
+//! any layer may use.
 pub mod azure;
 pub mod cli;
 pub mod doctor;
+pub mod import;
 pub mod plan;
 pub mod process;
 pub mod profile;
