@@ -1,6 +1,6 @@
 //! The existing file and the new one: whether import wrote it, its entries read back
-//! (leniently) and looked up by identity, what the run covered (its [`Scope`]), and how the
-//! profiles changed.
+//! (leniently) and looked up by identity, what the run covered (its [`Scope`]), its VMs outside
+//! the scope (kept with `--merge`, else dropped), and how the profiles changed.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use super::names::name_ok;
 use super::{
-    Inventory, MARK, Model, OutBastion, OutProfile, OutTenant, OutVm, Read, Request, Scope,
+    AzVm, Inventory, MARK, Model, Options, OutBastion, OutProfile, OutTenant, OutVm, Outcome, Read,
+    Request, Scope,
 };
 use crate::profile::raw::{RawBastion, RawProfile, RawTenant, RawVm, VmOs};
 use crate::profile::resolve::regex_guid;
@@ -191,4 +192,71 @@ pub fn changes(old: &Model, new: &Model) -> (Vec<String>, Vec<String>) {
         .cloned()
         .collect();
     (added, removed)
+}
+
+/// The existing file's VMs outside the scope (`chosen`: the VMs read and their bastions): kept
+/// with `--merge`, with their profiles, bastions and tenants, else dropped (counted).
+pub(super) fn keep_outside(
+    old: &Model,
+    old_by_vm: &ByVm,
+    opts: &Options,
+    chosen: &[(&AzVm, usize)],
+    out: &mut Outcome,
+) {
+    let read_now: BTreeSet<&str> = chosen.iter().map(|(v, _)| v.key.as_str()).collect();
+    for (vname, vm) in &old.vms {
+        let key = vm.resource_id.to_ascii_lowercase();
+        if read_now.contains(key.as_str())
+            || opts
+                .scope
+                .covers(&vm.resource_id, old.vm_tenant(vname, old_by_vm).as_deref())
+        {
+            continue;
+        }
+        if !opts.merge {
+            out.dropped_outside += 1;
+            continue;
+        }
+        if out.model.vms.contains_key(vname) {
+            continue;
+        }
+        let Some(&(pname, profile)) = old_by_vm.get(vname.as_str()) else {
+            continue;
+        };
+        let Some(bastion) = old.bastions.get(&profile.bastion) else {
+            continue;
+        };
+        if out.model.profiles.contains_key(pname) {
+            continue;
+        }
+        let mut tenants: Vec<&String> = vec![&bastion.tenant];
+        tenants.extend(vm.tenant.as_ref());
+        if tenants
+            .iter()
+            .any(|t| !old.tenants.contains_key(*t) && !out.model.tenants.contains_key(*t))
+        {
+            continue;
+        }
+        for t in tenants {
+            if let Some(entry) = old.tenants.get(t) {
+                out.model
+                    .tenants
+                    .entry(t.clone())
+                    .or_insert_with(|| entry.clone());
+            }
+        }
+        out.model
+            .bastions
+            .entry(profile.bastion.clone())
+            .or_insert_with(|| bastion.clone());
+        out.model.vms.insert(vname.clone(), vm.clone());
+        out.model.profiles.insert(
+            pname.clone(),
+            OutProfile {
+                os: vm.os,
+                ..profile.clone()
+            },
+        );
+        out.kept_outside += 1;
+    }
 }

@@ -59,78 +59,99 @@ pub fn emit(model: &Model, schema: Option<&str>) -> String {
         s.push_str(&format!("# yaml-language-server: $schema={path}\n"));
     }
     s.push_str("version: 1\n");
-    let field = |s: &mut String, key: &str, value: &str| {
-        s.push_str(&format!("    {key}: {}\n", quoted(value)));
-    };
-    let os_word = |os: VmOs| match os {
+    emit_tenants(&mut s, model);
+    emit_bastions(&mut s, model);
+    emit_vms(&mut s, model);
+    emit_profiles(&mut s, model);
+    s
+}
+
+/// One field of an entry: `    key: "value"`.
+fn field(s: &mut String, key: &str, value: &str) {
+    s.push_str(&format!("    {key}: {}\n", quoted(value)));
+}
+
+fn os_word(os: VmOs) -> &'static str {
+    match os {
         VmOs::Windows => "windows",
         VmOs::Linux => "linux",
-    };
+    }
+}
+
+fn emit_tenants(s: &mut String, model: &Model) {
     if !model.tenants.is_empty() {
         s.push_str("\ntenants:\n");
         for (name, t) in &model.tenants {
             s.push_str(&format!("  {}:\n", quoted(name)));
-            field(&mut s, "id", &t.id);
-            field(&mut s, "subscription", &t.subscription);
+            field(s, "id", &t.id);
+            field(s, "subscription", &t.subscription);
         }
     }
+}
+
+fn emit_bastions(s: &mut String, model: &Model) {
     if !model.bastions.is_empty() {
         s.push_str("\nbastions:\n");
         for (name, b) in &model.bastions {
             s.push_str(&format!("  {}:\n", quoted(name)));
-            field(&mut s, "tenant", &b.tenant);
+            field(s, "tenant", &b.tenant);
             if let Some(sub) = &b.subscription {
-                field(&mut s, "subscription", sub);
+                field(s, "subscription", sub);
             }
-            field(&mut s, "resource_group", &b.resource_group);
-            field(&mut s, "name", &b.name);
+            field(s, "resource_group", &b.resource_group);
+            field(s, "name", &b.name);
             if let Some(sku) = &b.sku {
-                field(&mut s, "sku", sku);
+                field(s, "sku", sku);
             }
             if let Some(ip) = b.ip_connect {
                 s.push_str(&format!("    ip_connect: {ip}\n"));
             }
             if let Some(d) = &b.dns_name {
-                field(&mut s, "dns_name", d);
+                field(s, "dns_name", d);
             }
         }
     }
+}
+
+fn emit_vms(s: &mut String, model: &Model) {
     if !model.vms.is_empty() {
         s.push_str("\nvms:\n");
         for (name, v) in &model.vms {
             s.push_str(&format!("  {}:\n", quoted(name)));
             if let Some(t) = &v.tenant {
-                field(&mut s, "tenant", t);
+                field(s, "tenant", t);
             }
-            field(&mut s, "resource_id", &v.resource_id);
-            field(&mut s, "os", os_word(v.os));
+            field(s, "resource_id", &v.resource_id);
+            field(s, "os", os_word(v.os));
             if let Some(c) = &v.computer_name {
-                field(&mut s, "computer_name", c);
+                field(s, "computer_name", c);
             }
         }
     }
+}
+
+fn emit_profiles(s: &mut String, model: &Model) {
     if !model.profiles.is_empty() {
         s.push_str("\nprofiles:\n");
         for (name, p) in &model.profiles {
             s.push_str(&format!("  {}:\n", quoted(name)));
             if let Some(d) = &p.description {
-                field(&mut s, "description", d);
+                field(s, "description", d);
             }
-            field(&mut s, "bastion", &p.bastion);
-            field(&mut s, "vm", &p.vm);
+            field(s, "bastion", &p.bastion);
+            field(s, "vm", &p.vm);
             match p.os {
                 VmOs::Windows => {
-                    field(&mut s, "mode", "rdp");
+                    field(s, "mode", "rdp");
                     s.push_str("    enable_mfa: true\n");
                 }
                 VmOs::Linux => {
-                    field(&mut s, "mode", "ssh");
-                    field(&mut s, "auth_type", "aad");
+                    field(s, "mode", "ssh");
+                    field(s, "auth_type", "aad");
                 }
             }
         }
     }
-    s
 }
 
 /// Every problem the text has as a profile file at `path` (alone: its own tenants, bastions,
