@@ -1,21 +1,17 @@
 //! What az and Azure know: `signin` reads az's local profile (who is signed in where); `token`
 //! gets the ARM access token from az; `tls` and `http` are bprof's own HTTPS; `arm` is Azure
 //! Resource Manager; `resources` the reads around a connection (VM, extensions, role
-//! assignments, NIC, virtual network); `bastion` is the bastion's data plane; `tunnel` is the
-//! native tunnel engine (listener, sessions, pump); `doctor` the preflight checks; `import`
-//! builds a profile file from Resource Graph; `known` is the table of az's and the service's
-//! known failures and their hints.
+//! assignments, NIC, virtual network); `bastion` is the bastion's data plane; `known` is the
+//! table of az's and the service's known failures and their hints. The features that use them
+//! (`tunnel`, `doctor`, `import`) are rooms of their own above this one: nothing here uses them.
 pub mod arm;
 pub mod bastion;
-pub mod doctor;
 pub mod http;
-pub mod import;
 pub mod known;
 pub mod resources;
 pub mod signin;
 pub mod tls;
 pub mod token;
-pub mod tunnel;
 
 use crate::process::{Exit, ProcessError, Signals};
 

@@ -1,6 +1,6 @@
 //! `doctor [PROFILE]...`: preflight checks of this machine and of the profiles named, each ok,
 //! warn, fail or skip with what was seen and the fix; exit 0 when none fails, 1 when one does.
-//! The checks themselves are the library's (`azure::doctor`); this prints them.
+//! The checks themselves are the library's (`doctor`); this prints them.
 
 use std::cell::Cell;
 use std::io::{IsTerminal, Write};
@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::output::{print, print_json};
 use super::{Cli, Error, Format, Out, exit, load_set};
 use crate::azure::AzureError;
-use crate::azure::doctor::{self, Check, Scope, Status};
+use crate::doctor::{self, Check, Scope, Status};
 use crate::plan::Os;
 use crate::process::Signals;
 use crate::profile::load::Section;

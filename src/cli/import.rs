@@ -7,9 +7,9 @@ use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 
 use super::{Cli, Error, Out, exit};
-use crate::azure::import::{self, Inventory, Model, Options, Page, Request, Scope};
 use crate::azure::signin::AzProfile;
 use crate::files;
+use crate::import::{self, Inventory, Model, Options, Page, Request, Scope};
 use crate::process::Signals;
 use crate::profile::load::{self, Section};
 

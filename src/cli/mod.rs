@@ -385,7 +385,7 @@ pub enum Error {
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
     #[error(transparent)]
-    Import(#[from] crate::azure::import::ImportError),
+    Import(#[from] crate::import::ImportError),
     #[error("{path} was not written by bprof import: it is left as it is")]
     NotImported { path: String },
     #[error("{path} was written by bprof import but cannot be read ({why}): it is left as it is")]
@@ -435,7 +435,7 @@ impl Error {
             Error::Output(_) => exit::CANT_CREATE,
             Error::Import(e) => {
                 use crate::azure::AzureError;
-                use crate::azure::import::ImportError;
+                use crate::import::ImportError;
                 match e {
                     ImportError::Usage(_) => exit::USAGE,
                     ImportError::Azure(AzureError::Process(ProcessError::Interrupted {

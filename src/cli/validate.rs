@@ -1,6 +1,6 @@
 //! `bprof validate [PATH]...`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
@@ -46,8 +46,13 @@ pub(super) fn validate(
                 paths: vec![dir],
                 ..named_src.clone()
             };
+            let same =
+                |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+                    (Ok(a), Ok(b)) => a == b,
+                    _ => a == b,
+                };
             for f in load::discover(&ctx).unwrap_or_default() {
-                if !files.iter().any(|g| g.path == f.path) {
+                if !files.iter().any(|g| same(&g.path, &f.path)) {
                     files.push(f);
                 }
             }
@@ -68,6 +73,7 @@ pub(super) fn validate(
         .count();
     let problems = match load::load_files(&files, &src.cwd) {
         Ok(mut set) => {
+            set.home = src.home.clone();
             load::attach_consents(&mut set, &src);
             let problems = plan::validate_all(&set);
             super::leave(set);

@@ -488,9 +488,13 @@ pub const MAX_SET_BYTES: u64 = 64 * 1024 * 1024;
 /// anything is read): the largest first, until the rest fits; each with the one problem that
 /// names them all. The rest of the set is read and works.
 fn over_budget(paths: &[Found], cwd: &Path) -> Vec<(PathBuf, Problem)> {
+    // a file counts with what would be read of it: past its own limit it is refused unread
     let mut sized: Vec<(u64, &Found)> = paths
         .iter()
-        .map(|f| (std::fs::metadata(&f.path).map_or(0, |m| m.len()), f))
+        .map(|f| {
+            let len = std::fs::metadata(&f.path).map_or(0, |m| m.len());
+            (len.min(MAX_FILE_BYTES.saturating_add(1)), f)
+        })
         .collect();
     let mut total: u64 = sized.iter().map(|(n, _)| *n).fold(0, u64::saturating_add);
     if total <= MAX_SET_BYTES {

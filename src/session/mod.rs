@@ -15,9 +15,9 @@ pub use temp_rdp::TempRdp;
 use tunnel::*;
 
 use crate::azure::AzureError;
-use crate::azure::tunnel::{Engine, StartError};
 use crate::plan::{Plan, StepKind, local_address};
 use crate::process::{Child, Exit, ProcessError, SIGTERM, Signals, Spawn, moment, spawn};
+use crate::tunnel::{Engine, StartError};
 use az_output::{AzOutput, Seen};
 use listener::Owner;
 
@@ -504,7 +504,7 @@ pub fn proxy(plan: &Plan, signals: &Signals) -> Result<(), RunError> {
             profile: plan.profile.clone(),
         });
     };
-    let result = crate::azure::tunnel::proxy(engine_config(plan, t), signals);
+    let result = crate::tunnel::proxy(engine_config(plan, t), signals);
     if let Some(signal) = signals.received() {
         return Err(ProcessError::Interrupted { signal }.into());
     }
@@ -521,8 +521,8 @@ fn plan_port(plan: &Plan) -> Option<u16> {
 }
 
 /// The engine's configuration from the plan's step.
-fn engine_config(plan: &Plan, t: &crate::plan::NativeTunnel) -> crate::azure::tunnel::Config {
-    crate::azure::tunnel::Config {
+fn engine_config(plan: &Plan, t: &crate::plan::NativeTunnel) -> crate::tunnel::Config {
+    crate::tunnel::Config {
         profile: plan.profile.clone(),
         tenant: plan.tenant.clone(),
         tunnel: t.clone(),

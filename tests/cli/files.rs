@@ -405,7 +405,15 @@ fn a_user_config_another_user_could_replace_grants_nothing() {
 #[test]
 fn a_set_over_its_budget_leaves_out_its_largest_files_and_the_rest_works() {
     let t = Test::new().file("profiles/p.yaml", set());
-    for (name, mib) in [("big-a.yaml", 40), ("big-b.yaml", 41), ("big-c.yaml", 42)] {
+    // each counts with what would be read of it (at most 16 MiB): 93 MiB in all
+    for (name, mib) in [
+        ("z1.yaml", 16),
+        ("z2.yaml", 16),
+        ("z3.yaml", 16),
+        ("z4.yaml", 16),
+        ("z5.yaml", 15),
+        ("z6.yaml", 14),
+    ] {
         // sparse: the size is what counts, nothing is written
         let f = std::fs::File::create(t.path().join("profiles").join(name)).unwrap();
         f.set_len(mib << 20).unwrap();
@@ -417,10 +425,10 @@ fn a_set_over_its_budget_leaves_out_its_largest_files_and_the_rest_works() {
     let r = run_within(&t, &["validate"]);
     r.code(65)
         .stderr_has("2 files left out: the profile set is larger than 64.0 MiB in all")
-        .stderr_has("profiles/big-c.yaml (42.0 MiB), profiles/big-b.yaml (41.0 MiB)")
-        // what is left is read as any file is: this one is over the per-file limit
-        .stderr_has("profiles/big-a.yaml:1:1");
-    assert!(!r.stderr.contains("big-a.yaml (40"), "{}", r.stderr);
+        .stderr_has("profiles/z1.yaml (16.0 MiB), profiles/z2.yaml (16.0 MiB)")
+        // what is left is read as any file is (these are NUL bytes)
+        .stderr_has("profiles/z3.yaml:1:1");
+    assert!(!r.stderr.contains("z3.yaml (16"), "{}", r.stderr);
     assert!(
         start.elapsed() < Duration::from_secs(20),
         "{:?}",

@@ -195,7 +195,7 @@ pub fn bastion(
 /// Microsoft.Compute/virtualMachines/<name>`.
 pub fn check_vm_resource_id(id: &str) -> Result<(), String> {
     let parts: Vec<&str> = id.split('/').collect();
-    let guid = regex_guid;
+    let guid = crate::text::is_guid;
     let ok_shape = parts.len() == 9
         && parts[0].is_empty()
         && parts[1].eq_ignore_ascii_case("subscriptions")
@@ -220,9 +220,6 @@ pub fn check_vm_resource_id(id: &str) -> Result<(), String> {
     }
     Ok(())
 }
-
-/// Whether `s` is a GUID (the name older callers know; [`crate::text::is_guid`]).
-pub use crate::text::is_guid as regex_guid;
 
 /// Checks one vm entry on its own (exactly one target, id shape, IP); returns it resolved.
 /// `default_tenant` is the bastion's tenant when the vm names none.

@@ -20,7 +20,7 @@ mod requests;
 
 use build::build;
 use entries::*;
-pub use entries::{Cache, bastion, check_vm_resource_id, regex_guid, validate_entries, vm};
+pub use entries::{Cache, bastion, check_vm_resource_id, validate_entries, vm};
 use layers::*;
 pub use references::{dangling_references, missing_required};
 pub use requests::destination;
@@ -476,8 +476,10 @@ mod tests {
 
     #[test]
     fn guids() {
-        assert!(regex_guid("00000000-0000-0000-0000-00000000abcd"));
-        assert!(!regex_guid("00000000-0000-0000-0000-00000000abc"));
-        assert!(!regex_guid("0000000g-0000-0000-0000-00000000abcd"));
+        assert!(crate::text::is_guid("00000000-0000-0000-0000-00000000abcd"));
+        assert!(!crate::text::is_guid("00000000-0000-0000-0000-00000000abc"));
+        assert!(!crate::text::is_guid(
+            "0000000g-0000-0000-0000-00000000abcd"
+        ));
     }
 }

@@ -3,7 +3,8 @@
 //! Checks of this machine ([`local`]): az and its version, the extensions az's own commands need,
 //! the tenants az is signed in to (its profile file, no az call), an RDP client, and TLS to ARM
 //! (the native engine's path, through the proxy, with the configured CA bundles). Checks of each
-//! profile ([`profile`]), through ARM REST: one az process for the token of each subscription,
+//! profile ([`profile`]: the reads, the account, the token and the bastion; [`vm`]: the VM and
+//! the way to it), through ARM REST: one az process for the token of each subscription,
 //! then the reads in as few rounds as their dependencies allow:
 //! 1. with the token: the bastion, the VM (instance view), its extensions and the role
 //!    assignments that reach the principal (Entra profiles);
@@ -18,6 +19,7 @@
 
 mod local;
 mod profile;
+mod vm;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,11 +27,11 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use serde_json::Value;
 
-use super::AzureError;
-use super::arm::Arm;
-use super::http::{Endpoint, Net, bounded};
-use super::signin::AzProfile;
-use super::token::{self, AccessToken};
+use crate::azure::AzureError;
+use crate::azure::arm::Arm;
+use crate::azure::http::{Endpoint, Net, bounded};
+use crate::azure::signin::AzProfile;
+use crate::azure::token::{self, AccessToken};
 use crate::plan::Os;
 use crate::process::{ProcessError, Signals};
 use crate::profile::resolve::Profile;
@@ -115,7 +117,7 @@ pub struct Scope<'a> {
     /// `BPROF_TUNNEL_ENGINE`, for profiles that do not say.
     pub engine: Option<crate::profile::raw::TunnelEngine>,
     /// The Azure client's settings (ARM endpoint, proxy, bundles, az).
-    pub azure: &'a super::Config,
+    pub azure: &'a crate::azure::Config,
 }
 
 impl Scope<'_> {
@@ -295,9 +297,9 @@ pub fn run(
         .map(|p| p.display().to_string())
         .map_err(|e| e.to_string());
     let az_profile = AzProfile::read(scope.azure);
-    let rt = super::runtime("starting doctor's runtime")?;
+    let rt = crate::azure::runtime("starting doctor's runtime")?;
     let gathered = rt.block_on(async {
-        let watch = super::until_signal(signals);
+        let watch = crate::azure::until_signal(signals);
         tokio::select! {
             found = gather(scope, az, az_profile, signals, progress) => Ok(found),
             signal = watch => Err(AzureError::Process(ProcessError::Interrupted { signal })),

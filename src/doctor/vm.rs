@@ -1,422 +1,16 @@
-//! The checks of one profile, judged from what ARM said: which reads a profile needs (in two
-//! rounds), and what each answer means for its connection.
+//! The checks of one profile's VM, judged from what ARM said: whether it runs, its computer
+//! name, Entra sign-in (extension and role), the network between the bastion and it, and the
+//! profile's own settings against what Azure says.
 
 use serde_json::Value;
 
-use super::{Check, Failure, Found, Got, Read, Scope, Status, name_of};
-use crate::azure::arm::{BASTION_API, BastionFacts, resource_path};
-use crate::azure::bastion::{DataPlane, LARGE_TOKEN};
-use crate::azure::http::{Endpoint, bounded};
+use super::profile::{entra, extensions_read, roles_read};
+use super::{Check, Failure, Found, Got, Read, Status, name_of};
+use crate::azure::arm::BastionFacts;
+use crate::azure::http::bounded;
 use crate::azure::resources::{self, ENTRA_PUBLISHER, VmFacts};
-use crate::plan::{self, PlanOptions};
-use crate::profile::raw::{AuthType, Mode, Sku, TunnelEngine, VmOs};
+use crate::profile::raw::{Mode, Sku, VmOs};
 use crate::profile::resolve::Profile;
-
-/// The answers read so far.
-type Answers = std::collections::HashMap<Read, Result<Value, Failure>>;
-
-fn value<'a>(answers: &'a Answers, r: &Read) -> Option<&'a Value> {
-    answers.get(r).and_then(|a| a.as_ref().ok())
-}
-
-/// Whether the profile signs in with Entra ID: rdp with `enable_mfa` or `auth_type: aad`, ssh
-/// with `auth_type: aad`.
-pub(super) fn entra(p: &Profile) -> bool {
-    match p.mode {
-        Mode::Rdp => p.enable_mfa || p.auth_type == Some(AuthType::Aad),
-        Mode::Ssh => p.auth_type == Some(AuthType::Aad),
-        Mode::Tunnel => false,
-    }
-}
-
-/// Whether the profile's connection runs on bprof's own tunnel engine on `os`.
-fn native_path(p: &Profile, opts: &PlanOptions) -> bool {
-    plan::native_ssh(p, opts)
-        || (plan::uses_tunnel(p, opts.os, false) && plan::engine(p, opts) == TunnelEngine::Native)
-}
-
-fn bastion_read(p: &Profile) -> Read {
-    let b = &p.bastion;
-    Read::get(
-        &b.subscription,
-        resource_path(
-            &b.subscription,
-            &b.resource_group,
-            "Microsoft.Network/bastionHosts",
-            &b.name,
-        )
-        .map(|path| format!("{path}?api-version={BASTION_API}")),
-    )
-}
-
-/// The VM's reads exist only for a VM given as a resource (not by IP).
-fn vm_read(p: &Profile) -> Option<Read> {
-    p.vm.ip.is_none().then(|| {
-        Read::get(
-            &p.bastion.subscription,
-            resources::vm_target(&p.vm.resource_id),
-        )
-    })
-}
-
-fn extensions_read(p: &Profile) -> Option<Read> {
-    (p.vm.ip.is_none() && entra(p)).then(|| {
-        Read::get(
-            &p.bastion.subscription,
-            resources::extensions_target(&p.vm.resource_id),
-        )
-    })
-}
-
-fn roles_read(p: &Profile, oid: Option<&str>) -> Option<Read> {
-    let oid = oid?;
-    (p.vm.ip.is_none() && entra(p)).then(|| {
-        Read::list(
-            &p.bastion.subscription,
-            resources::role_assignments_target(&p.vm.resource_id, oid),
-        )
-    })
-}
-
-/// Round 1: what the token alone lets doctor read.
-pub(super) fn first_reads(p: &Profile, oid: Option<&str>) -> Vec<Read> {
-    std::iter::once(bastion_read(p))
-        .chain(vm_read(p))
-        .chain(extensions_read(p))
-        .chain(roles_read(p, oid))
-        .collect()
-}
-
-fn nic_read(p: &Profile, answers: &Answers) -> Option<Read> {
-    let vm = value(answers, &vm_read(p)?)?;
-    let nic = VmFacts::from_json(vm).nic?;
-    Some(Read::get(
-        &p.bastion.subscription,
-        resources::network_target(&nic),
-    ))
-}
-
-/// The bastion's virtual network, for its peerings (read whether or not the VM's network turns
-/// out to differ: the answer is ready when it does).
-fn bastion_vnet_read(p: &Profile, answers: &Answers) -> Option<Read> {
-    vm_read(p)?;
-    let bastion = value(answers, &bastion_read(p))?;
-    let vnet = resources::bastion_vnet(bastion)?;
-    Some(Read::get(
-        &p.bastion.subscription,
-        resources::network_target(&vnet),
-    ))
-}
-
-/// Round 2: what the first answers point at.
-pub(super) fn second_reads(p: &Profile, answers: &Answers) -> Vec<Read> {
-    nic_read(p, answers)
-        .into_iter()
-        .chain(bastion_vnet_read(p, answers))
-        .collect()
-}
-
-/// The bastion host bprof's engine would talk to, when this profile's connection uses the
-/// engine: the profile's `dns_name`, else ARM's `dnsName`.
-pub(super) fn bastion_host(
-    p: &Profile,
-    opts: &PlanOptions,
-    answers: &Answers,
-) -> Option<Result<Endpoint, String>> {
-    if !native_path(p, opts) {
-        return None;
-    }
-    let dp = match &p.bastion.dns_name {
-        Some(d) => DataPlane::from_profile(d),
-        None => {
-            let facts = BastionFacts::from_json(value(answers, &bastion_read(p))?);
-            DataPlane::from_arm(facts.dns_name.as_deref().filter(|d| !d.is_empty())?)
-        }
-    };
-    Some(dp.map(|d| d.endpoint().clone()).map_err(|e| e.to_string()))
-}
-
-/// The checks of one profile, in the order a connection meets them.
-pub(super) fn checks(p: &Profile, scope: &Scope, f: &Found) -> Vec<Check> {
-    let mut out = vec![signed_in(p, f), token(p, scope, f)];
-    let bastion = f.got(&bastion_read(p));
-    out.push(bastion_exists(p, &bastion));
-    let bastion_json = match bastion {
-        Got::Value(v) => Some(v),
-        _ => None,
-    };
-    let facts = bastion_json.map(BastionFacts::from_json);
-    out.extend(bastion_settings(p, facts.as_ref()));
-    out.push(tls_bastion(p, &scope.plan_options(), f, facts.as_ref()));
-    let vm = vm_read(p).map(|r| f.got(&r));
-    let vm_facts = match &vm {
-        Some(Got::Value(v)) => Some(VmFacts::from_json(v)),
-        _ => None,
-    };
-    out.push(vm_running(p, vm.as_ref(), vm_facts.as_ref()));
-    out.push(computer_name(p, vm_facts.as_ref()));
-    out.push(entra_extension(p, f, vm_facts.as_ref()));
-    out.push(entra_role(p, f));
-    out.push(network(
-        p,
-        f,
-        bastion_json,
-        facts.as_ref(),
-        vm_facts.as_ref(),
-    ));
-    out.push(settings(p, facts.as_ref(), vm_facts.as_ref()));
-    out
-}
-
-fn signed_in(p: &Profile, f: &Found) -> Check {
-    let t = &p.tenant;
-    let sub = &p.bastion.subscription;
-    if !f.az_profile.knows(sub) {
-        let login = std::iter::once(format!("az login --tenant {}", t.id))
-            .chain(t.login.iter().cloned())
-            .collect::<Vec<_>>()
-            .join(" ");
-        return Check::warn(
-            "signed-in",
-            format!(
-                "az is not signed in to subscription {sub} (the bastion's, in tenant `{}` {})",
-                t.name, t.id
-            ),
-            format!("`{login}` (`bprof run` signs in by itself; doctor does not)"),
-        );
-    }
-    match f.az_profile.tenant_of(sub) {
-        Some(tid) if !tid.eq_ignore_ascii_case(&t.id) => Check::fail(
-            "signed-in",
-            format!(
-                "az has subscription {sub} in tenant {}, but tenant `{}` says its id is {}",
-                bounded(tid, 64),
-                t.name,
-                t.id
-            ),
-            format!(
-                "correct `id` of tenant `{}` in the profile files (`az account show --subscription {sub} --query tenantId`)",
-                t.name
-            ),
-        ),
-        _ => Check::ok(
-            "signed-in",
-            format!(
-                "az is signed in to tenant `{}` ({}): subscription {sub} is in its profile",
-                t.name, t.id
-            ),
-        ),
-    }
-}
-
-fn token(p: &Profile, scope: &Scope, f: &Found) -> Check {
-    let sub = p.bastion.subscription.to_ascii_lowercase();
-    let facts = match f.tokens.get(&sub) {
-        None => {
-            return Check::skip(
-                "token",
-                f.unread(&sub)
-                    .unwrap_or_else(|| "no token was asked for".into()),
-            );
-        }
-        Some(Err(why)) => {
-            return Check::fail(
-                "token",
-                format!("az gave no ARM token: {why}"),
-                format!(
-                    "az's own message is above; `az login --tenant {}` signs in again",
-                    p.tenant.id
-                ),
-            );
-        }
-        Some(Ok(facts)) => facts,
-    };
-    let sharing = scope
-        .profiles
-        .iter()
-        .filter(|q| q.bastion.subscription.eq_ignore_ascii_case(&sub))
-        .count();
-    let who = match (&facts.upn, &facts.oid) {
-        (Some(u), Some(o)) => format!("{} (object id {})", bounded(u, 100), bounded(o, 64)),
-        (None, Some(o)) => format!("object id {}", bounded(o, 64)),
-        (Some(u), None) => bounded(u, 100),
-        (None, None) => "a principal the token does not name".into(),
-    };
-    let detail = format!(
-        "an ARM token for subscription {sub} from one az process{}, for {who}",
-        if sharing > 1 {
-            format!(", shared by {sharing} profiles")
-        } else {
-            String::new()
-        }
-    );
-    if facts.len >= LARGE_TOKEN {
-        return Check::warn(
-            "token",
-            format!("{detail}; it is {} characters long", facts.len),
-            "tokens this large (members of very many Entra groups) are known to make the bastion refuse sessions; an account in fewer groups, or an admin limiting the token's group claims, avoids it",
-        );
-    }
-    Check::ok("token", detail)
-}
-
-fn bastion_exists(p: &Profile, got: &Got) -> Check {
-    let b = &p.bastion;
-    match got {
-        Got::Value(v) => {
-            let facts = BastionFacts::from_json(v);
-            Check::ok(
-                "bastion",
-                format!(
-                    "bastion `{}` exists (SKU {}{})",
-                    b.name,
-                    facts
-                        .sku
-                        .as_deref()
-                        .map(|s| bounded(s, 40))
-                        .unwrap_or_else(|| "unknown".into()),
-                    v.get("location")
-                        .and_then(Value::as_str)
-                        .map(|l| format!(", {}", bounded(l, 40)))
-                        .unwrap_or_default()
-                ),
-            )
-        }
-        Got::Failed(e) if e.status() == Some(404) => Check::fail(
-            "bastion",
-            format!(
-                "bastion `{}` is not in resource group {} of subscription {}: {}",
-                b.name,
-                b.resource_group,
-                b.subscription,
-                e.describe()
-            ),
-            format!(
-                "check `subscription`, `resource_group` and `name` of bastion `{}`",
-                b.key
-            ),
-        ),
-        Got::Failed(e) if matches!(e.status(), Some(401 | 403)) => Check::fail(
-            "bastion",
-            format!("ARM refuses to show bastion `{}`: {}", b.name, e.describe()),
-            format!(
-                "ask for the Reader role on bastion `{}` (az's and bprof's tunnels both read it); `az account show` says who az is signed in as",
-                b.name
-            ),
-        ),
-        Got::Failed(e) => Check::skip(
-            "bastion",
-            format!("bastion `{}` could not be read: {}", b.name, e.describe()),
-        ),
-        Got::Skipped(why) => Check::skip("bastion", why.clone()),
-    }
-}
-
-/// SKU, native client support, IP connect.
-fn bastion_settings(p: &Profile, facts: Option<&BastionFacts>) -> Vec<Check> {
-    let unread = || Check::skip("", "the bastion could not be read (see check `bastion`)");
-    let ip_skip = || {
-        Check::skip(
-            "ip-connect",
-            "the target is a VM resource, not an IP address",
-        )
-    };
-    let Some(facts) = facts else {
-        let ip = match p.vm.ip {
-            None => ip_skip(),
-            Some(_) => Check {
-                name: "ip-connect",
-                ..unread()
-            },
-        };
-        return vec![
-            Check {
-                name: "bastion-sku",
-                ..unread()
-            },
-            Check {
-                name: "tunneling",
-                ..unread()
-            },
-            ip,
-        ];
-    };
-    let sku = match facts.sku_refusal() {
-        Some(r) => Check::fail("bastion-sku", r.why, r.fix),
-        None => Check::ok(
-            "bastion-sku",
-            format!(
-                "SKU {}: carries native-client connections",
-                bounded(facts.sku.as_deref().unwrap_or_default(), 40)
-            ),
-        ),
-    };
-    let tunneling = match facts.tunneling_refusal() {
-        Some(r) => Check::fail("tunneling", r.why, r.fix),
-        None => Check::ok("tunneling", "native client support (tunneling) is on"),
-    };
-    let ip = match (&p.vm.ip, facts.ip_connect_refusal()) {
-        (None, _) => ip_skip(),
-        (Some(_), Some(r)) => Check::fail("ip-connect", r.why, r.fix),
-        (Some(ip), None) => Check::ok("ip-connect", format!("IP-based connection is on, for {ip}")),
-    };
-    vec![sku, tunneling, ip]
-}
-
-fn tls_bastion(p: &Profile, opts: &PlanOptions, f: &Found, facts: Option<&BastionFacts>) -> Check {
-    if !native_path(p, opts) {
-        return Check::skip(
-            "tls-bastion",
-            format!(
-                "on {} this profile connects through az's own commands, not bprof's engine",
-                opts.os.name()
-            ),
-        );
-    }
-    let host = match (&p.bastion.dns_name, facts) {
-        (Some(d), _) => d.clone(),
-        (None, Some(facts)) => match facts.dns_name.as_deref().filter(|d| !d.is_empty()) {
-            Some(d) => d.to_string(),
-            None => {
-                return Check::skip("tls-bastion", "ARM's answer for the bastion has no dnsName");
-            }
-        },
-        (None, None) => {
-            return Check::skip(
-                "tls-bastion",
-                "the bastion's host is unknown: the bastion could not be read",
-            );
-        }
-    };
-    let endpoint = match p.bastion.dns_name {
-        Some(_) => DataPlane::from_profile(&host),
-        None => DataPlane::from_arm(&host),
-    };
-    let authority = match endpoint {
-        Ok(dp) => dp.endpoint().authority(),
-        Err(e) => {
-            return Check::fail(
-                "tls-bastion",
-                e.to_string(),
-                "this host cannot be used for the tunnel; check the bastion in the portal",
-            );
-        }
-    };
-    match f.tls.get(&authority) {
-        Some(Ok(how)) => Check::ok("tls-bastion", format!("TLS with the bastion host {how}")),
-        Some(Err(e)) => Check::fail(
-            "tls-bastion",
-            e.to_string(),
-            e.hint()
-                .unwrap_or_else(|| "check the network path to the bastion host".into()),
-        ),
-        None => Check::skip(
-            "tls-bastion",
-            f.unread(&p.bastion.subscription)
-                .unwrap_or_else(|| format!("{authority} was not probed")),
-        ),
-    }
-}
 
 /// The check of a VM read that failed: 404 and 403 are findings, the rest a skip.
 fn vm_failure(name: &'static str, p: &Profile, e: &Failure) -> Check {
@@ -451,7 +45,7 @@ fn ip_skip(name: &'static str, p: &Profile) -> Option<Check> {
     })
 }
 
-fn vm_running(p: &Profile, got: Option<&Got>, facts: Option<&VmFacts>) -> Check {
+pub(super) fn vm_running(p: &Profile, got: Option<&Got>, facts: Option<&VmFacts>) -> Check {
     if let Some(c) = ip_skip("vm", p) {
         return c;
     }
@@ -495,7 +89,7 @@ fn plain_host_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-fn computer_name(p: &Profile, facts: Option<&VmFacts>) -> Check {
+pub(super) fn computer_name(p: &Profile, facts: Option<&VmFacts>) -> Check {
     if let Some(c) = ip_skip("computer-name", p) {
         return c;
     }
@@ -580,7 +174,7 @@ fn not_entra(name: &'static str, p: &Profile) -> Option<Check> {
     })
 }
 
-fn entra_extension(p: &Profile, f: &Found, facts: Option<&VmFacts>) -> Check {
+pub(super) fn entra_extension(p: &Profile, f: &Found, facts: Option<&VmFacts>) -> Check {
     const NAME: &str = "entra-extension";
     if let Some(c) = not_entra(NAME, p) {
         return c;
@@ -633,7 +227,7 @@ fn entra_extension(p: &Profile, f: &Found, facts: Option<&VmFacts>) -> Check {
     }
 }
 
-fn entra_role(p: &Profile, f: &Found) -> Check {
+pub(super) fn entra_role(p: &Profile, f: &Found) -> Check {
     const NAME: &str = "entra-role";
     if let Some(c) = not_entra(NAME, p) {
         return c;
@@ -710,7 +304,7 @@ fn entra_role(p: &Profile, f: &Found) -> Check {
     }
 }
 
-fn network(
+pub(super) fn network(
     p: &Profile,
     f: &Found,
     bastion_json: Option<&Value>,
@@ -845,7 +439,7 @@ fn sku_name(s: Sku) -> &'static str {
 }
 
 /// The profile's own settings against what Azure says.
-fn settings(p: &Profile, bastion: Option<&BastionFacts>, vm: Option<&VmFacts>) -> Check {
+pub(super) fn settings(p: &Profile, bastion: Option<&BastionFacts>, vm: Option<&VmFacts>) -> Check {
     const NAME: &str = "settings";
     let mut compared: Vec<&str> = Vec::new();
     let mut problems: Vec<(Status, String, String)> = Vec::new();

@@ -1,0 +1,208 @@
+//! One connection's bastion session: where the data plane is, the token, `POST /api/tokens`,
+//! the websocket, the pump, the close and the `DELETE`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::watch;
+
+use super::pump::pump;
+use super::{Config, STOP_GRACE, Shared, say};
+use crate::azure::AzureError;
+use crate::azure::arm::{self, Arm};
+use crate::azure::bastion::{self, DataPlane};
+use crate::azure::http::Net;
+use crate::azure::token::{AccessToken, TokenSource};
+use crate::process::Signals;
+
+/// Where the bastion's data plane is: the profile's `dns_name`, or ARM's read (which also
+/// refuses a SKU or setting that cannot carry a tunnel, before anything listens).
+async fn data_plane(
+    net: &Net,
+    tokens: &TokenSource,
+    cfg: &Config,
+) -> Result<DataPlane, AzureError> {
+    if let Some(d) = &cfg.tunnel.dns_name {
+        return DataPlane::from_profile(d);
+    }
+    let arm = Arm::from_config(net.clone(), &cfg.azure)?;
+    let token = tokens.get()?;
+    let facts = arm::bastion(
+        &arm,
+        &token.secret,
+        &cfg.tunnel.subscription,
+        &cfg.tunnel.resource_group,
+        &cfg.tunnel.bastion,
+    )
+    .await?;
+    if let Some(why) = facts.refusal(matches!(
+        cfg.tunnel.target,
+        crate::plan::TunnelTarget::Ip(_)
+    )) {
+        return Err(AzureError::Unusable {
+            bastion: cfg.tunnel.bastion.clone(),
+            why,
+        });
+    }
+    match facts.dns_name.as_deref() {
+        Some(d) if !d.is_empty() => DataPlane::from_arm(d),
+        _ => Err(AzureError::Unusable {
+            bastion: cfg.tunnel.bastion.clone(),
+            why: "ARM's answer has no dnsName".into(),
+        }),
+    }
+}
+
+/// The token (one az process unless given), a runtime, the network and the data plane.
+pub(super) fn prepare(
+    cfg: &Config,
+    signals: &Signals,
+    token: Option<AccessToken>,
+) -> Result<(tokio::runtime::Runtime, Net, TokenSource, DataPlane), AzureError> {
+    let net = Net::from_config(&cfg.azure)?;
+    let tokens = TokenSource::new(
+        &cfg.tunnel.subscription,
+        signals.clone(),
+        token,
+        cfg.azure.az.clone(),
+    );
+    tokens.get()?;
+    let rt = crate::azure::runtime("starting the tunnel engine")?;
+    let dp = rt.block_on(data_plane(&net, &tokens, cfg))?;
+    Ok((rt, net, tokens, dp))
+}
+
+/// One session over a local byte stream (`r`, `w`): a token, `POST /api/tokens`, the
+/// websocket, the pump, the close, the DELETE. A refusal is said on stderr (and returned).
+pub(super) async fn carry<R, W>(
+    r: R,
+    w: W,
+    who: String,
+    sh: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) -> Option<AzureError>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let token = {
+        let sh = Arc::clone(&sh);
+        match tokio::task::spawn_blocking(move || sh.tokens.get()).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                say(&format!("{who} is closed: {e}"));
+                return Some(e);
+            }
+            Err(_) => return None,
+        }
+    };
+    let previous = sh
+        .open
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .last()
+        .map(|g| (g.auth_token.clone(), g.node_id.clone()));
+    // a stop while the session is being asked for lets the answer arrive (briefly): a
+    // session the service granted is deleted like any other
+    let create = bastion::create_session(
+        &sh.net,
+        &sh.dp,
+        &sh.target,
+        sh.cfg.tunnel.resource_port,
+        &token.secret,
+        previous.as_ref().map(|(a, n)| (a.as_str(), n.as_str())),
+    );
+    let mut stopping = false;
+    let created = {
+        tokio::pin!(create);
+        tokio::select! {
+            r = &mut create => r,
+            _ = stop.changed() => {
+                stopping = true;
+                match tokio::time::timeout(STOP_GRACE / 2, &mut create).await {
+                    Ok(r) => r,
+                    Err(_) => return None,
+                }
+            }
+        }
+    };
+    // an overlap the service does not take (the session it named may be ending): once more
+    // on its own
+    let created = match created {
+        Err(AzureError::Refused { status, .. })
+            if previous.is_some()
+                && (400..500).contains(&status)
+                && ![401, 403].contains(&status) =>
+        {
+            bastion::create_session(
+                &sh.net,
+                &sh.dp,
+                &sh.target,
+                sh.cfg.tunnel.resource_port,
+                &token.secret,
+                None,
+            )
+            .await
+        }
+        other => other,
+    };
+    drop(token);
+    let grant = match created {
+        Ok(g) => g,
+        Err(e) => {
+            sh.stats.failed_sessions.fetch_add(1, Ordering::SeqCst);
+            refused(&who, &e, &sh.cfg);
+            return Some(e);
+        }
+    };
+    sh.stats.sessions.fetch_add(1, Ordering::SeqCst);
+    sh.open
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(grant.clone());
+    let ws = if stopping {
+        None
+    } else {
+        tokio::select! {
+            r = bastion::connect_websocket(&sh.net, &sh.dp, &grant) => Some(r),
+            _ = stop.changed() => None,
+        }
+    };
+    let mut failed = None;
+    match ws {
+        Some(Ok(ws)) => pump(r, w, ws, &mut stop).await,
+        Some(Err(e)) => {
+            sh.stats.failed_sessions.fetch_add(1, Ordering::SeqCst);
+            refused(&who, &e, &sh.cfg);
+            failed = Some(e);
+        }
+        None => {}
+    }
+    // no longer a session to overlap with
+    sh.open
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .retain(|g| g.auth_token != grant.auth_token);
+    match bastion::delete_session(&sh.net, &sh.dp, &grant).await {
+        Ok(()) => {
+            sh.stats.deleted.fetch_add(1, Ordering::SeqCst);
+        }
+        Err(e) => say(&format!(
+            "the session of {who} may still be open on the bastion: its DELETE failed: {e}"
+        )),
+    }
+    failed
+}
+
+fn refused(who: &str, e: &AzureError, cfg: &Config) {
+    say(&format!("{who} is closed: {e}"));
+    let h = match e {
+        AzureError::Refused { hint: Some(h), .. } => {
+            Some(crate::azure::known::fill(h, &cfg.profile, &cfg.tenant))
+        }
+        e => e.hint(),
+    };
+    if let Some(h) = h {
+        say(&format!("hint: {h}"));
+    }
+}
