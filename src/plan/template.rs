@@ -367,9 +367,8 @@ pub fn render(
         template: template.to_string(),
         reason,
     })?;
-    let mut hb = Handlebars::new();
-    hb.set_strict_mode(true);
-    hb.register_escape_fn(handlebars::no_escape);
+    // the context converted once per render, not once per token
+    let hb_ctx = handlebars::Context::from(ctx.clone());
     let too_long = || TemplateError::Shape {
         template: template.to_string(),
         reason: format!(
@@ -437,7 +436,7 @@ pub fn render(
                     room: MAX_RENDERED_BYTES - used,
                     over: false,
                 };
-                if let Err(e) = hb.render_template_to_write(token, ctx, &mut w) {
+                if let Err(e) = render_token(token, &hb_ctx, ctx, &mut w) {
                     return Err(if w.over {
                         too_long()
                     } else {
@@ -466,6 +465,52 @@ pub fn render(
         }
     }
     Ok(out)
+}
+
+/// The tokens compiled so far on this thread, by their text: the same few tokens (the built-in
+/// templates', a set's own) are rendered for every profile, and compiling is most of the work.
+/// Emptied when it holds [`MAX_CACHED_TOKENS`].
+const MAX_CACHED_TOKENS: usize = 4096;
+
+thread_local! {
+    static COMPILED: std::cell::RefCell<Handlebars<'static>> = std::cell::RefCell::new({
+        let mut hb = Handlebars::new();
+        hb.set_strict_mode(true);
+        hb.register_escape_fn(handlebars::no_escape);
+        hb
+    });
+}
+
+/// Renders one token into `w`: from the thread's compiled tokens, or, when it does not compile,
+/// the way handlebars reports it for a template string (the same error text as ever).
+fn render_token(
+    token: &str,
+    hb_ctx: &handlebars::Context,
+    ctx: &Value,
+    w: &mut Bounded,
+) -> Result<(), handlebars::RenderError> {
+    let cached = COMPILED.with(|cell| {
+        let mut hb = cell.borrow_mut();
+        if !hb.has_template(token) {
+            let Ok(t) = handlebars::Template::compile(token) else {
+                return None;
+            };
+            if hb.get_templates().len() >= MAX_CACHED_TOKENS {
+                hb.clear_templates();
+            }
+            hb.register_template(token, t);
+        }
+        Some(hb.render_with_context_to_write(token, hb_ctx, &mut *w))
+    });
+    match cached {
+        Some(result) => result,
+        None => {
+            let mut hb = Handlebars::new();
+            hb.set_strict_mode(true);
+            hb.register_escape_fn(handlebars::no_escape);
+            hb.render_template_to_write(token, ctx, w)
+        }
+    }
 }
 
 fn render_reason(e: &handlebars::RenderError) -> String {

@@ -87,13 +87,15 @@ pub fn validate_all(set: &ProfileSet) -> Vec<Problem> {
 fn refusals(set: &ProfileSet, profile: &Profile) -> (Vec<Problem>, Vec<Request>) {
     let mut found: Vec<(Problem, Vec<Os>)> = Vec::new();
     let mut asked: Vec<Request> = Vec::new();
-    let mut add = |p: Problem, os: Os| match found
-        .iter_mut()
-        .find(|(q, _)| q.file == p.file && q.line == p.line && q.message == p.message)
-    {
-        Some((_, list)) => list.push(os),
-        None => found.push((p, vec![os])),
-    };
+    fn add(found: &mut Vec<(Problem, Vec<Os>)>, p: Problem, os: Os) {
+        match found
+            .iter_mut()
+            .find(|(q, _)| q.file == p.file && q.line == p.line && q.message == p.message)
+        {
+            Some((_, list)) => list.push(os),
+            None => found.push((p, vec![os])),
+        }
+    }
     for os in EVERY_OS {
         // the profile's own engine, else the default: a team's CI and a teammate's shell agree
         let opts = PlanOptions {
@@ -101,10 +103,25 @@ fn refusals(set: &ProfileSet, profile: &Profile) -> (Vec<Problem>, Vec<Request>)
             ..PlanOptions::for_os(os)
         };
         if let Some(p) = native_refusal(set, profile, &opts) {
-            add(p, os);
+            add(&mut found, p, os);
         }
-        // built-in steps differ by OS only for ssh (az's ssh goes through cmd.exe on Windows)
-        if profile.template.is_none() && profile.mode != crate::profile::raw::Mode::Ssh {
+        // the built-in steps pass only values resolve has checked, except ssh's on az (its
+        // values, judged as az and, on Windows, cmd.exe read them): rendered only there
+        if profile.template.is_none()
+            && (profile.mode != crate::profile::raw::Mode::Ssh || native_ssh(profile, &opts))
+        {
+            continue;
+        }
+        // the built-in steps are the same on macOS as on Linux (both reach az without cmd.exe)
+        if profile.template.is_none() && os == Os::Macos {
+            let linux: Vec<Problem> = found
+                .iter()
+                .filter(|(_, oses)| oses.contains(&Os::Linux))
+                .map(|(p, _)| p.clone())
+                .collect();
+            for p in linux {
+                add(&mut found, p, os);
+            }
             continue;
         }
         match requests(set, profile, &opts) {
@@ -115,10 +132,11 @@ fn refusals(set: &ProfileSet, profile: &Profile) -> (Vec<Problem>, Vec<Request>)
             Ok(_) => {}
             Err(PlanError::Invalid { problems: p, .. }) => {
                 for one in p {
-                    add(one, os);
+                    add(&mut found, one, os);
                 }
             }
             Err(PlanError::Template(e)) => add(
+                &mut found,
                 Problem::at_location(&profile.defined_at, e.to_string()).with_help(e.hint()),
                 os,
             ),
