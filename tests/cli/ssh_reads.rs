@@ -7,40 +7,16 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::harness::Test;
+use crate::harness::{Test, one_profile};
 
 const SUB: &str = "22222222-2222-2222-2222-222222222222";
 
 /// A set with one ssh profile `web` whose `ssh_args` (a YAML flow list), `username` and
 /// `ssh_key` are the test's.
 fn ssh_set(ssh_args: &str, username: &str, key: &str) -> Test {
-    let yaml = format!(
-        "version: 1
-tenants:
-  t:
-    id: 11111111-1111-1111-1111-111111111111
-    subscription: {SUB}
-bastions:
-  b:
-    tenant: t
-    resource_group: rg-net
-    name: bas-1
-vms:
-  lin:
-    resource_group: rg-vm
-    name: lin-1
-    os: linux
-profiles:
-  web:
-    bastion: b
-    vm: lin
-    mode: ssh
-    auth_type: ssh-key
-    username: {username}
-    ssh_key: {key}
-    ssh_args: {ssh_args}
-"
-    );
+    let yaml = one_profile(&format!(
+        "  web:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: ssh-key\n    username: {username}\n    ssh_key: {key}\n    ssh_args: {ssh_args}\n"
+    ));
     Test::new().file("profiles/p.yaml", yaml).signed_in(&[SUB])
 }
 
@@ -257,7 +233,7 @@ fn openssh_options_outside_the_allow_list_need_consent_and_nothing_runs() {
         sandbox.fill_in(&t);
         for args in [&["plan", "web"][..], &["run", "web"]] {
             let r = t.run_with(args);
-            r.code(77).stderr_has("profiles/p.yaml:24");
+            r.code(77).stderr_has("profiles/p.yaml:26");
             assert_eq!(r.calls, Vec::<Vec<String>>::new(), "{case}: {args:?}");
         }
         assert_eq!(sandbox.canaries(), Vec::<String>::new(), "{case}");
@@ -298,7 +274,7 @@ fn user_and_key_values_stay_values_for_openssh() {
     // a value that ssh would read as an option is refused where it is written
     let t = ssh_set("[]", "-oProxyCommand=x", "/keys/id");
     let r = t.run_with(&["plan", "web"]);
-    r.code(65).stderr_has("profiles/p.yaml:22");
+    r.code(65).stderr_has("profiles/p.yaml:24");
 }
 
 /// ssh-config's Host block, read back by `ssh -G -F FILE web.bprof`.

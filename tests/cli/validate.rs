@@ -470,26 +470,8 @@ fn a_bad_default_is_one_problem_however_many_profiles_inherit_it() {
 fn refused_somewhere() -> crate::harness::Test {
     crate::harness::Test::new().file(
         "profiles/p.yaml",
-        "version: 1
-tenants:
-  t:
-    id: 11111111-1111-1111-1111-111111111111
-    subscription: 22222222-2222-2222-2222-222222222222
-bastions:
-  b:
-    tenant: t
-    resource_group: rg-net
-    name: bas-1
-vms:
-  lin:
-    resource_group: rg-vm
-    name: lin-1
-    os: linux
-  win:
-    resource_group: rg-vm
-    name: win-1
-profiles:
-  db:
+        crate::harness::one_profile(
+            "  db:
     bastion: b
     vm: lin
     mode: tunnel
@@ -497,7 +479,7 @@ profiles:
     extra_args: [--only-show-errors]
   desk:
     bastion: b
-    vm: win
+    vm: v
     extra_args: [--only-show-errors]
   entra:
     bastion: b
@@ -506,6 +488,7 @@ profiles:
     auth_type: aad
     ssh_args: [\"echo a&b\"]
 ",
+        ),
     )
 }
 
@@ -523,7 +506,7 @@ fn validate_reports_what_run_refuses_on_any_os_or_engine() {
             .clone()
     };
     // a tunnel runs on the native engine everywhere: an error, as `plan` says on every OS
-    let db = find(25);
+    let db = find(24);
     assert!(
         db["message"].as_str().unwrap().contains("`extra_args`"),
         "{db}"
@@ -535,13 +518,13 @@ fn validate_reports_what_run_refuses_on_any_os_or_engine() {
     }
     // rdp with `client: auto` runs az's rdp on Windows and the native tunnel elsewhere: a
     // warning that names where it is refused
-    let desk = find(29);
+    let desk = find(28);
     let msg = desk["message"].as_str().unwrap();
     assert!(msg.starts_with("on linux and macos: "), "{msg}");
     t.run_with(&["plan", "desk", "--os", "windows"]).code(0);
     t.run_with(&["plan", "desk", "--os", "linux"]).code(65);
     // cmd.exe reads az's ssh command line on Windows only
-    let entra = find(35);
+    let entra = find(34);
     let msg = entra["message"].as_str().unwrap();
     assert!(
         msg.starts_with("on windows: ") && msg.contains('&'),
@@ -549,7 +532,7 @@ fn validate_reports_what_run_refuses_on_any_os_or_engine() {
     );
     t.run_with(&["plan", "entra", "--os", "windows"])
         .code(65)
-        .stderr_has("profiles/p.yaml:35");
+        .stderr_has("profiles/p.yaml:34");
     t.run_with(&["plan", "entra", "--os", "linux"]).code(0);
     // warnings alone: exit 0, and --strict fails on them
     let t = refused_somewhere().file(
