@@ -475,6 +475,7 @@ pub fn load_files(paths: &[Found], cwd: &Path) -> Result<ProfileSet, LoadError> 
         problems.extend(p);
         files.extend(f);
     }
+    problems.extend(cap_nodes(&mut files, MAX_SET_NODES));
     let mut set = assemble(files, &mut problems);
     diag::sort(&mut problems);
     set.problems = problems;
@@ -483,6 +484,46 @@ pub fn load_files(paths: &[Found], cwd: &Path) -> Result<ProfileSet, LoadError> 
 
 /// The whole set is read up to this many bytes (each file up to [`MAX_FILE_BYTES`]).
 pub const MAX_SET_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The whole set holds at most this many YAML nodes (each file at most 500,000): far above a
+/// legitimate set of 100,000 profiles.
+pub const MAX_SET_NODES: usize = 4_000_000;
+
+/// Past `cap` nodes in all (counted in the files' order, so the outcome does not depend on
+/// which thread read what), the files that follow are left out as broken: one problem names
+/// them, and what does not use them works.
+fn cap_nodes(files: &mut [SourceFile], cap: usize) -> Vec<Problem> {
+    let mut total: usize = 0;
+    let mut left_out: Vec<usize> = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        total = total.saturating_add(f.index.len());
+        if total > cap {
+            left_out.push(i);
+        }
+    }
+    let Some(&first) = left_out.first() else {
+        return Vec::new();
+    };
+    let names: Vec<String> = left_out.iter().map(|&i| files[i].display.clone()).collect();
+    let problem = Problem::file_level(
+        &files[first].display,
+        format!(
+            "{} file{} left out: the profile set holds more than {cap} YAML nodes in all: {}",
+            names.len(),
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        ),
+    )
+    .with_help("a profile set of 100,000 profiles holds far fewer; remove what is not a profile file, or name the files you mean with --profiles");
+    for &i in &left_out {
+        let f = &mut files[i];
+        f.value = Value::Object(serde_json::Map::new());
+        f.index = SpanIndex::default();
+        f.seems_to_define = Vec::new();
+        f.broken = vec![(Part::Whole, problem.clone())];
+    }
+    vec![problem]
+}
 
 /// The files left out of a set larger than [`MAX_SET_BYTES`] (judged by their sizes before
 /// anything is read): the largest first, until the rest fits; each with the one problem that
@@ -537,6 +578,31 @@ fn over_budget(paths: &[Found], cwd: &Path) -> Vec<(PathBuf, Problem)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_set_past_its_node_cap_leaves_out_the_files_that_follow() {
+        let mut files: Vec<SourceFile> = ["a.yaml", "b.yaml", "c.yaml"]
+            .iter()
+            .map(|n| {
+                let text = "version: 1\ntenants:\n  t:\n    id: x\n".to_string();
+                let set = load_text(Path::new(n), n.to_string(), text);
+                set.files.into_iter().next().unwrap()
+            })
+            .collect();
+        let each = files[0].index.len();
+        assert!(each > 0);
+        assert!(cap_nodes(&mut files, each * 3).is_empty());
+        let problems = cap_nodes(&mut files, each * 2);
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].message.contains("1 file left out"),
+            "{:?}",
+            problems[0]
+        );
+        assert!(problems[0].message.ends_with("c.yaml"));
+        assert!(files[2].broken.iter().any(|(p, _)| *p == Part::Whole));
+        assert!(!files[1].broken.iter().any(|(p, _)| *p == Part::Whole));
+    }
 
     fn write(dir: &Path, name: &str) {
         std::fs::write(dir.join(name), "version: 1\n").unwrap();

@@ -51,6 +51,15 @@ pub struct SpanIndex {
 }
 
 impl SpanIndex {
+    /// How many keys and values it holds (about the file's nodes).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
     pub fn get(&self, pointer: &str) -> Option<Entry> {
         self.map.get(pointer).copied()
     }
