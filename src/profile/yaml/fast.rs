@@ -135,6 +135,22 @@ fn enter(stack: &[Frame], pointer: &mut String) -> Option<Option<Pos>> {
 }
 
 pub(super) fn parse(text: &str) -> Option<(Value, SpanIndex)> {
+    parse_within(text, &mut None)
+}
+
+/// [`parse`], and where the document passed the node budget when that is why it gave up: a
+/// document of nothing but plain nodes up to there is over it whichever path reads it, and the
+/// full parse need not build half a million nodes again to say so.
+pub(super) fn parse_or_over(text: &str) -> Result<Option<(Value, SpanIndex)>, Pos> {
+    let mut over = None;
+    let parsed = parse_within(text, &mut over);
+    match over {
+        Some(at) => Err(at),
+        None => Ok(parsed),
+    }
+}
+
+fn parse_within(text: &str, over: &mut Option<Pos>) -> Option<(Value, SpanIndex)> {
     let budget = serde_saphyr::Budget::default();
     let mut options = Options::default();
     options.block_nesting_limit = options.block_nesting_limit.max(MAX_DEPTH + 1);
@@ -176,6 +192,7 @@ pub(super) fn parse(text: &str) -> Option<(Value, SpanIndex)> {
                 }
                 nodes = nodes.saturating_add(1);
                 if nodes > MAX_NODES {
+                    *over = Some(pos(&span));
                     return None;
                 }
                 let value = match style {
@@ -209,7 +226,11 @@ pub(super) fn parse(text: &str) -> Option<(Value, SpanIndex)> {
                     return None;
                 }
                 nodes = nodes.saturating_add(1);
-                if nodes > MAX_NODES || stack.len() >= MAX_DEPTH {
+                if nodes > MAX_NODES {
+                    *over = Some(pos(&span));
+                    return None;
+                }
+                if stack.len() >= MAX_DEPTH {
                     return None;
                 }
                 let parent_len = pointer.len();

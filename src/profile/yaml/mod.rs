@@ -194,10 +194,24 @@ pub fn indentation_tabs(text: &str) -> Vec<Pos> {
 /// Profile files take the fast path ([`fast`]); a document with anything it leaves alone takes
 /// the full one, with the same result.
 pub fn parse_all(text: &str) -> Result<(Value, SpanIndex, Vec<KeyProblem>), SyntaxError> {
-    if let Some((value, index)) = fast::parse(text) {
-        return Ok((value, index, Vec::new()));
+    match fast::parse_or_over(text) {
+        Ok(Some((value, index))) => Ok((value, index, Vec::new())),
+        Ok(None) => parse_full(text),
+        Err(pos) => Err(SyntaxError {
+            pos,
+            message: budget_message(&format!(
+                "budget breached: Nodes {{ nodes: {} }}",
+                MAX_NODES.saturating_add(1)
+            )),
+        }),
     }
-    parse_full(text)
+}
+
+/// A budget breach, said with the limits.
+fn budget_message(msg: &str) -> String {
+    format!(
+        "{msg}: the file is nested too deeply or expands too many aliases; bprof reads at most {MAX_DEPTH} levels, {MAX_NODES} nodes and {MAX_ALIAS_EVENTS} nodes from aliases"
+    )
 }
 
 /// Checks that the fast path, where it answers, gives exactly what the full parse gives;
@@ -302,9 +316,7 @@ fn clean_message(raw: &str) -> String {
         return format!("{msg}: a key may appear only once in a mapping; remove one of them");
     }
     if msg.contains("budget breached") || msg.contains("recursion limit") || msg.contains("alias") {
-        return format!(
-            "{msg}: the file is nested too deeply or expands too many aliases; bprof reads at most {MAX_DEPTH} levels, {MAX_NODES} nodes and {MAX_ALIAS_EVENTS} nodes from aliases"
-        );
+        return budget_message(msg);
     }
     msg.to_string()
 }
@@ -459,6 +471,21 @@ impl<'de> Visitor<'de> for NodeVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn past_the_node_budget_both_paths_say_the_same() {
+        // a flat mapping here (the debug build is slow); a long sequence and flow sequences
+        // agreed too when this was written
+        let doc: String = (0..250_100).map(|i| format!("k{i}: 1\n")).collect();
+        let (Err(fast), Err(full)) = (parse_all(&doc), parse_full(&doc)) else {
+            panic!("both paths refuse a document over the budget");
+        };
+        assert_eq!(fast.message, full.message);
+        assert_eq!(
+            (fast.pos.line, fast.pos.column),
+            (full.pos.line, full.pos.column)
+        );
+    }
 
     #[test]
     fn positions_of_keys_and_values() {
