@@ -25,6 +25,17 @@ pub enum ProcessError {
     Interrupted { signal: i32 },
 }
 
+impl ProcessError {
+    /// bprof's exit code for it: an interruption as the signal says (130 for Ctrl-C), else 69
+    /// (the program is not there or cannot start).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ProcessError::Interrupted { signal } => crate::exit::interrupted_code(*signal),
+            ProcessError::Missing { .. } | ProcessError::Spawn { .. } => crate::exit::UNAVAILABLE,
+        }
+    }
+}
+
 /// Finds a program on PATH like the OS would (on Windows also `.cmd`, `.bat`, `.exe`: std only
 /// adds `.exe`, and az is `az.cmd`).
 pub fn which(program: &str) -> Option<PathBuf> {

@@ -23,6 +23,11 @@ pub enum WriteError {
 }
 
 impl WriteError {
+    /// bprof's exit code for it: 73, a file could not be created.
+    pub fn exit_code(&self) -> i32 {
+        crate::exit::CANT_CREATE
+    }
+
     pub fn hint(&self) -> &'static str {
         match self {
             WriteError::Exists { .. } => "bprof never overwrites a file without --force",

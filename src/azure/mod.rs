@@ -94,6 +94,15 @@ pub enum AzureError {
 }
 
 impl AzureError {
+    /// bprof's exit code for it: an interruption as the signal says, else 69 (Azure, az or the
+    /// network did not give what was needed).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AzureError::Process(e) => e.exit_code(),
+            _ => crate::exit::UNAVAILABLE,
+        }
+    }
+
     /// What to do about it, when bprof knows.
     pub fn hint(&self) -> Option<String> {
         match self {

@@ -35,8 +35,16 @@ impl Shell {
     }
 }
 
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
 /// `bprof completions SHELL`.
-pub(super) fn script(shell: Shell) -> Result<i32, Error> {
+pub(super) fn run(args: &Args) -> Result<i32, Error> {
+    let shell = args.shell;
     let shells = clap_complete::env::Shells::builtins();
     let Some(completer) = shells.completer(shell.name()) else {
         return Err(Error::Usage(format!("no completions for {}", shell.name())));

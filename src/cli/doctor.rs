@@ -5,6 +5,7 @@
 use std::cell::Cell;
 use std::io::{IsTerminal, Write};
 
+use clap_complete::engine::ArgValueCandidates;
 use serde_json::{Value, json};
 
 use super::output::{print, print_json};
@@ -17,7 +18,16 @@ use crate::profile::load::Section;
 use crate::profile::resolve::{self, Profile};
 use crate::session::RunError;
 
-pub(super) fn doctor(cli: &Cli, names: &[String], out: &Out) -> Result<i32, Error> {
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The profiles to check through Azure (default: none, only this machine).
+    #[arg(value_name = "PROFILE", add = ArgValueCandidates::new(super::completions::profiles))]
+    pub names: Vec<String>,
+}
+
+/// `bprof doctor [PROFILE]...`.
+pub(super) fn run(cli: &Cli, args: &Args, out: &Out) -> Result<i32, Error> {
+    let names = &args.names;
     let mut wanted: Vec<&str> = Vec::new();
     for n in names {
         if !wanted.contains(&n.as_str()) {

@@ -20,14 +20,34 @@ pub const DEFAULT_FILE: &str = "imported.yaml";
 const MAX_EXISTING: u64 = 16 * 1024 * 1024;
 
 /// The flags of `bprof import`.
-pub(super) struct Args<'a> {
-    pub subscriptions: &'a [String],
-    pub tenant: Option<&'a str>,
-    pub resource_group: Option<&'a str>,
-    pub bastion: Option<&'a str>,
-    pub output: Option<&'a PathBuf>,
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A subscription to read (repeatable; default: every subscription of the tenant).
+    #[arg(long = "subscription", value_name = "S")]
+    pub subscriptions: Vec<String>,
+    /// The tenant to read, its id or domain (default: the tenant of az's default
+    /// subscription).
+    #[arg(long, value_name = "T")]
+    pub tenant: Option<String>,
+    /// Only the VMs of this resource group (bastions and networks are read from the whole
+    /// scope).
+    #[arg(long, value_name = "RG")]
+    pub resource_group: Option<String>,
+    /// This bastion for every VM, whatever the networks say (its Azure name or resource id).
+    #[arg(long, value_name = "NAME")]
+    pub bastion: Option<String>,
+    /// The file (default: imported.yaml in the profile directory; - for stdout).
+    #[arg(short, long, value_name = "FILE|-")]
+    pub output: Option<PathBuf>,
+    /// Print the file that would be written; write nothing.
+    #[arg(long)]
     pub dry_run: bool,
+    /// Keep the existing file's VMs that this run's scope (--subscription, --tenant,
+    /// --resource-group) did not read.
+    #[arg(long)]
     pub merge: bool,
+    /// Replace a file that bprof import did not write.
+    #[arg(long)]
     pub force: bool,
 }
 
@@ -167,15 +187,21 @@ fn plural(n: usize, what: &str) -> String {
     format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
-pub(super) fn import(cli: &Cli, args: Args, out: &Out) -> Result<i32, Error> {
-    let req = Request::new(args.subscriptions, args.tenant, args.resource_group)?;
-    let to_stdout = args.output.is_some_and(|o| o.as_os_str() == "-");
+/// `bprof import`: read Azure, build the model (keeping the existing file's names), check the
+/// file, then write it (or print it).
+pub(super) fn run(cli: &Cli, args: &Args, out: &Out) -> Result<i32, Error> {
+    let req = Request::new(
+        &args.subscriptions,
+        args.tenant.as_deref(),
+        args.resource_group.as_deref(),
+    )?;
+    let to_stdout = args.output.as_ref().is_some_and(|o| o.as_os_str() == "-");
     if to_stdout && args.merge {
         return Err(Error::Usage(
             "--merge keeps entries of the file it writes: give -o FILE, not -o -".into(),
         ));
     }
-    let target = match (to_stdout, args.output) {
+    let target = match (to_stdout, &args.output) {
         (true, _) => None,
         (false, Some(p)) => Some(p.clone()),
         (false, None) => Some(default_path(cli)?),
@@ -185,24 +211,14 @@ pub(super) fn import(cli: &Cli, args: Args, out: &Out) -> Result<i32, Error> {
         Some(p) => existing(p, args.force, out)?,
         None => (Model::default(), false),
     };
-    let signals = Signals::install();
-    let az = AzProfile::read(cli.settings.azure());
-    let mut progress = Progress {
-        on: std::io::stderr().is_terminal() && !out.quiet,
-        shown: false,
-    };
-    let read = import::read(&req, &az, cli.settings.azure(), &signals, &mut |p| {
-        progress.page(p)
-    });
-    progress.done();
-    let read = read?;
+    let read = read_azure(cli, &req, out)?;
     let inv = Inventory::from_rows(&read.rows);
     let scope = Scope::of(&req, &read, &inv);
     let outcome = import::build(
         &inv,
         &old,
         &Options {
-            bastion: args.bastion.map(str::to_string),
+            bastion: args.bastion.clone(),
             merge: args.merge,
             scope,
             reserved: target.as_deref().map(reserved_names).unwrap_or_default(),
@@ -216,12 +232,12 @@ pub(super) fn import(cli: &Cli, args: Args, out: &Out) -> Result<i32, Error> {
     let schema = (target.is_some() && dir.join("bprof.schema.json").is_file())
         .then_some("./bprof.schema.json");
     let text = import::emit(&outcome.model, schema);
-    let check_path = target
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
     let display = target
         .as_ref()
         .map_or_else(|| "<stdout>".to_string(), |p| p.display().to_string());
+    let check_path = target
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
     let problems = import::check(&check_path, &display, &text);
     if problems.iter().any(|p| p.is_error()) {
         return Err(Error::ImportInvalid { problems });
@@ -229,8 +245,53 @@ pub(super) fn import(cli: &Cli, args: Args, out: &Out) -> Result<i32, Error> {
     if !out.quiet {
         out.problems(&problems);
     }
+    left_out(&outcome, &display, out);
+    let summary = summary(&old, &outcome, target.is_some());
+    match &target {
+        Some(path) if !args.dry_run => {
+            if !dir.exists() && args.output.is_none() {
+                std::fs::create_dir_all(dir).map_err(|source| crate::write::WriteError::Write {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            // a file import wrote is its own to replace, any other only with --force (both
+            // checked above); a file that appeared since is not replaced
+            crate::write::write_atomic(path, text.as_bytes(), replaces, false)?;
+            out.note(&format!("wrote {}: {summary}", path.display()));
+        }
+        Some(path) => {
+            super::output::print(&text)?;
+            out.note(&format!(
+                "dry run: nothing written to {}: {summary}",
+                path.display()
+            ));
+        }
+        None => {
+            super::output::print(&text)?;
+            out.note(&format!("bprof import: {summary}"));
+        }
+    }
+    Ok(exit::OK)
+}
 
-    // what was left out, and why
+/// Resource Graph's rows for the request, with the progress line while they arrive.
+fn read_azure(cli: &Cli, req: &Request, out: &Out) -> Result<import::Read, Error> {
+    let signals = Signals::install();
+    let az = AzProfile::read(cli.settings.azure());
+    let mut progress = Progress {
+        on: std::io::stderr().is_terminal() && !out.quiet,
+        shown: false,
+    };
+    let read = import::read(req, &az, cli.settings.azure(), &signals, &mut |p| {
+        progress.page(p)
+    });
+    progress.done();
+    Ok(read?)
+}
+
+/// What was left out of the file, and why; names that clash; VMs dropped outside the scope.
+fn left_out(outcome: &import::Outcome, display: &str, out: &Out) {
     if !outcome.skipped.is_empty() {
         out.note(&format!(
             "bprof: left out, as read from Azure ({}):",
@@ -269,7 +330,11 @@ pub(super) fn import(cli: &Cli, args: Args, out: &Out) -> Result<i32, Error> {
             }
         ));
     }
-    let (added, removed) = import::changes(&old, &outcome.model);
+}
+
+/// The one-line summary: counts, and (for a file) what is new and what was removed.
+fn summary(old: &Model, outcome: &import::Outcome, to_file: bool) -> String {
+    let (added, removed) = import::changes(old, &outcome.model);
     let m = &outcome.model;
     let mut summary = format!(
         "{}, {}, {}, {}",
@@ -278,7 +343,7 @@ pub(super) fn import(cli: &Cli, args: Args, out: &Out) -> Result<i32, Error> {
         plural(m.bastions.len(), "bastion"),
         plural(m.tenants.len(), "tenant")
     );
-    if target.is_some() {
+    if to_file {
         summary.push_str(&format!(" ({} new, {} removed", added.len(), removed.len()));
         if outcome.kept_outside > 0 {
             summary.push_str(&format!(
@@ -291,30 +356,5 @@ pub(super) fn import(cli: &Cli, args: Args, out: &Out) -> Result<i32, Error> {
     if outcome.stopped > 0 {
         summary.push_str(&format!("; {} not running", plural(outcome.stopped, "VM")));
     }
-    match &target {
-        Some(path) if !args.dry_run => {
-            if !dir.exists() && args.output.is_none() {
-                std::fs::create_dir_all(dir).map_err(|source| crate::write::WriteError::Write {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
-            }
-            // a file import wrote is its own to replace, any other only with --force (both
-            // checked above); a file that appeared since is not replaced
-            crate::write::write_atomic(path, text.as_bytes(), replaces, false)?;
-            out.note(&format!("wrote {}: {summary}", path.display()));
-        }
-        Some(path) => {
-            super::output::print(&text)?;
-            out.note(&format!(
-                "dry run: nothing written to {}: {summary}",
-                path.display()
-            ));
-        }
-        None => {
-            super::output::print(&text)?;
-            out.note(&format!("bprof import: {summary}"));
-        }
-    }
-    Ok(exit::OK)
+    summary
 }

@@ -9,6 +9,47 @@ use crate::files::{self, ReadError, Special};
 use crate::write::{WriteError, write_atomic};
 
 /// The example profile file `init` writes. Every GUID in it is a placeholder.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The directory (default: ./profiles).
+    pub dir: Option<PathBuf>,
+    /// Replace an existing example.yaml (and, with --vscode, .vscode/settings.json).
+    #[arg(long)]
+    pub force: bool,
+    /// Also write .vscode/settings.json here, mapping the schema to the folder's files.
+    #[arg(long)]
+    pub vscode: bool,
+}
+
+/// `bprof init [DIR]`: the scaffold, then what to do next.
+pub(super) fn run(args: &Args, out: &super::Out) -> Result<i32, super::Error> {
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("profiles"));
+    for written in scaffold(&dir, args.force)? {
+        out.note(&format!("wrote {}", written.display()));
+    }
+    if args.vscode {
+        let path = vscode(&dir, args.force)?;
+        out.note(&format!("wrote {}", path.display()));
+    }
+    // from here, bprof finds `./profiles` by itself; any other directory is named
+    let flag = if dir == Path::new("profiles") {
+        String::new()
+    } else {
+        format!(
+            "--profiles {} ",
+            crate::plan::shell::sh_quote(&dir.display().to_string())
+        )
+    };
+    out.note(&format!(
+        "next: edit {}, then `bprof {flag}validate` and `bprof {flag}run my-jumpbox --dry-run`",
+        dir.join("example.yaml").display()
+    ));
+    Ok(super::exit::OK)
+}
+
 pub const EXAMPLE: &str = r#"# yaml-language-server: $schema=./bprof.schema.json
 #
 # bprof profiles: shared by the team, kept in git. Replace the placeholder GUIDs and names with

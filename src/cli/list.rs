@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::output::{print, print_json};
-use super::{Error, Format, Out, exit};
+use super::{Cli, Error, Format, Out, exit, load_set};
 use crate::profile::load::{ProfileSet, Section};
 use crate::profile::resolve::{self};
 
@@ -74,7 +74,19 @@ fn row(set: &ProfileSet, name: &str) -> Row {
     }
 }
 
-pub(super) fn list(set: &ProfileSet, out: &Out) -> Result<i32, Error> {
+/// `bprof list` takes no arguments of its own.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+/// `bprof list`.
+pub(super) fn run(cli: &Cli, _args: &Args, out: &Out) -> Result<i32, Error> {
+    let set = load_set(cli, out)?;
+    let code = list(&set, out);
+    super::leave(set);
+    code
+}
+
+fn list(set: &ProfileSet, out: &Out) -> Result<i32, Error> {
     // every profile the set names, usable or not (a broken entry is not registered)
     let mut names: Vec<&str> = set.names(Section::Profiles).collect();
     names.extend(

@@ -5,11 +5,25 @@ use std::path::{Path, PathBuf};
 
 use clap::CommandFactory as _;
 
-use super::{Cli, Error};
+use super::{Cli, Error, Out};
 use crate::write::{WriteError, write_atomic};
 
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The directory (created if needed); existing pages are replaced.
+    pub dir: PathBuf,
+}
+
+/// `bprof manpages DIR`.
+pub(super) fn run(args: &Args, out: &Out) -> Result<i32, Error> {
+    for page in write(&args.dir)? {
+        out.note(&format!("wrote {}", page.display()));
+    }
+    Ok(super::exit::OK)
+}
+
 /// Writes every page into `dir`; returns the paths written.
-pub(super) fn write(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+fn write(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     std::fs::create_dir_all(dir).map_err(|source| WriteError::Write {
         path: dir.display().to_string(),
         source,

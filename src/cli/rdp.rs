@@ -1,19 +1,34 @@
 //! `bprof rdp`: .rdp files for teammates.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::{Error, Out, exit};
+use clap_complete::engine::ArgValueCandidates;
+
+use super::{Cli, Error, Out, completions, exit, load_set};
 use crate::plan::PlanError;
 use crate::plan::{self, Os, PlanOptions};
 use crate::profile::load::{FileKind, ProfileSet, Section};
 use crate::profile::resolve::{self, Profile};
 use crate::profile::trust::Consent;
-/// Which files `bprof rdp` writes.
-pub(super) struct Which<'a> {
-    pub profile: Option<&'a str>,
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The profile (not with --all).
+    #[arg(required_unless_present = "all", conflicts_with = "all", add = ArgValueCandidates::new(completions::profiles))]
+    pub profile: Option<String>,
+    /// One file per rdp profile, into the directory given by -o.
+    #[arg(long, requires = "output")]
     pub all: bool,
-    /// With the person's own values (else the shared files' alone).
+    /// The file (default ./PROFILE.rdp; - for stdout), or the directory with --all.
+    #[arg(short, long, value_name = "FILE|DIR")]
+    pub output: Option<PathBuf>,
+    /// Replace existing files.
+    #[arg(long)]
+    pub force: bool,
+    /// Include your personal values (user name, port) from `*.local.yaml` and your config.
+    ///
+    /// By default the file holds only what the shared files say, as for every teammate.
+    #[arg(long)]
     pub personal: bool,
 }
 
@@ -52,20 +67,9 @@ fn gate(set: &ProfileSet, p: &Profile) -> Result<(), Error> {
 }
 
 /// `bprof rdp`: one .rdp file (or stdout), or one per rdp profile with --all.
-pub(super) fn rdp_files(
-    engine: Option<crate::profile::raw::TunnelEngine>,
-    full: ProfileSet,
-    which: Which,
-    output: Option<&PathBuf>,
-    force: bool,
-    out: &Out,
-) -> Result<i32, Error> {
-    let Which {
-        profile,
-        all,
-        personal,
-    } = which;
-    if let (Some(name), false) = (profile, personal) {
+pub(super) fn run(cli: &Cli, args: &Args, out: &Out) -> Result<i32, Error> {
+    let full = load_set(cli, out)?;
+    if let (Some(name), false) = (&args.profile, args.personal) {
         let left_out = personal_fields(&full, name);
         if !left_out.is_empty() {
             out.note(&format!(
@@ -82,89 +86,118 @@ pub(super) fn rdp_files(
             )));
         }
     }
-    if all && !personal && full.files.iter().any(|f| f.kind != FileKind::Shared) {
+    if args.all && !args.personal && full.files.iter().any(|f| f.kind != FileKind::Shared) {
         out.note("bprof: the files hold what the shared files say; your *.local.yaml and user config values are left out (--personal includes them)");
     }
-    let set = if personal { full } else { full.shared_only() };
-    let set = &set;
-    let render = |p: &Profile| {
-        let port = plan::local_port(p, None);
-        crate::plan::rdp::encode(&crate::plan::rdp::lines(p, port))
+    let set = if args.personal {
+        full
+    } else {
+        full.shared_only()
     };
-    let tunnel_hint = |set: &ProfileSet, p: &Profile| {
-        let opts = PlanOptions {
-            tunnel_only: true,
-            engine,
-            ..PlanOptions::for_os(Os::current())
-        };
-        let raw = plan::build(set, p, &opts)
-            .ok()
-            .and_then(|pl| {
-                pl.steps
-                    .into_iter()
-                    .find(|s| matches!(s.kind, plan::StepKind::Tunnel { .. }))
-            })
-            .map(|s| crate::plan::shell::join(&s.argv, Os::current() == Os::Windows))
-            .unwrap_or_default();
-        format!(
-            "  open its tunnel first: bprof run {} --tunnel-only
-  (or, without bprof: {raw})",
-            p.name
-        )
-    };
-    if all {
-        let Some(dir) = output else {
+    let engine = cli.settings.engine;
+    if args.all {
+        let Some(dir) = &args.output else {
             return Err(Error::Usage("rdp --all needs -o DIR".into()));
         };
-        if dir.exists() && !dir.is_dir() {
-            return Err(Error::Usage(format!(
-                "{}: not a directory (rdp --all -o DIR writes one file per rdp profile into DIR)",
-                dir.display()
-            )));
-        }
-        std::fs::create_dir_all(dir).map_err(|source| crate::write::WriteError::Write {
-            path: dir.display().to_string(),
-            source,
-        })?;
-        let mut failed = None;
-        let mut count = 0;
-        for name in set.names(Section::Profiles) {
-            let p = match resolve::resolve(set, name) {
-                Ok(p) if p.mode == crate::profile::raw::Mode::Rdp => p,
-                Ok(_) => continue,
-                Err(e) => {
-                    crate::terminal::eprintln(&format!(
-                        "error: {name}: {e} (see `bprof validate`)"
-                    ));
-                    failed.get_or_insert(exit::DATA);
-                    continue;
-                }
-            };
-            if let Err(e) = gate(set, &p) {
-                crate::terminal::eprintln(&format!(
-                    "error: {name}: {e} (see `bprof trust show {name}`)"
-                ));
-                failed.get_or_insert(exit::NO_PERMISSION);
-                continue;
-            }
-            let path = dir.join(format!("{name}.rdp"));
-            match crate::write::write_atomic(&path, &render(&p), force, false) {
-                Ok(()) => {
-                    count += 1;
-                    out.note(&format!("wrote {}", path.display()));
-                }
-                Err(e) => {
-                    crate::terminal::eprintln(&format!("error: {e}: {}", e.hint()));
-                    failed.get_or_insert(exit::CANT_CREATE);
-                }
-            }
-        }
-        out.note(&format!("{count} .rdp file{} written; each needs its profile's tunnel: bprof run PROFILE --tunnel-only", if count == 1 { "" } else { "s" }));
-        return Ok(failed.unwrap_or(exit::OK));
+        return write_all(&set, dir, args.force, out);
     }
-    let Some(name) = profile else {
+    let Some(name) = &args.profile else {
         return Err(Error::Usage("name a profile, or use --all -o DIR".into()));
     };
+    let p = write_one(&set, name, args.output.as_ref(), args.force, out)?;
+    out.note(&tunnel_hint(&set, &p, engine));
+    Ok(exit::OK)
+}
+
+/// A profile's .rdp content: the local end of its tunnel.
+fn render(p: &Profile) -> Vec<u8> {
+    let port = plan::local_port(p, None);
+    crate::plan::rdp::encode(&crate::plan::rdp::lines(p, port))
+}
+
+/// What opens the file's tunnel: bprof, or az's own command for teammates without bprof.
+fn tunnel_hint(
+    set: &ProfileSet,
+    p: &Profile,
+    engine: Option<crate::profile::raw::TunnelEngine>,
+) -> String {
+    let opts = PlanOptions {
+        tunnel_only: true,
+        engine,
+        ..PlanOptions::for_os(Os::current())
+    };
+    let raw = plan::build(set, p, &opts)
+        .ok()
+        .and_then(|pl| {
+            pl.steps
+                .into_iter()
+                .find(|s| matches!(s.kind, plan::StepKind::Tunnel { .. }))
+        })
+        .map(|s| crate::plan::shell::join(&s.argv, Os::current() == Os::Windows))
+        .unwrap_or_default();
+    format!(
+        "  open its tunnel first: bprof run {} --tunnel-only
+  (or, without bprof: {raw})",
+        p.name
+    )
+}
+
+/// `--all -o DIR`: one file per rdp profile; a profile that fails is said and the rest go on
+/// (the exit code is the first failure's).
+fn write_all(set: &ProfileSet, dir: &Path, force: bool, out: &Out) -> Result<i32, Error> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "{}: not a directory (rdp --all -o DIR writes one file per rdp profile into DIR)",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(|source| crate::write::WriteError::Write {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let mut failed = None;
+    let mut count = 0;
+    for name in set.names(Section::Profiles) {
+        let p = match resolve::resolve(set, name) {
+            Ok(p) if p.mode == crate::profile::raw::Mode::Rdp => p,
+            Ok(_) => continue,
+            Err(e) => {
+                crate::terminal::eprintln(&format!("error: {name}: {e} (see `bprof validate`)"));
+                failed.get_or_insert(exit::DATA);
+                continue;
+            }
+        };
+        if let Err(e) = gate(set, &p) {
+            crate::terminal::eprintln(&format!(
+                "error: {name}: {e} (see `bprof trust show {name}`)"
+            ));
+            failed.get_or_insert(exit::NO_PERMISSION);
+            continue;
+        }
+        let path = dir.join(format!("{name}.rdp"));
+        match crate::write::write_atomic(&path, &render(&p), force, false) {
+            Ok(()) => {
+                count += 1;
+                out.note(&format!("wrote {}", path.display()));
+            }
+            Err(e) => {
+                crate::terminal::eprintln(&format!("error: {e}: {}", e.hint()));
+                failed.get_or_insert(exit::CANT_CREATE);
+            }
+        }
+    }
+    out.note(&format!("{count} .rdp file{} written; each needs its profile's tunnel: bprof run PROFILE --tunnel-only", if count == 1 { "" } else { "s" }));
+    Ok(failed.unwrap_or(exit::OK))
+}
+
+/// One profile's file, to `output` (`-`: stdout) or `./PROFILE.rdp`; returns the profile.
+fn write_one(
+    set: &ProfileSet,
+    name: &str,
+    output: Option<&PathBuf>,
+    force: bool,
+    out: &Out,
+) -> Result<Profile, Error> {
     let p = resolve::resolve(set, name)?;
     out.elsewhere(set);
     gate(set, &p)?;
@@ -189,6 +222,5 @@ pub(super) fn rdp_files(
             out.note(&format!("wrote {}", path.display()));
         }
     }
-    out.note(&tunnel_hint(set, &p));
-    Ok(exit::OK)
+    Ok(p)
 }

@@ -1,11 +1,90 @@
 //! `plan` and `run`: a profile's plan, shown or executed.
 
+use clap_complete::engine::ArgValueCandidates;
+
 use super::output::{print, print_json};
-use super::{Cli, Error, Format, Out, SessionArgs, exit, load_set};
+use super::{Cli, Error, Format, Out, completions, exit, load_set, pick};
 use crate::plan::{self, Os, PlanOptions};
 use crate::process::{self, Signals};
 use crate::profile::resolve::{self, Profile};
 use crate::session::{self, RunError};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The profile (`bprof list` shows them); on a terminal, without one, a picker opens.
+    /// Several with --tunnel-only: one bprof holds all their tunnels.
+    #[arg(value_name = "PROFILE", add = ArgValueCandidates::new(completions::profiles))]
+    pub names: Vec<String>,
+    /// Print the plan instead of running it.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: the plan for another system.
+    #[arg(long, value_enum, requires = "dry_run")]
+    pub os: Option<Os>,
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// Appended to the connect step's az options (before ssh's `--`).
+    #[arg(last = true, value_name = "EXTRA")]
+    pub extra: Vec<String>,
+}
+
+/// What `run` (and `plan`, to show it) adds to a profile for one session.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct SessionArgs {
+    /// Add --configure for this run (rdp: sign in as another Entra user).
+    #[arg(long)]
+    pub configure: bool,
+    /// The local port of the tunnel.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Open the tunnel alone (any profile) and wait for Ctrl-C.
+    #[arg(long)]
+    pub tunnel_only: bool,
+}
+
+/// `bprof run [PROFILE]...`: one profile's plan (picked on a terminal when none is named),
+/// shown with --dry-run or executed; several profiles' tunnels together.
+pub(super) fn run(cli: &Cli, args: &Args, out: &Out) -> Result<i32, Error> {
+    if args.names.len() > 1 {
+        return run_several(cli, args, out);
+    }
+    let picked = args.names.is_empty();
+    let profile = match args.names.first() {
+        Some(p) => p.clone(),
+        None if pick::available() => match pick::choose(&load_set(cli, out)?, out)? {
+            Some(p) => p,
+            None => return Ok(exit::OK),
+        },
+        None => {
+            return Err(Error::Usage(
+                "name a profile: bprof run PROFILE (`bprof list` shows them; on a terminal, `bprof run` alone opens a picker)".into(),
+            ));
+        }
+    };
+    let draft = make_plan(
+        cli,
+        &profile,
+        args.os,
+        &args.session,
+        args.extra.clone(),
+        !args.dry_run,
+        out,
+    )?;
+    if args.dry_run {
+        return show_plan(&draft, out);
+    }
+    let plan = draft.approved()?;
+    if picked {
+        // the person sees what will run before it runs
+        crate::terminal::eprint(&plan.to_text(), false);
+        if !pick::confirm() {
+            out.note("nothing was run");
+            return Ok(exit::OK);
+        }
+    }
+    run_plan(&plan, out)
+}
+
 /// Loads the set, resolves the profile and builds its plan for `run` (`for_run`: check that
 /// the local port is free) or `plan`: a draft, with what it asks consent for (`run` runs only
 /// an approved one, [`plan::Draft::approved`]).
@@ -96,15 +175,14 @@ pub(super) fn show_plan(draft: &plan::Draft, out: &Out) -> Result<i32, Error> {
 }
 
 /// `run A B... --tunnel-only`: every profile's native tunnel, held by one bprof.
-pub(super) fn run_several(
-    cli: &Cli,
-    profiles: &[String],
-    dry_run: bool,
-    os: Option<Os>,
-    session: &SessionArgs,
-    extra: &[String],
-    out: &Out,
-) -> Result<i32, Error> {
+fn run_several(cli: &Cli, args: &Args, out: &Out) -> Result<i32, Error> {
+    let (profiles, dry_run, os, session, extra) = (
+        &args.names,
+        args.dry_run,
+        args.os,
+        &args.session,
+        &args.extra,
+    );
     let usage = |m: &str| Err(Error::Usage(m.to_string()));
     if !session.tunnel_only {
         return usage("several profiles run together only as tunnels: add --tunnel-only");
@@ -159,7 +237,7 @@ pub(super) fn run_several(
     Ok(session::execute_several(&plans, &signals, out.quiet)?)
 }
 
-pub(super) fn run_plan(plan: &plan::Plan, out: &Out) -> Result<i32, Error> {
+fn run_plan(plan: &plan::Plan, out: &Out) -> Result<i32, Error> {
     // a missing RDP client is found before the tunnel starts
     for step in plan
         .steps

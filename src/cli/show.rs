@@ -2,11 +2,29 @@
 
 use serde_json::{Value, json};
 
+use super::completions;
 use super::output::{print, print_json};
-use super::{Error, Format, Out, exit};
+use super::{Cli, Error, Format, Out, exit, load_set};
 use crate::profile::load::ProfileSet;
-use crate::profile::resolve::Profile;
-pub(super) fn show(set: &ProfileSet, p: &Profile, out: &Out) -> Result<i32, Error> {
+use crate::profile::resolve::{self, Profile};
+use clap_complete::engine::ArgValueCandidates;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The profile (`bprof list` shows them).
+    #[arg(add = ArgValueCandidates::new(completions::profiles))]
+    pub profile: String,
+}
+
+/// `bprof show PROFILE`.
+pub(super) fn run(cli: &Cli, args: &Args, out: &Out) -> Result<i32, Error> {
+    let set = load_set(cli, out)?;
+    let p = resolve::resolve(&set, &args.profile)?;
+    out.elsewhere(&set);
+    show(&set, &p, out)
+}
+
+fn show(set: &ProfileSet, p: &Profile, out: &Out) -> Result<i32, Error> {
     let mut effective = serde_json::to_value(p).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut effective {
         map.retain(|_, v| !v.is_null());

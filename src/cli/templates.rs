@@ -5,8 +5,16 @@ use serde_json::{Value, json};
 use super::output::{print, print_json};
 use super::{Cli, Error, Format, Out, exit, load_set};
 use crate::profile::load::Section;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A template to print as YAML (built-in: rdp, ssh, tunnel; or the set's own).
+    pub name: Option<String>,
+}
+
 /// `bprof templates [NAME]`: the built-in templates and, when a profile set is found, its own.
-pub(super) fn templates(cli: &Cli, name: Option<&str>, out: &Out) -> Result<i32, Error> {
+pub(super) fn run(cli: &Cli, args: &Args, out: &Out) -> Result<i32, Error> {
+    let name = args.name.as_deref();
     // templates need no profile set; a set that cannot be loaded only hides its own templates
     let set = load_set(cli, out).ok();
     let user: Vec<&str> = set

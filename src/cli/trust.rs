@@ -8,11 +8,12 @@ use std::io::{BufRead, IsTerminal};
 use serde_json::{Value, json};
 
 use super::output::{print, print_json};
-use super::{Error, Format, Out, TrustAction, exit};
+use super::{Cli, Error, Format, Out, completions, exit, load_set};
 use crate::plan::{self, Os, PlanOptions};
 use crate::profile::load::{ProfileSet, Section};
 use crate::profile::resolve;
 use crate::profile::trust::{Consent, Request};
+use clap_complete::engine::ArgValueCandidates;
 
 /// What one profile asks consent for.
 fn requests_of(set: &ProfileSet, name: &str) -> Result<Vec<Request>, Error> {
@@ -116,7 +117,7 @@ fn draft_of(
         settings,
         &p,
         None,
-        &super::SessionArgs {
+        &super::run::SessionArgs {
             configure: false,
             port: None,
             tunnel_only: false,
@@ -174,86 +175,127 @@ fn show(
     Ok(exit::OK)
 }
 
-pub(super) fn trust(
-    settings: &super::Settings,
-    set: &ProfileSet,
-    action: &TrustAction,
-    out: &Out,
-) -> Result<i32, Error> {
-    match action {
-        TrustAction::List => list(set, out),
-        TrustAction::Show { profile } => show(settings, set, profile, out),
-        TrustAction::Allow { names, yes } => {
-            let mut reqs = Vec::new();
-            for p in names {
-                reqs.extend(requests_of(set, p)?);
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub action: Option<Action>,
+}
+
+/// What `bprof trust` does (default: list).
+#[derive(Debug, clap::Subcommand)]
+pub enum Action {
+    /// What the profiles ask consent for, its status, and who uses it.
+    List,
+    /// What one profile asks for, exactly as written, and what changed since you approved it.
+    Show {
+        /// The profile (`bprof list` shows them).
+        #[arg(add = ArgValueCandidates::new(completions::profiles))]
+        profile: String,
+    },
+    /// Approve what these profiles ask for, pinned to the content as written.
+    Allow {
+        #[arg(required = true, value_name = "PROFILE", add = ArgValueCandidates::new(completions::profiles))]
+        names: Vec<String>,
+        /// Approve without asking (for scripts); what is approved is still printed.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Revoke consent for what these profiles use, or for everything.
+    Revoke {
+        #[arg(required_unless_present = "all", value_name = "PROFILE", add = ArgValueCandidates::new(completions::profiles))]
+        names: Vec<String>,
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
+    },
+}
+
+/// `bprof trust [ACTION]`.
+pub(super) fn run(cli: &Cli, args: &Args, out: &Out) -> Result<i32, Error> {
+    let set = load_set(cli, out)?;
+    match args.action.as_ref().unwrap_or(&Action::List) {
+        Action::List => list(&set, out),
+        Action::Show { profile } => show(&cli.settings, &set, profile, out),
+        Action::Allow { names, yes } => allow(&set, names, *yes, out),
+        Action::Revoke { names, all } => revoke(&set, names, *all, out),
+    }
+}
+
+/// `bprof trust allow`: shows what is approved, asks (unless --yes), records it.
+fn allow(set: &ProfileSet, names: &[String], yes: bool, out: &Out) -> Result<i32, Error> {
+    {
+        let mut reqs = Vec::new();
+        for p in names {
+            reqs.extend(requests_of(set, p)?);
+        }
+        // every profile's request is recorded (a consent names the profiles it is for);
+        // each consent is shown once
+        let pending: Vec<Request> = reqs
+            .into_iter()
+            .filter(|r| set.consents.status(r) != Consent::Approved)
+            .collect();
+        let shown = unique(pending.clone());
+        if pending.is_empty() {
+            out.note("nothing to approve: everything these profiles use is approved or within the allow-lists");
+            return Ok(exit::OK);
+        }
+        if let Some(why) = &set.consents.ignored {
+            return Err(Error::Usage(format!(
+                "cannot record consent: your consent file is not believed: {why}"
+            )));
+        }
+        let mut text = String::from("You are approving, exactly as written:\n");
+        for r in &shown {
+            describe(set, r, &mut text);
+        }
+        crate::terminal::eprint(&text, false);
+        if !yes {
+            if !std::io::stdin().is_terminal() {
+                return Err(Error::Usage(
+                    "not a terminal: add --yes to approve what is shown above".into(),
+                ));
             }
-            // every profile's request is recorded (a consent names the profiles it is for);
-            // each consent is shown once
-            let pending: Vec<Request> = reqs
-                .into_iter()
-                .filter(|r| set.consents.status(r) != Consent::Approved)
-                .collect();
-            let shown = unique(pending.clone());
-            if pending.is_empty() {
-                out.note("nothing to approve: everything these profiles use is approved or within the allow-lists");
-                return Ok(exit::OK);
+            crate::terminal::eprint("approve? [y/N] ", false);
+            let mut answer = String::new();
+            let _ = std::io::stdin().lock().read_line(&mut answer);
+            if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                out.note("nothing approved");
+                return Ok(exit::NO_PERMISSION);
             }
-            if let Some(why) = &set.consents.ignored {
-                return Err(Error::Usage(format!(
-                    "cannot record consent: your consent file is not believed: {why}"
-                )));
-            }
-            let mut text = String::from("You are approving, exactly as written:\n");
-            for r in &shown {
-                describe(set, r, &mut text);
-            }
-            crate::terminal::eprint(&text, false);
-            if !*yes {
-                if !std::io::stdin().is_terminal() {
-                    return Err(Error::Usage(
-                        "not a terminal: add --yes to approve what is shown above".into(),
-                    ));
-                }
-                crate::terminal::eprint("approve? [y/N] ", false);
-                let mut answer = String::new();
-                let _ = std::io::stdin().lock().read_line(&mut answer);
-                if !matches!(answer.trim(), "y" | "Y" | "yes") {
-                    out.note("nothing approved");
-                    return Ok(exit::NO_PERMISSION);
-                }
-            }
-            let mut consents = set.consents.clone();
-            consents.approve(&pending);
-            let path = consents.save()?;
-            out.note(&format!(
+        }
+        let mut consents = set.consents.clone();
+        consents.approve(&pending);
+        let path = consents.save()?;
+        out.note(&format!(
                 "approved {} item{}; recorded in {} (a change to them, or to where they go, makes bprof ask again)",
                 shown.len(),
                 if shown.len() == 1 { "" } else { "s" },
                 path.display()
             ));
-            Ok(exit::OK)
-        }
-        TrustAction::Revoke { names, all } => {
-            let mut consents = set.consents.clone();
-            let gone = if *all {
-                consents.revoke(|_| true)
-            } else {
-                let mut reqs = Vec::new();
-                for p in names {
-                    reqs.extend(requests_of(set, p)?);
-                }
-                consents.revoke(|a| reqs.iter().any(|r| a.concerns(r)))
-            };
-            if gone > 0 {
-                consents.save()?;
+        Ok(exit::OK)
+    }
+}
+
+/// `bprof trust revoke`: for these profiles' requests, or every consent.
+fn revoke(set: &ProfileSet, names: &[String], all: bool, out: &Out) -> Result<i32, Error> {
+    {
+        let mut consents = set.consents.clone();
+        let gone = if all {
+            consents.revoke(|_| true)
+        } else {
+            let mut reqs = Vec::new();
+            for p in names {
+                reqs.extend(requests_of(set, p)?);
             }
-            out.note(&format!(
-                "revoked {gone} consent{}",
-                if gone == 1 { "" } else { "s" }
-            ));
-            Ok(exit::OK)
+            consents.revoke(|a| reqs.iter().any(|r| a.concerns(r)))
+        };
+        if gone > 0 {
+            consents.save()?;
         }
+        out.note(&format!(
+            "revoked {gone} consent{}",
+            if gone == 1 { "" } else { "s" }
+        ));
+        Ok(exit::OK)
     }
 }
 

@@ -9,12 +9,24 @@ use super::{Cli, Error, Format, Out, exit};
 use crate::plan::{self};
 use crate::profile::diag::Problem;
 use crate::profile::load::{self, Sources};
-pub(super) fn validate(
-    cli: &Cli,
-    paths: &[PathBuf],
-    strict: bool,
-    out: &Out,
-) -> Result<i32, Error> {
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Files or directories to check (default: the discovered set, with your overrides).
+    ///
+    /// Each is checked in the context of its set (the other shared files of its
+    /// directory), without personal overrides (`*.local.yaml`, your user config), as CI
+    /// sees the repository; problems of the named files are reported.
+    pub paths: Vec<PathBuf>,
+    /// Warnings fail too (exit 65): lints, consent requests, a user config that grants
+    /// nothing.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// `bprof validate [PATH]...`.
+pub(super) fn run(cli: &Cli, args: &Args, out: &Out) -> Result<i32, Error> {
+    let (paths, strict) = (&args.paths, args.strict);
     let src = cli.settings.sources(cli.profiles.clone());
     // `validate PATH...`: each named file in its set (the shared files of its directory), the
     // way CI sees the repository: no personal files; problems of the named files only

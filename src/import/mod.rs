@@ -65,6 +65,15 @@ pub enum ImportError {
 }
 
 impl ImportError {
+    /// bprof's exit code for it: 64 for flags that cannot be used, else Azure's.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ImportError::Usage(_) => crate::exit::USAGE,
+            ImportError::Azure(e) => e.exit_code(),
+            ImportError::Incomplete(_) => crate::exit::UNAVAILABLE,
+        }
+    }
+
     pub fn hint(&self) -> Option<String> {
         match self {
             ImportError::Azure(AzureError::Arm {

@@ -245,6 +245,18 @@ pub fn uses_tunnel(profile: &Profile, os: Os, tunnel_only: bool) -> bool {
 
 /// The template context: profile, tenant, bastion, vm, port, env.
 impl PlanError {
+    /// bprof's exit code for it: 77 without consent, 64 for a flag the engine cannot honour, else
+    /// 65 (the profile's data).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            PlanError::Consent { .. } => crate::exit::NO_PERMISSION,
+            PlanError::Native { usage: true, .. } => crate::exit::USAGE,
+            PlanError::Template(_) | PlanError::Invalid { .. } | PlanError::Native { .. } => {
+                crate::exit::DATA
+            }
+        }
+    }
+
     pub fn hint(&self) -> Option<String> {
         match self {
             PlanError::Template(t) => Some(t.hint()),

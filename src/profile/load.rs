@@ -48,6 +48,16 @@ pub enum LoadError {
 }
 
 impl LoadError {
+    /// bprof's exit code for it: 77 for a profile directory that is not the person's alone, 70
+    /// for a bug, else 66 (the input is missing or cannot be read).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            LoadError::Panicked => crate::exit::SOFTWARE,
+            LoadError::UnsafeDiscovered { .. } => crate::exit::NO_PERMISSION,
+            _ => crate::exit::NO_INPUT,
+        }
+    }
+
     pub fn hint(&self) -> Option<&'static str> {
         match self {
             LoadError::NoProfiles { .. } => Some(

@@ -110,6 +110,28 @@ impl From<StartError> for RunError {
 }
 
 impl RunError {
+    /// bprof's exit code when a run ends with this error: a failed child's own status (see
+    /// [`crate::exit::child_code`]), 69 when something it needs is unavailable.
+    pub fn exit_code(&self) -> i32 {
+        use crate::exit;
+        match self {
+            RunError::Process(e) => e.exit_code(),
+            RunError::Azure(e) => e.exit_code(),
+            RunError::StepFailed { .. }
+            | RunError::TunnelExited { .. }
+            | RunError::TunnelDied { .. }
+            | RunError::ClientFailed { .. } => self.child_exit().map_or(1, exit::child_code),
+            RunError::TunnelTimeout { .. }
+            | RunError::PortBusy { .. }
+            | RunError::PortSquatted { .. }
+            | RunError::ListenerCheck { .. }
+            | RunError::Listen { .. }
+            | RunError::NotSignedIn { .. } => exit::UNAVAILABLE,
+            RunError::NotNative { .. } => exit::USAGE,
+            RunError::Write(e) => e.exit_code(),
+        }
+    }
+
     /// How the child whose end is this error ended, when it is one.
     pub fn child_exit(&self) -> Option<Exit> {
         match self {

@@ -163,6 +163,17 @@ pub enum ResolveError {
     },
 }
 
+impl ResolveError {
+    /// bprof's exit code for it: 66 for a profile that does not exist, 65 for one whose data
+    /// has problems.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ResolveError::UnknownProfile { .. } => crate::exit::NO_INPUT,
+            ResolveError::Invalid { .. } | ResolveError::Unusable { .. } => crate::exit::DATA,
+        }
+    }
+}
+
 /// A problem at the origin of `field` in a layered profile, or at the profile itself.
 struct Ctx<'a> {
     set: &'a ProfileSet,
