@@ -214,6 +214,9 @@ pub enum Command {
 pub enum Error {
     #[error("{0}")]
     Usage(String),
+    /// Something named on the command line that does not exist (a template, a file).
+    #[error("{0}")]
+    Unknown(String),
     #[error(transparent)]
     Load(#[from] LoadError),
     #[error(transparent)]
@@ -243,6 +246,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => exit::USAGE,
+            Error::Unknown(_) => exit::NO_INPUT,
             Error::Load(e) => e.exit_code(),
             Error::Resolve(e) => e.exit_code(),
             Error::Plan(e) => e.exit_code(),

@@ -94,7 +94,6 @@ pub(super) fn run(cli: &Cli, args: &Args, out: &Out) -> Result<i32, Error> {
     } else {
         full.shared_only()
     };
-    let engine = cli.settings.engine;
     if args.all {
         let Some(dir) = &args.output else {
             return Err(Error::Usage("rdp --all needs -o DIR".into()));
@@ -105,7 +104,7 @@ pub(super) fn run(cli: &Cli, args: &Args, out: &Out) -> Result<i32, Error> {
         return Err(Error::Usage("name a profile, or use --all -o DIR".into()));
     };
     let p = write_one(&set, name, args.output.as_ref(), args.force, out)?;
-    out.note(&tunnel_hint(&set, &p, engine));
+    out.note(&tunnel_hint(&set, &p));
     Ok(exit::OK)
 }
 
@@ -115,31 +114,30 @@ fn render(p: &Profile) -> Vec<u8> {
     crate::plan::rdp::encode(&crate::plan::rdp::lines(p, port))
 }
 
-/// What opens the file's tunnel: bprof, or az's own command for teammates without bprof.
-fn tunnel_hint(
-    set: &ProfileSet,
-    p: &Profile,
-    engine: Option<crate::profile::raw::TunnelEngine>,
-) -> String {
+/// What opens the file's tunnel: bprof, or (for teammates without bprof) az's own tunnel
+/// command, whichever engine this bprof uses.
+fn tunnel_hint(set: &ProfileSet, p: &Profile) -> String {
     let opts = PlanOptions {
         tunnel_only: true,
-        engine,
+        engine: Some(crate::profile::raw::TunnelEngine::Az),
         ..PlanOptions::for_os(Os::current())
     };
-    let raw = plan::build(set, p, &opts)
+    let az_line = plan::build(set, p, &opts)
         .ok()
         .and_then(|pl| {
             pl.steps
                 .into_iter()
                 .find(|s| matches!(s.kind, plan::StepKind::Tunnel { .. }))
         })
-        .map(|s| crate::plan::shell::join(&s.argv, Os::current() == Os::Windows))
-        .unwrap_or_default();
-    format!(
-        "  open its tunnel first: bprof run {} --tunnel-only
-  (or, without bprof: {raw})",
+        .map(|s| crate::plan::shell::join(&s.argv, Os::current() == Os::Windows));
+    let mut hint = format!(
+        "  open its tunnel first: bprof run {} --tunnel-only",
         p.name
-    )
+    );
+    if let Some(line) = az_line {
+        hint.push_str(&format!("\n  (or, without bprof: {line})"));
+    }
+    hint
 }
 
 /// `--all -o DIR`: one file per rdp profile; a profile that fails is said and the rest go on

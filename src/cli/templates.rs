@@ -34,7 +34,7 @@ pub(super) fn run(cli: &Cli, args: &Args, out: &Out) -> Result<i32, Error> {
             None => {
                 let mut known = vec!["rdp", "ssh", "tunnel"];
                 known.extend(&user);
-                Err(Error::Usage(format!(
+                Err(Error::Unknown(format!(
                     "no template `{n}`; the templates are {}",
                     known.join(", ")
                 )))

@@ -40,13 +40,9 @@ fn describe(set: &ProfileSet, r: &Request, text: &mut String) {
     let show = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
     match &status {
         Consent::Changed { content, .. } if *content != r.content => {
-            text.push_str("  what you approved:\n");
-            for l in show(content).lines() {
-                text.push_str(&format!("  - {l}\n"));
-            }
-            text.push_str("  what it says now:\n");
-            for l in show(&r.content).lines() {
-                text.push_str(&format!("  + {l}\n"));
+            text.push_str("  content (- what you approved, + what it says now):\n");
+            for (mark, l) in line_diff(&show(content), &show(&r.content)) {
+                text.push_str(&format!("  {mark} {l}\n"));
             }
         }
         _ => {
@@ -57,6 +53,42 @@ fn describe(set: &ProfileSet, r: &Request, text: &mut String) {
         }
     }
     destination(r, &status, text);
+}
+
+/// The lines of `old` and `new` marked `-` (only in the old), `+` (only in the new) or ` `
+/// (in both), in order: a longest-common-subsequence diff, so that one changed element of a
+/// list shows as that element. Past a size where that costs too much, the whole of each.
+fn line_diff<'a>(old: &'a str, new: &'a str) -> Vec<(char, &'a str)> {
+    let (a, b): (Vec<&str>, Vec<&str>) = (old.lines().collect(), new.lines().collect());
+    if a.len().saturating_mul(b.len()) > 1_000_000 {
+        let gone = a.iter().map(|l| ('-', *l));
+        return gone.chain(b.iter().map(|l| ('+', *l))).collect();
+    }
+    // common[i][j]: the longest common subsequence of a[i..] and b[j..]
+    let mut common = vec![vec![0u32; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            common[i][j] = if a[i] == b[j] {
+                common[i + 1][j + 1] + 1
+            } else {
+                common[i + 1][j].max(common[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            out.push((' ', a[i]));
+            (i, j) = (i + 1, j + 1);
+        } else if j == b.len() || (i < a.len() && common[i + 1][j] >= common[i][j + 1]) {
+            out.push(('-', a[i]));
+            i += 1;
+        } else {
+            out.push(('+', b[j]));
+            j += 1;
+        }
+    }
+    out
 }
 
 /// Where the consent lets the content go; changed, what was approved (`-`) beside what it is
@@ -389,4 +421,32 @@ fn list(set: &ProfileSet, out: &Out) -> Result<i32, Error> {
     }
     print(&text)?;
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_diff;
+
+    #[test]
+    fn one_changed_element_shows_as_that_element() {
+        let d = line_diff(
+            "[\n  \"a\",\n  \"b\",\n  \"c\"\n]",
+            "[\n  \"a\",\n  \"x\",\n  \"c\"\n]",
+        );
+        let marked: Vec<String> = d.iter().map(|(m, l)| format!("{m}{l}")).collect();
+        assert_eq!(
+            marked,
+            [
+                "&[",
+                "   \"a\",",
+                "-  \"b\",",
+                "+  \"x\",",
+                "   \"c\"",
+                " ]"
+            ]
+            .map(|s| s.replace('&', " "))
+        );
+        assert_eq!(line_diff("", "x"), [('+', "x")]);
+        assert_eq!(line_diff("x", ""), [('-', "x")]);
+    }
 }

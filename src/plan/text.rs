@@ -24,9 +24,6 @@ impl Plan {
             if step.when.as_deref() == Some("not-signed-in") {
                 out.push_str("# not signed in to this tenant: sign in first\n");
             }
-            if step.when.as_deref() == Some("login-changed-default") {
-                out.push_str("# only if the login changed your default subscription:\n");
-            }
             if let StepKind::Tunnel { port } = step.kind {
                 out.push_str(&format!(
                     "# open the tunnel on {} (in the background)\n",

@@ -210,9 +210,12 @@ fn init_scaffolds_a_set_that_validates_and_plans() {
     );
     let schema = std::fs::read_to_string(t.path().join("profiles/bprof.schema.json")).unwrap();
     assert_eq!(schema, t.run_with(&["schema"]).stdout);
-    // the example is never replaced without --force
+    // the example is never replaced without --force: init adds what is missing, keeps the rest
     std::fs::write(t.path().join("profiles/example.yaml"), "version: 1\n").unwrap();
-    t.run_with(&["init"]).code(73).stderr_has("exists");
+    t.run_with(&["init", "--vscode"])
+        .code(0)
+        .stderr_has("kept profiles/example.yaml: it is yours (--force replaces it)")
+        .stderr_has("wrote .vscode/settings.json");
     assert_eq!(
         std::fs::read_to_string(t.path().join("profiles/example.yaml")).unwrap(),
         "version: 1\n"

@@ -14,6 +14,7 @@ mod known;
 mod lint;
 #[cfg(target_os = "linux")]
 mod native;
+mod newcomer;
 mod output;
 
 #[cfg(unix)]

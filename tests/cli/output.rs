@@ -132,10 +132,34 @@ fn editors_get_the_schema_and_a_stale_copy_is_said() {
     );
     let example = std::fs::read_to_string(t.path().join("profiles/example.yaml")).unwrap();
     assert!(example.starts_with("# yaml-language-server: $schema=./bprof.schema.json"));
-    // an existing settings file is not replaced without --force
+    // an existing settings file is never rewritten: what to add is said
     t.run_with(&["init", "other", "--vscode"])
-        .code(73)
-        .stderr_has("settings.json");
+        .code(0)
+        .stderr_has("kept .vscode/settings.json as it is (bprof does not rewrite it); add to it:")
+        .stderr_has("\"./other/bprof.schema.json\"");
+    assert_eq!(
+        std::fs::read_to_string(t.path().join(".vscode/settings.json")).unwrap(),
+        settings
+    );
+    t.run_with(&["init", "--vscode"])
+        .code(0)
+        .stderr_has(".vscode/settings.json has it already");
+    // one without a `yaml.schemas` key gets it, every other byte kept
+    std::fs::write(
+        t.path().join(".vscode/settings.json"),
+        "{\n  \"editor.tabSize\": 2\n}\n",
+    )
+    .unwrap();
+    t.run_with(&["init", "--vscode"])
+        .code(0)
+        .stderr_has("added to .vscode/settings.json");
+    let added = std::fs::read_to_string(t.path().join(".vscode/settings.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&added).unwrap();
+    assert_eq!(v["editor.tabSize"], 2, "{added}");
+    assert_eq!(
+        v["yaml.schemas"]["./profiles/bprof.schema.json"][0], "profiles/*.yaml",
+        "{added}"
+    );
     t.run_with(&["schema", "--check", "profiles/bprof.schema.json"])
         .code(0);
     std::fs::write(t.path().join("old.json"), "{}\n").unwrap();

@@ -415,10 +415,14 @@ fn consent_is_pinned_to_the_content_and_lapses_when_it_changes() {
     t.run_with(&["run", "p"])
         .code(77)
         .stderr_has("changed since you approved it");
-    t.run_with(&["trust", "show", "p"])
+    let shown = t.run_with(&["trust", "show", "p"]);
+    shown
         .code(0)
         .stdout_has("-   \"ProxyCommand=nc %h %p\"")
-        .stdout_has("+   \"ProxyCommand=sh -c evil\"");
+        .stdout_has("+   \"ProxyCommand=sh -c evil\"")
+        // the element that changed, not the whole list
+        .stdout_has("\n      \"-o\",\n");
+    assert!(!shown.stdout.contains("-   \"-o\""), "{}", shown.stdout);
     t.run_with(&["trust", "revoke", "--all"])
         .code(0)
         .stderr_has("revoked 1 consent");

@@ -1,0 +1,56 @@
+//! What a newcomer trips over in the first hour: each case as a new user meets it.
+
+use crate::harness::{Test, one_profile};
+
+fn rdp_set() -> String {
+    one_profile("  p:\n    bastion: b\n    vm: v\n    local_port: 50321\n")
+}
+
+#[test]
+fn an_rdp_file_names_azs_tunnel_for_teammates_without_bprof_on_either_engine() {
+    for engine in ["native", "az"] {
+        let t = Test::new()
+            .file("profiles/p.yaml", rdp_set())
+            .env("BPROF_TUNNEL_ENGINE", engine);
+        let r = t.run_with(&["rdp", "p", "-o", "p.rdp"]);
+        r.code(0)
+            .stderr_has("open its tunnel first: bprof run p --tunnel-only")
+            .stderr_has("(or, without bprof: az network bastion tunnel ")
+            .stderr_has("--port 50321");
+        assert!(
+            !r.stderr.contains("without bprof: )"),
+            "{engine}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn an_unknown_template_is_missing_input_like_an_unknown_profile() {
+    let t = Test::new().file("profiles/p.yaml", rdp_set());
+    t.run_with(&["templates", "nope"])
+        .code(66)
+        .stderr_has("no template `nope`; the templates are rdp, ssh, tunnel");
+    t.run_with(&["show", "nope"]).code(66);
+}
+
+#[test]
+fn the_plan_says_why_the_default_subscription_is_restored_once() {
+    let other = "99999999-9999-9999-9999-999999999999";
+    let t = Test::new().file("profiles/p.yaml", rdp_set()).file(
+        "azure/azureProfile.json",
+        format!(
+            r#"{{"subscriptions": [{{"id": "{other}", "tenantId": "x", "isDefault": true}}]}}"#
+        ),
+    );
+    let r = t.run_with(&["plan", "p", "--os", "windows"]);
+    r.code(0).stdout_has("az account set --subscription");
+    assert_eq!(
+        r.stdout
+            .matches("changed your default subscription")
+            .count(),
+        1,
+        "{}",
+        r.stdout
+    );
+}
