@@ -5,6 +5,8 @@ use clap::Parser as _;
 
 use super::output::{Out, color_enabled};
 use super::{Cli, Command, Error, Format, Settings, completions, dispatch, exit, trust};
+use std::path::Path;
+
 use crate::profile::load::{self, ProfileSet};
 
 /// Runs bprof with these arguments; returns the exit code.
@@ -106,11 +108,40 @@ pub(crate) fn leave(set: ProfileSet) {
 /// Loads the profile set; its warnings (a user config that grants nothing, ignored consents)
 /// are said on stderr.
 pub(crate) fn load_set(cli: &Cli, out: &Out) -> Result<ProfileSet, Error> {
-    let set = load::load(&cli.settings.sources(cli.profiles.clone()))?;
+    let sources = cli.settings.sources(cli.profiles.clone());
+    let set = load::load(&sources)?;
+    if out.verbose {
+        out.note(&files_read(&sources, &set));
+    }
     if !out.quiet {
         out.problems(&set.warnings);
     }
     Ok(set)
+}
+
+/// `-v`: which profile files were read, and why those: the flag, the variable, or the nearest
+/// `profiles/` directory found upwards.
+fn files_read(sources: &load::Sources, set: &ProfileSet) -> String {
+    let why = if !sources.paths.is_empty() {
+        "named by --profiles".to_string()
+    } else if sources.env.is_some() {
+        "named by BPROF_PROFILES".to_string()
+    } else {
+        format!(
+            "the nearest profiles/ directory upwards from {}",
+            load::display_path(&sources.cwd, Path::new("/"), sources.home.as_deref())
+        )
+    };
+    let mut text = format!("bprof: profile files ({why}):");
+    for f in &set.files {
+        let kind = match f.kind {
+            load::FileKind::Shared => "shared",
+            load::FileKind::Override => "personal override, grants nothing",
+            load::FileKind::User => "your config",
+        };
+        text.push_str(&format!("\n  {} ({kind})", f.display));
+    }
+    text
 }
 
 /// Whether a command has the output form `--format` asks for: JSON for the commands the spec

@@ -60,8 +60,8 @@ fn default_path(cli: &Cli) -> Result<PathBuf, Error> {
         return Ok(one.join(DEFAULT_FILE));
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    match load::nearest_profiles_dir(&cwd)? {
-        Some(dir) => Ok(PathBuf::from(load::display_path(&dir, &cwd)).join(DEFAULT_FILE)),
+    match load::nearest_profiles_dir(&cwd, None)? {
+        Some(dir) => Ok(PathBuf::from(load::display_path(&dir, &cwd, None)).join(DEFAULT_FILE)),
         None => Ok(PathBuf::from("profiles").join(DEFAULT_FILE)),
     }
 }

@@ -33,7 +33,7 @@ pub(super) fn run(cli: &Cli, args: &Args, out: &Out) -> Result<i32, Error> {
     let named: Option<Vec<String>> = (!paths.is_empty()).then(|| {
         paths
             .iter()
-            .map(|p| load::display_path(p, &src.cwd))
+            .map(|p| load::display_path(p, &src.cwd, src.home.as_deref()))
             .collect()
     });
     let mut files = if paths.is_empty() {
@@ -81,9 +81,9 @@ pub(super) fn run(cli: &Cli, args: &Args, out: &Out) -> Result<i32, Error> {
     };
     let count = files
         .iter()
-        .filter(|f| in_scope(&load::display_path(&f.path, &src.cwd)))
+        .filter(|f| in_scope(&load::display_path(&f.path, &src.cwd, src.home.as_deref())))
         .count();
-    let problems = match load::load_files(&files, &src.cwd) {
+    let problems = match load::load_files(&files, &src.cwd, src.home.as_deref()) {
         Ok(mut set) => {
             set.home = src.home.clone();
             load::attach_consents(&mut set, &src);

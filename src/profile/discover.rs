@@ -57,7 +57,7 @@ pub(crate) fn yaml_files_in(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>, LoadE
 /// The nearest `profiles/` directory from `cwd` upwards. A link found on the way up is not a
 /// path the person named, and a directory another user could have put there is not the
 /// person's ([`yours_alone`]): both refused.
-pub fn nearest_profiles_dir(cwd: &Path) -> Result<Option<PathBuf>, LoadError> {
+pub fn nearest_profiles_dir(cwd: &Path, home: Option<&Path>) -> Result<Option<PathBuf>, LoadError> {
     let found = cwd
         .ancestors()
         .map(|d| d.join("profiles"))
@@ -69,13 +69,13 @@ pub fn nearest_profiles_dir(cwd: &Path) -> Result<Option<PathBuf>, LoadError> {
                 .is_ok_and(|m| m.file_type().is_symlink()) =>
         {
             Err(LoadError::DiscoveredLink {
-                path: display_path(&dir, cwd),
+                path: display_path(&dir, cwd, home),
             })
         }
         Some(dir) => match yours_alone(&dir) {
             Ok(()) => Ok(Some(dir)),
             Err(why) => Err(LoadError::UnsafeDiscovered {
-                path: display_path(&dir, cwd),
+                path: display_path(&dir, cwd, home),
                 why,
             }),
         },
@@ -132,7 +132,7 @@ pub fn roots(src: &Sources) -> Result<Vec<PathBuf>, LoadError> {
             .filter(|p| !p.as_os_str().is_empty())
             .collect()
     } else {
-        match nearest_profiles_dir(&src.cwd)? {
+        match nearest_profiles_dir(&src.cwd, src.home.as_deref())? {
             Some(dir) => vec![dir],
             // the person's own default set, so `bprof run X` works from any directory; a set
             // like any other: it grants nothing
@@ -252,11 +252,24 @@ pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// How a path is shown in messages: relative to `cwd` when it is below it or below one of its
-/// ancestors (`../../profiles/a.yaml`), else as it is.
-pub fn display_path(path: &Path, cwd: &Path) -> String {
+/// How a path is shown in messages: relative to `cwd` when it is below it; under the person's
+/// `home`, as `~/...`; relative when below one of cwd's two nearest ancestors
+/// (`../../profiles/a.yaml`); else as it is. (Without `home`, the result is a usable path.)
+pub fn display_path(path: &Path, cwd: &Path, home: Option<&Path>) -> String {
     if path.is_relative() {
         return path.display().to_string();
+    }
+    if let Ok(rest) = path.strip_prefix(cwd)
+        && cwd.parent().is_some()
+    {
+        return rest.display().to_string();
+    }
+    // the person's own files (their config, a profile set in their home) read as `~/...`
+    if let Some(home) = home
+        && home.parent().is_some()
+        && let Ok(rest) = path.strip_prefix(home)
+    {
+        return format!("~{}{}", std::path::MAIN_SEPARATOR, rest.display());
     }
     for (up, ancestor) in cwd.ancestors().enumerate() {
         if let Ok(rest) = path.strip_prefix(ancestor) {

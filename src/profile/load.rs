@@ -410,7 +410,7 @@ type FileResult = (Option<SourceFile>, Vec<Problem>);
 /// Loads every file of the set; all problems at once.
 pub fn load(src: &Sources) -> Result<ProfileSet, LoadError> {
     let roots = roots(src)?;
-    let mut set = load_files(&discover_in(src, &roots)?, &src.cwd)?;
+    let mut set = load_files(&discover_in(src, &roots)?, &src.cwd, src.home.as_deref())?;
     // absolute, so that a ProxyCommand run from any directory selects the same set
     set.selection = roots
         .iter()
@@ -428,7 +428,7 @@ pub fn attach_consents(set: &mut ProfileSet, src: &Sources) {
     if let (Some(why), Some(path)) = (&set.consents.ignored, &set.consents.path) {
         set.warnings.push(
             Problem::file_level(
-                &display_path(path, &src.cwd),
+                &display_path(path, &src.cwd, src.home.as_deref()),
                 format!("your recorded consents are ignored: {why}"),
             )
             .warning()
@@ -438,8 +438,12 @@ pub fn attach_consents(set: &mut ProfileSet, src: &Sources) {
 }
 
 /// Loads these files (from [`discover`]); paths are shown relative to `cwd`.
-pub fn load_files(paths: &[Found], cwd: &Path) -> Result<ProfileSet, LoadError> {
-    let left_out = &over_budget(paths, cwd);
+pub fn load_files(
+    paths: &[Found],
+    cwd: &Path,
+    home: Option<&Path>,
+) -> Result<ProfileSet, LoadError> {
+    let left_out = &over_budget(paths, cwd, home);
     // files are parsed on all cores; their order (and so precedence) is kept
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -453,7 +457,7 @@ pub fn load_files(paths: &[Found], cwd: &Path) -> Result<ProfileSet, LoadError> 
                     part.iter()
                         .map(|found| {
                             let mut problems = Vec::new();
-                            let display = display_path(&found.path, cwd);
+                            let display = display_path(&found.path, cwd, home);
                             if let Some(why) = left_out.iter().find(|(p, _)| *p == found.path) {
                                 // not read at all: broken, defining nothing, named in one problem
                                 let f = unreadable(
@@ -538,7 +542,7 @@ fn cap_nodes(files: &mut [SourceFile], cap: usize) -> Vec<Problem> {
 /// The files left out of a set larger than [`MAX_SET_BYTES`] (judged by their sizes before
 /// anything is read): the largest first, until the rest fits; each with the one problem that
 /// names them all. The rest of the set is read and works.
-fn over_budget(paths: &[Found], cwd: &Path) -> Vec<(PathBuf, Problem)> {
+fn over_budget(paths: &[Found], cwd: &Path, home: Option<&Path>) -> Vec<(PathBuf, Problem)> {
     // a file counts with what would be read of it: past its own limit it is refused unread
     let mut sized: Vec<(u64, &Found)> = paths
         .iter()
@@ -563,11 +567,11 @@ fn over_budget(paths: &[Found], cwd: &Path) -> Vec<(PathBuf, Problem)> {
     let mib = |n: u64| format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0));
     let names: Vec<String> = out
         .iter()
-        .map(|(n, f)| format!("{} ({})", display_path(&f.path, cwd), mib(*n)))
+        .map(|(n, f)| format!("{} ({})", display_path(&f.path, cwd, home), mib(*n)))
         .collect();
     let first = out
         .first()
-        .map(|(_, f)| display_path(&f.path, cwd))
+        .map(|(_, f)| display_path(&f.path, cwd, home))
         .unwrap_or_default();
     let problem = Problem::file_level(
         &first,

@@ -54,3 +54,25 @@ fn the_plan_says_why_the_default_subscription_is_restored_once() {
         r.stdout
     );
 }
+
+#[test]
+fn the_persons_own_files_read_as_home_relative_and_v_says_which_files_and_why() {
+    let t = Test::new()
+        .file("work/profiles/p.yaml", rdp_set())
+        .file("home/.config/bprof/local.yaml", "version: 1\nbogus: 1\n")
+        .cwd("work/sub");
+    let home_config = t.path().join("home/.config");
+    let t = t.env("XDG_CONFIG_HOME", home_config.to_str().unwrap());
+    let r = t.run_with(&["validate"]);
+    r.code(65).stderr_has(&format!(
+        "~{}.config/bprof/local.yaml:2",
+        std::path::MAIN_SEPARATOR
+    ));
+    assert!(!r.stderr.contains("../home"), "{}", r.stderr);
+    t.run_with(&["-v", "list"])
+        .stderr_has("bprof: profile files (the nearest profiles/ directory upwards from ")
+        .stderr_has("../profiles/p.yaml (shared)")
+        .stderr_has("~/.config/bprof/local.yaml (your config)");
+    t.run_with(&["-v", "--profiles", "../profiles", "list"])
+        .stderr_has("bprof: profile files (named by --profiles):");
+}
