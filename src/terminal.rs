@@ -78,11 +78,55 @@ pub fn text(s: &str, color: bool) -> String {
 }
 
 /// Writes `s` to stderr through [`text`]. A closed or failing stderr is not an error: bprof
-/// goes on (and never panics over it).
+/// goes on (and never panics over it). With color, through anstream: on a Windows console it
+/// turns on virtual-terminal mode, or translates for a console without it.
 pub fn eprint(s: &str, color: bool) {
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_all(text(s, color).as_bytes());
-    let _ = err.flush();
+    let shown = text(s, color);
+    if color {
+        let mut err = anstream::AutoStream::always(std::io::stderr()).lock();
+        let _ = err.write_all(shown.as_bytes());
+        let _ = err.flush();
+    } else {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(shown.as_bytes());
+        let _ = err.flush();
+    }
+}
+
+/// bprof's own styles (anstyle), each rendered as its SGR sequence, or as nothing without
+/// color. Added after data is escaped: no sequence from a file or the network passes.
+#[derive(Debug, Clone)]
+pub struct Palette {
+    pub error: String,
+    pub warning: String,
+    pub help: String,
+    pub bold: String,
+    pub reset: String,
+}
+
+impl Palette {
+    pub fn new(color: bool) -> Palette {
+        use anstyle::{AnsiColor, Style};
+        let sgr = |style: Style| {
+            if color {
+                style.render().to_string()
+            } else {
+                String::new()
+            }
+        };
+        let colored = |c: AnsiColor| Style::new().bold().fg_color(Some(c.into()));
+        Palette {
+            error: sgr(colored(AnsiColor::Red)),
+            warning: sgr(colored(AnsiColor::Yellow)),
+            help: sgr(colored(AnsiColor::Blue)),
+            bold: sgr(Style::new().bold()),
+            reset: if color {
+                anstyle::Reset.render().to_string()
+            } else {
+                String::new()
+            },
+        }
+    }
 }
 
 /// [`eprint`] of a line, without color.
@@ -106,5 +150,15 @@ mod tests {
         assert_eq!(text("x\u{202e}y\u{9b}", false), "x\\u{202e}y\\x9b");
         assert_eq!(value("a\nb\tc"), "a\\x0ab\\x09c");
         assert_eq!(value("plain"), "plain");
+    }
+
+    #[test]
+    fn the_palette_is_sgr_that_the_output_rule_lets_pass() {
+        let p = Palette::new(true);
+        let line = format!("{}error{}", p.error, p.reset);
+        assert_eq!(text(&line, true), line, "own color passes");
+        assert!(p.error.starts_with("\u{1b}[") && p.error.ends_with('m'));
+        let none = Palette::new(false);
+        assert_eq!(format!("{}x{}", none.error, none.reset), "x");
     }
 }

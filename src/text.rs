@@ -22,3 +22,9 @@ pub fn is_guid(s: &str) -> bool {
             .zip([8, 4, 4, 4, 12])
             .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
 }
+
+/// How many terminal columns `s` takes (East Asian wide characters two, combining marks none):
+/// what tables are aligned by.
+pub fn width(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}

@@ -117,30 +117,14 @@ fn list(set: &ProfileSet, out: &Out) -> Result<i32, Error> {
         return Ok(exit::OK);
     }
     let headers = ["NAME", "MODE", "VM", "BASTION", "TENANT", "DESCRIPTION"];
-    let mut widths = headers.map(str::len);
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r.cells()) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    // one text, padded by hand: a table of 10,000 rows is built in a few milliseconds
-    let mut text = String::with_capacity(rows.len() * 96);
-    let mut line = |cells: [&str; 6]| {
-        let start = text.len();
-        for (i, c) in cells.iter().enumerate() {
-            text.push_str(c);
-            if i + 1 < cells.len() {
-                let pad = widths[i].saturating_sub(c.chars().count()) + 2;
-                text.extend(std::iter::repeat_n(' ', pad));
-            }
-        }
-        let end = text[start..].trim_end().len() + start;
-        text.truncate(end);
+    let cells: Vec<[&str; 6]> = std::iter::once(headers)
+        .chain(rows.iter().map(Row::cells))
+        .collect();
+    let lines = super::output::table(&cells);
+    let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for l in lines {
+        text.push_str(&l);
         text.push('\n');
-    };
-    line(headers);
-    for r in &rows {
-        line(r.cells());
     }
     print(&text)?;
     // the process ends right after

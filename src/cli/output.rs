@@ -1,7 +1,7 @@
 //! How output is printed: results on stdout (text or one JSON document), diagnostics on
 //! stderr, color only on a terminal.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use serde_json::Value;
 
@@ -48,11 +48,8 @@ impl Out {
 
     /// What shared content asks for, where it is written, and how to review and approve it.
     fn consent(&self, profile: &str, requests: &[(Request, Consent)], e: &Error) {
-        let (red, bold, reset) = if self.color {
-            ("\x1b[1;31m", "\x1b[1m", "\x1b[0m")
-        } else {
-            ("", "", "")
-        };
+        let palette = crate::terminal::Palette::new(self.color);
+        let (red, bold, reset) = (&palette.error, &palette.bold, &palette.reset);
         // data escaped first, bprof's own color added after: no sequence from a file passes
         let mut text = format!(
             "{red}error{reset}{bold}: {}{reset}\n",
@@ -88,11 +85,8 @@ impl Out {
     }
 
     pub fn error(&self, e: &Error) {
-        let (red, bold, reset) = if self.color {
-            ("\x1b[1;31m", "\x1b[1m", "\x1b[0m")
-        } else {
-            ("", "", "")
-        };
+        let palette = crate::terminal::Palette::new(self.color);
+        let (red, bold, reset) = (&palette.error, &palette.bold, &palette.reset);
         match e {
             Error::Plan(PlanError::Consent { profile, requests }) => {
                 self.consent(profile, requests, e);
@@ -188,15 +182,46 @@ pub(super) fn color_enabled(choice: ColorChoice) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
+        // anstream's rule: NO_COLOR wins, CLICOLOR_FORCE colors a pipe too, CLICOLOR=0 turns
+        // it off, else a terminal that supports it has it; TERM=dumb is no color even in CI
+        // (where anstream assumes color)
         ColorChoice::Auto => {
-            let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
-            // NO_COLOR (no-color.org) wins; CLICOLOR_FORCE (not 0) colors a pipe too
-            !set("NO_COLOR")
-                && (std::io::stderr().is_terminal()
-                    || set("CLICOLOR_FORCE")
-                        && std::env::var_os("CLICOLOR_FORCE") != Some("0".into()))
+            let forced =
+                std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0");
+            let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+            (forced || !dumb)
+                && anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never
         }
     }
+}
+
+/// Rows as aligned columns, one line each (no line break): each cell escaped for a terminal
+/// first, then padded by its display width (a wide character takes two columns), two spaces
+/// between columns, the last column not padded.
+pub(super) fn table<const N: usize>(rows: &[[&str; N]]) -> Vec<String> {
+    let shown: Vec<[std::borrow::Cow<str>; N]> =
+        rows.iter().map(|r| r.map(crate::terminal::value)).collect();
+    let mut widths = [0usize; N];
+    for r in &shown {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(crate::text::width(c));
+        }
+    }
+    shown
+        .iter()
+        .map(|r| {
+            let mut line = String::new();
+            for (i, c) in r.iter().enumerate() {
+                line.push_str(c);
+                if i + 1 < N {
+                    let pad = widths[i].saturating_sub(crate::text::width(c)) + 2;
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+            }
+            line.truncate(line.trim_end().len());
+            line
+        })
+        .collect()
 }
 
 /// Text for people on stdout, through the one output rule ([`crate::terminal::text`]).
@@ -218,4 +243,26 @@ pub(super) fn print_json(v: &Value) -> Result<(), Error> {
     stdout.write_all(b"\n")?;
     stdout.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::table;
+
+    #[test]
+    fn columns_line_up_by_display_width_with_data_escaped() {
+        let lines = table(&[
+            ["NAME", "TENANT", "DESCRIPTION"],
+            ["東京", "t", "wide"],
+            ["a\u{1b}[2Kb", "tenant", "x"],
+        ]);
+        assert_eq!(
+            lines,
+            [
+                "NAME     TENANT  DESCRIPTION",
+                "東京     t       wide",
+                "a\\e[2Kb  tenant  x",
+            ]
+        );
+    }
 }

@@ -33,8 +33,11 @@ pub fn fuzzy(query: &str, text: &str) -> bool {
     true
 }
 
+/// The profiles that resolve, each as one aligned line: name, mode, description, tenant,
+/// target.
 fn rows(set: &ProfileSet) -> Vec<Row> {
-    set.names(Section::Profiles)
+    let found: Vec<(String, [String; 5])> = set
+        .names(Section::Profiles)
         .filter_map(|name| {
             let p = resolve::resolve(set, name).ok()?;
             let target =
@@ -42,16 +45,25 @@ fn rows(set: &ProfileSet) -> Vec<Row> {
                     .clone()
                     .or(p.vm.name.clone())
                     .unwrap_or(p.vm.key.clone());
-            Some(Row {
-                name: name.to_string(),
-                shown: format!(
-                    "{name}  {}  {}  {}  {target}",
-                    resolve::mode_name(p.mode),
-                    p.description.clone().unwrap_or_default(),
-                    p.tenant.name
-                ),
-            })
+            let cells = [
+                name.to_string(),
+                resolve::mode_name(p.mode).to_string(),
+                p.description.clone().unwrap_or_default(),
+                p.tenant.name.clone(),
+                target,
+            ];
+            Some((name.to_string(), cells))
         })
+        .collect();
+    let cells: Vec<[&str; 5]> = found
+        .iter()
+        .map(|(_, c)| c.each_ref().map(String::as_str))
+        .collect();
+    let lines = super::output::table(&cells);
+    found
+        .into_iter()
+        .zip(lines)
+        .map(|((name, _), shown)| Row { name, shown })
         .collect()
 }
 

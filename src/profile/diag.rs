@@ -181,15 +181,13 @@ impl Problem {
     pub fn render(&self, color: bool) -> String {
         let clean = |s: &str| crate::terminal::text(s, false);
         let (message, file, path) = (clean(&self.message), clean(&self.file), clean(&self.path));
-        let (red, blue, bold, reset) = if color {
-            ("\x1b[1;31m", "\x1b[1;34m", "\x1b[1m", "\x1b[0m")
-        } else {
-            ("", "", "", "")
-        };
+        let palette = crate::terminal::Palette::new(color);
+        let (red, blue, bold, reset) =
+            (&palette.error, &palette.help, &palette.bold, &palette.reset);
         let mut out = String::new();
         let (label, tint) = match self.severity {
-            Severity::Error => ("error", red),
-            Severity::Warning => ("warning", if color { "\x1b[1;33m" } else { "" }),
+            Severity::Error => ("error", &palette.error),
+            Severity::Warning => ("warning", &palette.warning),
         };
         let _ = writeln!(out, "{tint}{label}{reset}{bold}: {message}{reset}");
         let gutter = " ".repeat(self.line.to_string().len());
@@ -290,7 +288,10 @@ mod tests {
         }
         assert!(text.contains("\\e[8mhidden"), "{text:?}");
         assert!(
-            text.starts_with("\u{1b}[1;31merror"),
+            text.starts_with(&format!(
+                "{}error",
+                crate::terminal::Palette::new(true).error
+            )),
             "own color stays: {text:?}"
         );
         // and once more through the printer's rule

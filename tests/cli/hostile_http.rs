@@ -137,7 +137,7 @@ fn escape_sequences_from_azure_never_reach_the_terminal_even_with_color() {
     }
     assert!(r.stderr.contains("\\e[8mhidden"), "{:?}", r.stderr);
     assert!(
-        r.stderr.contains("\u{1b}[1;31merror"),
+        r.stderr.contains("\u{1b}[1m\u{1b}[31merror"),
         "own color: {:?}",
         r.stderr
     );

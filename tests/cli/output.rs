@@ -47,7 +47,7 @@ fn color_only_when_asked_or_forced() {
     assert!(!plain.stderr.contains('\u{1b}'), "no terminal, no color");
     let forced = t().env("CLICOLOR_FORCE", "1").args(&["validate"]).run();
     assert!(
-        forced.stderr.contains("\u{1b}[1;31merror"),
+        forced.stderr.contains("\u{1b}[1m\u{1b}[31merror"),
         "{}",
         forced.stderr
     );
@@ -57,6 +57,23 @@ fn color_only_when_asked_or_forced() {
         .args(&["validate"])
         .run();
     assert!(!off.stderr.contains('\u{1b}'), "NO_COLOR wins");
+    let never = t()
+        .env("CLICOLOR_FORCE", "1")
+        .args(&["--color", "never", "validate"])
+        .run();
+    assert!(!never.stderr.contains('\u{1b}'), "--color never wins");
+    // on a terminal: color, unless TERM=dumb, CLICOLOR=0 or NO_COLOR say otherwise
+    for (k, v, colored) in [
+        ("TERM", "xterm-256color", true),
+        ("TERM", "dumb", false),
+        ("CLICOLOR", "0", false),
+        ("NO_COLOR", "1", false),
+    ] {
+        let t = t().env("TERM", "xterm-256color").env(k, v);
+        let (shown, _) = on_a_terminal(&t, "validate", &[]);
+        assert!(shown.contains("error"), "{shown}");
+        assert_eq!(shown.contains('\u{1b}'), colored, "{k}={v}: {shown:?}");
+    }
 }
 
 #[test]
