@@ -40,6 +40,10 @@ pub async fn until_signal(signals: &Signals) -> i32 {
 }
 
 /// Errors of this layer. Texts from Azure in them are bounded; they are escaped where printed.
+/// The one hint for an az that is not there, wherever it is missed (run, doctor, import,
+/// proxy): bprof gets every access token from az.
+pub const AZ_MISSING: &str = "install the Azure CLI (https://learn.microsoft.com/cli/azure/install-azure-cli), or set BPROF_AZ to its path";
+
 #[derive(Debug, thiserror::Error)]
 pub enum AzureError {
     #[error(transparent)]
@@ -112,7 +116,7 @@ impl AzureError {
             AzureError::Arm { status: 401 | 403, .. } => Some("`az account show` says who az is signed in as; `az login --tenant TENANT` signs in to the bastion's tenant".into()),
             AzureError::Arm { status: 404, .. } => Some("check the bastion's subscription, resource_group and name in the profile".into()),
             AzureError::Refused { hint, .. } => hint.as_deref().map(|h| known::fill(h, "", "")),
-            AzureError::Process(ProcessError::Missing { .. }) => Some("install the Azure CLI, or set BPROF_AZ to its path; `tunnel_engine: az` needs it too".into()),
+            AzureError::Process(ProcessError::Missing { .. }) => Some(AZ_MISSING.into()),
             _ => None,
         }
     }

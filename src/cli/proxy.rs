@@ -23,6 +23,9 @@ fn tunnel_plan(
     set: &ProfileSet,
     p: &Profile,
 ) -> Result<plan::Plan, Error> {
+    // no az at all is said as that, not as a sign-in to do
+    crate::process::resolve_program("az", settings.azure().az.as_deref())
+        .map_err(RunError::from)?;
     let az = crate::azure::signin::AzProfile::read(settings.azure());
     if !az.knows(&p.bastion.subscription) {
         return Err(RunError::NotSignedIn {

@@ -184,7 +184,7 @@ fn az(f: &Found, bastion: &[(&str, &str)]) -> Check {
             return Check::fail(
                 "az",
                 format!("{why}: bprof gets every access token from az"),
-                "install the Azure CLI (https://aka.ms/installazurecli), or set BPROF_AZ to its path",
+                crate::azure::AZ_MISSING,
             );
         }
     };

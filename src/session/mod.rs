@@ -21,9 +21,6 @@ use crate::tunnel::{Engine, StartError};
 use az_output::{AzOutput, Seen};
 use listener::Owner;
 
-/// Where to get the Azure CLI.
-pub const AZ_INSTALL_URL: &str = "https://learn.microsoft.com/cli/azure/install-azure-cli";
-
 /// Errors of this layer.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -145,9 +142,9 @@ impl RunError {
 
     pub fn hint(&self) -> Option<String> {
         match self {
-            RunError::Process(ProcessError::Missing { program, .. }) if program == "az" => Some(format!(
-                "install the Azure CLI ({AZ_INSTALL_URL}), or set BPROF_AZ to its path"
-            )),
+            RunError::Process(ProcessError::Missing { program, .. }) if program == "az" => {
+                Some(crate::azure::AZ_MISSING.into())
+            }
             RunError::Process(ProcessError::Missing { program, .. }) if crate::plan::client::PROGRAMS.contains(&program.as_str()) => {
                 Some(crate::plan::client::INSTALL_HINT.into())
             }

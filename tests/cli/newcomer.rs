@@ -76,3 +76,21 @@ fn the_persons_own_files_read_as_home_relative_and_v_says_which_files_and_why() 
     t.run_with(&["-v", "--profiles", "../profiles", "list"])
         .stderr_has("bprof: profile files (named by --profiles):");
 }
+
+#[test]
+fn no_az_is_one_hint_wherever_it_is_missed() {
+    const HINT: &str = "install the Azure CLI (https://learn.microsoft.com/cli/azure/install-azure-cli), or set BPROF_AZ to its path";
+    let ssh = one_profile(
+        "  s:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: ssh-key\n    username: u\n    ssh_key: /k\n",
+    );
+    let t = Test::new().file("profiles/p.yaml", ssh).no_az();
+    t.run_with(&["run", "s"]).code(69).stderr_has(HINT);
+    t.run_with(&["import", "--dry-run"])
+        .code(69)
+        .stderr_has(HINT);
+    // proxy: no az is said as that, not as a sign-in to do
+    let r = t.run_with(&["proxy", "s"]);
+    r.code(69).stderr_has(HINT);
+    assert!(!r.stderr.contains("az login"), "{}", r.stderr);
+    t.run_with(&["doctor"]).code(1).stdout_has(HINT);
+}
