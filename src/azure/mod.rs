@@ -48,8 +48,13 @@ pub const AZ_MISSING: &str = "install the Azure CLI (https://learn.microsoft.com
 pub enum AzureError {
     #[error(transparent)]
     Process(#[from] ProcessError),
-    #[error("`az account get-access-token` {exit}")]
-    TokenFailed { exit: Exit },
+    #[error("`az account get-access-token` {exit}{}", .said.as_ref().map(|s| format!(": {s}")).unwrap_or_default())]
+    TokenFailed {
+        exit: Exit,
+        /// az's own message, when bprof read it (doctor) rather than leaving it on the
+        /// person's stderr.
+        said: Option<String>,
+    },
     #[error("az's answer for the access token cannot be used: {0}")]
     TokenOutput(String),
     #[error("{var} names {path}, which cannot be used: {why}")]
@@ -110,7 +115,8 @@ impl AzureError {
     /// What to do about it, when bprof knows.
     pub fn hint(&self) -> Option<String> {
         match self {
-            AzureError::TokenFailed { .. } => Some("az's own message is above; `az login` signs in again".into()),
+            AzureError::TokenFailed { said: None, .. } => Some("az's own message is above; `az login` signs in again".into()),
+            AzureError::TokenFailed { said: Some(_), .. } => Some("`az login` signs in again".into()),
             AzureError::Tls { .. } => Some("behind a TLS-inspecting proxy, point REQUESTS_CA_BUNDLE (or SSL_CERT_FILE) at its CA certificate (PEM)".into()),
             AzureError::Connect { .. } | AzureError::Timeout { .. } => Some("check the network; behind a proxy set HTTPS_PROXY (and NO_PROXY)".into()),
             AzureError::Arm { status: 401 | 403, .. } => Some("`az account show` says who az is signed in as; `az login --tenant TENANT` signs in to the bastion's tenant".into()),

@@ -179,17 +179,46 @@ pub fn fetch_for(
     signals: &Signals,
     az: Option<&std::path::Path>,
 ) -> Result<AccessToken, AzureError> {
+    run_az(whose, signals, az, false)
+}
+
+/// [`fetch`] with az's stderr read by bprof rather than shown: a failure carries az's own
+/// message (its first lines, bounded), for a report that stands on its own (`doctor`).
+pub fn fetch_quietly(
+    subscription: &str,
+    signals: &Signals,
+    az: Option<&std::path::Path>,
+) -> Result<AccessToken, AzureError> {
+    let whose = TokenFor::Subscription(subscription.to_string());
+    run_az(&whose, signals, az, true)
+}
+
+/// How much of az's stderr is kept: its first lines, up to this many bytes.
+const MAX_SAID: usize = 4096;
+
+fn run_az(
+    whose: &TokenFor,
+    signals: &Signals,
+    az: Option<&std::path::Path>,
+    read_stderr: bool,
+) -> Result<AccessToken, AzureError> {
     let argv = whose.argv();
-    let child = spawn(Spawn {
+    let mut child = spawn(Spawn {
         argv: &argv,
         background: true,
-        pipe_stderr: false,
+        pipe_stderr: read_stderr,
         capture_stdout: true,
         az,
     })?;
+    let said = if read_stderr {
+        child.take_stderr().map(read_bounded)
+    } else {
+        None
+    };
     let exit = child.wait(signals)?;
     if !exit.success() {
-        return Err(AzureError::TokenFailed { exit });
+        let said = said.as_deref().and_then(first_lines);
+        return Err(AzureError::TokenFailed { exit, said });
     }
     let mut out = child.stdout().unwrap_or_default();
     if out.len() > MAX_OUTPUT {
@@ -198,6 +227,37 @@ pub fn fetch_for(
     let token = AccessToken::parse(&out);
     out.iter_mut().for_each(|b| *b = 0);
     token
+}
+
+/// A stream read to its end, keeping the first [`MAX_SAID`] bytes.
+fn read_bounded(mut from: impl std::io::Read) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let room = MAX_SAID.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    kept
+}
+
+/// az's message in one line: its first three non-empty lines, each bounded, joined by ` / `.
+fn first_lines(said: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(said);
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(3)
+        .map(|l| crate::azure::http::bounded(l, 300))
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(" / "))
 }
 
 /// The token of one subscription for a session: fetched once, again when it gets stale.

@@ -69,6 +69,7 @@ pub(super) fn run(cli: &Cli, args: &Args, out: &Out) -> Result<i32, Error> {
         os: Os::current(),
         engine: cli.settings.engine,
         azure: cli.settings.azure(),
+        home: cli.settings.home.as_deref(),
     };
     let signals = Signals::install();
     let progress = Progress::new(!out.quiet && std::io::stderr().is_terminal());

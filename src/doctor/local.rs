@@ -147,7 +147,7 @@ fn needers<'a>(
 }
 
 /// "`a`, `b` and 3 more".
-fn names(list: &[&str]) -> String {
+pub(super) fn names(list: &[&str]) -> String {
     let shown: Vec<String> = list.iter().take(3).map(|n| format!("`{n}`")).collect();
     match list.len() {
         0..=3 => shown.join(", "),
@@ -267,17 +267,24 @@ fn extension(scope: &Scope, f: &Found, name: &'static str, needers: &[(&str, &st
 }
 
 fn tenants(scope: &Scope, f: &Found) -> Check {
-    let file = scope
+    let path = scope
         .azure
         .az_config_dir
         .as_ref()
-        .map(|d| d.join("azureProfile.json").display().to_string())
-        .unwrap_or_else(|| "azureProfile.json".into());
+        .map(|d| d.join("azureProfile.json"));
+    let file = path
+        .as_ref()
+        .map_or_else(|| "azureProfile.json".into(), |p| p.display().to_string());
     let subs = f.az_profile.known.len();
     if subs == 0 {
+        let why = if path.as_ref().is_some_and(|p| p.symlink_metadata().is_err()) {
+            format!("az has not signed in on this machine ({file} does not exist)")
+        } else {
+            format!("az is signed in nowhere: {file} lists no subscription")
+        };
         return Check::warn(
             "tenants",
-            format!("az is signed in nowhere: {file} lists no subscription"),
+            why,
             "`az login --tenant TENANT` (`bprof run` signs in by itself when a profile needs it)",
         );
     }

@@ -19,6 +19,7 @@
 
 mod local;
 mod profile;
+mod ssh;
 mod vm;
 
 use std::collections::HashMap;
@@ -118,6 +119,8 @@ pub struct Scope<'a> {
     pub engine: Option<crate::profile::raw::TunnelEngine>,
     /// The Azure client's settings (ARM endpoint, proxy, bundles, az).
     pub azure: &'a crate::azure::Config,
+    /// The person's home directory (`~` in an `ssh_key`).
+    pub home: Option<&'a std::path::Path>,
 }
 
 impl Scope<'_> {
@@ -309,6 +312,7 @@ pub fn run(
     rt.shutdown_timeout(Duration::from_secs(5));
     let found = gathered?;
     let mut checks = local::checks(scope, &found);
+    checks.push(ssh::ssh_client(scope));
     for p in scope.profiles {
         checks.extend(profile::checks(p, scope, &found).into_iter().map(|mut c| {
             c.profile = Some(p.name.clone());
@@ -354,7 +358,7 @@ async fn gather(
         .iter()
         .map(|sub| {
             let (sub, signals, az) = (sub.clone(), signals.clone(), scope.azure.az.clone());
-            tokio::task::spawn_blocking(move || token::fetch(&sub, &signals, az.as_deref()))
+            tokio::task::spawn_blocking(move || token::fetch_quietly(&sub, &signals, az.as_deref()))
         })
         .collect();
     let tls_arm = async {

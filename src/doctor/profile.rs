@@ -226,10 +226,7 @@ fn token(p: &Profile, scope: &Scope, f: &Found) -> Check {
             return Check::fail(
                 "token",
                 format!("az gave no ARM token: {why}"),
-                format!(
-                    "az's own message is above; `az login --tenant {}` signs in again",
-                    p.tenant.id
-                ),
+                format!("`az login --tenant {}` signs in again", p.tenant.id),
             );
         }
         Some(Ok(facts)) => facts,

@@ -341,6 +341,74 @@ fn not_signed_in_is_a_warning_and_no_token_is_asked_for() {
 }
 
 #[test]
+fn azs_own_message_is_in_the_check_not_above_the_report() {
+    let fake = FakeBastion::start();
+    let t = setup(&fake, &Azure::healthy())
+        .env("FAKE_AZ_TOKEN_EXIT", "1")
+        .env(
+            "FAKE_AZ_TOKEN_STDERR",
+            "ERROR: AADSTS70043: The refresh token has expired \u{1b}[2K",
+        );
+    let r = doctor(&t, &["prod-jumpbox"]);
+    r.code(1);
+    let j = r.json();
+    status(&j, "token", "fail");
+    let detail = check(&j, None, "token")["detail"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(detail.contains("AADSTS70043"), "{detail}");
+    assert!(!r.stderr.contains("AADSTS70043"), "{}", r.stderr);
+    // the text report says it too, escaped
+    let text = t.run_with(&["doctor", "prod-jumpbox"]);
+    text.stdout_has("AADSTS70043: The refresh token has expired \\e[2K");
+    assert!(!text.stdout.contains("message is above"), "{}", text.stdout);
+}
+
+#[test]
+fn no_azure_profile_file_is_said_as_never_signed_in() {
+    let fake = FakeBastion::start();
+    let t = setup(&fake, &Azure::healthy());
+    std::fs::remove_file(t.path().join("azure/azureProfile.json")).unwrap();
+    let j = doctor(&t, &[]).json();
+    status(&j, "tenants", "warn");
+    let detail = check(&j, None, "tenants")["detail"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        detail.contains("az has not signed in on this machine"),
+        "{detail}"
+    );
+    assert!(detail.contains("does not exist"), "{detail}");
+}
+
+#[test]
+fn ssh_profiles_need_openssh_and_their_key_files() {
+    let fake = FakeBastion::start();
+    let ssh = "  s:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: ssh-key\n    username: u\n    ssh_key: ~/.ssh/id_bprof\n";
+    let t = Test::new()
+        .file("profiles/p.yaml", crate::harness::one_profile(ssh))
+        .env("BPROF_ARM_ENDPOINT", &fake.arm_endpoint());
+    let j = doctor(&t, &[]).json();
+    status(&j, "ssh", "fail");
+    let detail = check(&j, None, "ssh")["detail"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        detail.contains("`s` names ") && detail.contains("home/.ssh/id_bprof"),
+        "{detail}"
+    );
+    std::fs::create_dir_all(t.path().join("home/.ssh")).unwrap();
+    std::fs::write(t.path().join("home/.ssh/id_bprof"), "key").unwrap();
+    let j = doctor(&t, &[]).json();
+    status(&j, "ssh", "ok");
+    // no OpenSSH on PATH
+    let home = t.path().join("home").to_str().unwrap().to_string();
+    let j = doctor(&t.env("PATH", &home), &[]).json();
+    status(&j, "ssh", "fail");
+    fix_has(&j, "ssh", "openssh-client");
+}
+
+#[test]
 fn an_unpeered_network_fails_and_a_connected_peering_is_ok() {
     let (_f, _t, r) = broken(|a| a.vm_vnet = "spoke");
     r.code(1);

@@ -49,6 +49,8 @@ if args[:2] == ["account", "get-access-token"]:
     import json, base64
     payload = base64.urlsafe_b64encode(json.dumps({"oid": "0000-oid", "tid": "t"}).encode()).decode().rstrip("=")
     token = "eyJhbGciOiJub25lIn0.%s.SECRET-%04d-%s" % (payload, n, "x" * int(os.environ.get("FAKE_AZ_TOKEN_PAD", "0")))
+    if os.environ.get("FAKE_AZ_TOKEN_STDERR"):
+        sys.stderr.write(os.environ["FAKE_AZ_TOKEN_STDERR"] + "\n")
     ttl = int(os.environ.get("FAKE_AZ_TOKEN_TTL", "3600"))
     sub = args[args.index("--subscription") + 1] if "--subscription" in args else None
     print(json.dumps({"accessToken": token, "expiresOn": "2026-12-01 10:00:00.000000", "expires_on": int(time.time()) + ttl,
