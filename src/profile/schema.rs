@@ -7,6 +7,7 @@ use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::{Map, Value};
 
 use crate::profile::diag::{self, Problem};
+use crate::profile::likely;
 use crate::profile::raw::{
     DNS_NAME_PATTERN, GUID_PATTERN, NAME_PATTERN, RDP_KEY_PATTERN, RESOURCE_GROUP_PATTERN,
     RESOURCE_NAME_PATTERN, RawFile,
@@ -155,8 +156,15 @@ pub fn check(
                         true,
                         format!("unknown key `{key}` in {}", describe(&pointer)),
                     );
+                    let required = likely::typo_of_required(&pointer, key, value);
+                    let beside = || likely::key_of_a_child(&pointer, key, value, index);
                     p = match diag::did_you_mean(key, known.iter().map(String::as_str)) {
+                        Some(s) if required.as_deref() == Some(s) => p.with_help(format!(
+                            "did you mean `{s}`? ({} has no `{s}`, which is required)",
+                            describe(&pointer)
+                        )),
                         Some(s) => p.with_help(format!("did you mean `{s}`?")),
+                        None if let Some(h) = beside() => p.with_help(h),
                         None if !known.is_empty() => {
                             p.with_help(format!("known keys here: {}", known.join(", ")))
                         }
@@ -167,6 +175,10 @@ pub fn check(
             }
             ValidationErrorKind::Required { property } => {
                 let prop = property.as_str().unwrap_or_default();
+                // a typo of it is the one problem said (with the "did you mean")
+                if likely::required_mistyped(&pointer, prop, value) {
+                    continue;
+                }
                 let help = if pointer.is_empty() && prop == "version" {
                     "add `version: 1` at the top of the file".to_string()
                 } else {
@@ -190,6 +202,10 @@ pub fn check(
                         .collect::<Vec<_>>()
                         .join(" or "),
                 };
+                if let Some(cause) = likely::entry_that_is_a_field(&pointer, value, index) {
+                    out.push(at(&pointer, true, cause.message).with_help(cause.help));
+                    continue;
+                }
                 let mut p = at(
                     &pointer,
                     false,
@@ -483,7 +499,7 @@ pub fn show_value(v: &Value) -> String {
     }
 }
 
-fn segments(pointer: &str) -> Vec<String> {
+pub(crate) fn segments(pointer: &str) -> Vec<String> {
     pointer
         .split('/')
         .skip(1)
@@ -584,11 +600,24 @@ fn deref<'a>(schema: &'a Value, v: &'a Value) -> &'a Value {
     v
 }
 
-fn known_keys(pointer: &str, root: &Value) -> Vec<String> {
+pub(crate) fn known_keys(pointer: &str, root: &Value) -> Vec<String> {
     subschema_at(pointer, root)
         .and_then(|s| s.get("properties"))
         .and_then(Value::as_object)
         .map(|m: &Map<String, Value>| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The keys the schema requires of the mapping at `pointer`.
+pub(crate) fn required_keys(pointer: &str, root: &Value) -> Vec<String> {
+    subschema_at(pointer, root)
+        .and_then(|s| s.get("required"))
+        .and_then(Value::as_array)
+        .map(|r| {
+            r.iter()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -94,3 +94,34 @@ fn no_az_is_one_hint_wherever_it_is_missed() {
     assert!(!r.stderr.contains("az login"), "{}", r.stderr);
     t.run_with(&["doctor"]).code(1).stdout_has(HINT);
 }
+
+#[test]
+fn a_misindented_field_and_a_mistyped_required_key_lead_with_their_likely_cause() {
+    let too_little = one_profile("  p:\n    bastion: b\n    vm: v\n  enable_mfa: true\n");
+    let t = Test::new().file("profiles/p.yaml", too_little);
+    let r = t.run_with(&["validate"]);
+    r.code(65)
+        .stderr_has(
+            "error: `enable_mfa` is a field of a profile, not a profile: it is indented too little",
+        )
+        .stderr_has(
+            "help: indent `enable_mfa:` to line up with the fields of profile `p` (line 19)",
+        )
+        .stderr_has("1 problem in 1 file");
+    assert!(!r.stderr.contains("has no `bastion`"), "{}", r.stderr);
+    let beside = one_profile(
+        "  p:\n    bastion: b\n    vm: v\n    rdp:\n      height: 900\n    width: 1200\n",
+    );
+    let t = Test::new().file("profiles/p.yaml", beside);
+    t.run_with(&["validate"])
+        .code(65)
+        .stderr_has("help: `width` is a field of `rdp`: indent it under `rdp:` (line 22)");
+    let typo = one_profile("  p:\n    bastion: b\n    vm: v\n")
+        .replace("    resource_group: rg-net\n", "    resource_grp: rg-net\n");
+    let t = Test::new().file("profiles/p.yaml", typo);
+    let r = t.run_with(&["validate"]);
+    r.code(65)
+        .stderr_has("error: unknown key `resource_grp` in bastion `b`")
+        .stderr_has("did you mean `resource_group`? (bastion `b` has no `resource_group`, which is required)");
+    assert!(!r.stderr.contains("which is required\n"), "{}", r.stderr);
+}

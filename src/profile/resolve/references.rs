@@ -21,6 +21,10 @@ pub fn missing_required(set: &ProfileSet, name: &str) -> Vec<Problem> {
     let Some((first, _)) = defs.first() else {
         return Vec::new();
     };
+    // an entry that is no mapping (a field indented too little) is said as that alone
+    if defs.iter().all(|(_, v)| !v.is_object()) {
+        return Vec::new();
+    }
     let has = |field: &str| {
         defs.iter().any(|(_, v)| v.get(field).is_some())
             || set
