@@ -37,7 +37,7 @@ pub fn entry_that_is_a_field(pointer: &str, root: &Value, index: &SpanIndex) -> 
     if root.pointer(pointer).is_none_or(Value::is_object) {
         return None;
     }
-    if !known_keys(pointer, root).iter().any(|k| *k == key) {
+    if !known_keys(pointer, root).contains(&key) {
         return None;
     }
     let line = index.key_pos(pointer).line;
