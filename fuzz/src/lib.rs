@@ -107,7 +107,7 @@ pub fn load_validate_plan(dir: &Path, data: &[u8]) -> Outcome {
                 Err(PlanError::Consent { requests, .. }) => {
                     assert!(!requests.is_empty(), "consent refused for nothing");
                 }
-                Err(e @ PlanError::Native { .. }) => {
+                Err(e @ (PlanError::Native { .. } | PlanError::Developer { .. })) => {
                     let _ = (e.to_string(), e.hint());
                 }
             }

@@ -276,10 +276,14 @@ impl Arm {
 /// What ARM says about a bastion (missing booleans are false).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BastionFacts {
+    /// Its ARM id, as ARM gave it.
+    pub id: Option<String>,
     pub dns_name: Option<String>,
     pub sku: Option<String>,
     pub tunneling: bool,
     pub ip_connect: bool,
+    /// The Developer SKU's one virtual network (it serves no other, not even a peered one).
+    pub virtual_network: Option<String>,
 }
 
 impl BastionFacts {
@@ -292,6 +296,12 @@ impl BastionFacts {
                 .unwrap_or(false)
         };
         BastionFacts {
+            id: v.get("id").and_then(Value::as_str).map(str::to_string),
+            virtual_network: props
+                .and_then(|p| p.get("virtualNetwork"))
+                .and_then(|n| n.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
             dns_name: props
                 .and_then(|p| p.get("dnsName"))
                 .and_then(Value::as_str)
@@ -306,18 +316,26 @@ impl BastionFacts {
         }
     }
 
-    /// Whether its SKU carries native-client tunnels (Standard or Premium).
+    /// Whether it is the Developer SKU (a broker names a data pod per session).
+    pub fn developer(&self) -> bool {
+        self.sku
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("developer"))
+    }
+
+    /// Whether its SKU carries bprof's native tunnels (Standard, Premium, Developer).
     pub fn sku_ok(&self) -> bool {
-        self.sku.as_deref().is_some_and(|s| {
-            s.eq_ignore_ascii_case("standard") || s.eq_ignore_ascii_case("premium")
-        })
+        self.developer()
+            || self.sku.as_deref().is_some_and(|s| {
+                s.eq_ignore_ascii_case("standard") || s.eq_ignore_ascii_case("premium")
+            })
     }
 
     /// Its SKU cannot carry native-client tunnels.
     pub fn sku_refusal(&self) -> Option<Refusal> {
         (!self.sku_ok()).then(|| Refusal {
             why: format!(
-                "its SKU is {}, and native-client tunnels need Standard or Premium",
+                "its SKU is {}, and native-client tunnels need Standard, Premium or Developer",
                 self.sku
                     .as_deref()
                     .map(|s| bounded(s, 40))
@@ -327,9 +345,9 @@ impl BastionFacts {
         })
     }
 
-    /// Native client support (tunneling) is off.
+    /// Native client support (tunneling) is off (the Developer SKU has no such setting).
     pub fn tunneling_refusal(&self) -> Option<Refusal> {
-        (!self.tunneling).then(|| Refusal {
+        (!self.tunneling && !self.developer()).then(|| Refusal {
             why: "native client support (tunneling) is off".into(),
             fix: "turn it on in the portal (the bastion > Configuration > Native client support) or with `az network bastion update --enable-tunneling true`".into(),
         })
@@ -337,6 +355,12 @@ impl BastionFacts {
 
     /// IP-based connection is off, for a target given by IP.
     pub fn ip_connect_refusal(&self) -> Option<Refusal> {
+        if self.developer() {
+            return Some(Refusal {
+                why: "the Developer SKU has no IP-based connection, and this profile's target is an IP".into(),
+                fix: "target the VM by name or resource id, or upgrade the bastion to Standard (Configuration > Tier) and turn on IP-based connection".into(),
+            });
+        }
         (!self.ip_connect).then(|| Refusal {
             why: "IP-based connection is off, and this profile's target is an IP".into(),
             fix: "turn on the bastion's Configuration > IP-based connection, or target the VM by name".into(),

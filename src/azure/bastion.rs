@@ -3,7 +3,8 @@
 //! `DELETE /api/tokens/{authToken}` at its end.
 //!
 //! Where the token may go: a [`DataPlane`] is made only from the `dnsName` ARM returned for
-//! the bastion, or from a profile's `dns_name` that is exactly `bst-<guid>.bastion.azure.com`.
+//! the bastion, or from a profile's `dns_name` that is exactly `bst-<guid>.bastion.azure.com`,
+//! or (the Developer SKU, `developer`) from a data pod the broker named, under its domain.
 
 use std::time::Duration;
 
@@ -31,6 +32,17 @@ pub const LARGE_TOKEN: usize = 6000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataPlane {
     endpoint: Endpoint,
+    /// A Developer SKU data pod (its websocket is `/omni/webtunnel/...`, no node query).
+    pod: bool,
+}
+
+/// Where a listener's sessions are asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// The bastion's own host (Basic, Standard, Premium).
+    Host(DataPlane),
+    /// The Developer SKU's broker, which names a data pod per session.
+    Broker(super::developer::Broker),
 }
 
 /// Whether `s` is exactly `bst-<guid>.bastion.azure.com`, lower case.
@@ -54,7 +66,10 @@ impl DataPlane {
     /// a host name with an optional port, nothing else.
     pub fn from_arm(dns_name: &str) -> Result<DataPlane, AzureError> {
         Endpoint::parse_authority(dns_name)
-            .map(|endpoint| DataPlane { endpoint })
+            .map(|endpoint| DataPlane {
+                endpoint,
+                pod: false,
+            })
             .map_err(|why| AzureError::Protocol {
                 what: "the bastion's dnsName from ARM".into(),
                 why: format!("`{}`: {why}", bounded(dns_name, 100)),
@@ -75,7 +90,24 @@ impl DataPlane {
                 host: dns_name.to_string(),
                 port: 443,
             },
+            pod: false,
         })
+    }
+
+    /// A Developer SKU data pod, as the broker named it (checked by the caller).
+    pub(super) fn pod(host: &str) -> DataPlane {
+        DataPlane {
+            endpoint: Endpoint {
+                host: host.to_string(),
+                port: 443,
+            },
+            pod: true,
+        }
+    }
+
+    /// Whether it is a Developer SKU data pod.
+    pub fn is_pod(&self) -> bool {
+        self.pod
     }
 
     pub fn endpoint(&self) -> &Endpoint {
@@ -251,11 +283,15 @@ pub async fn connect_websocket(
     let authority = dp.endpoint.authority();
     let what = || format!("the websocket to {authority}");
     let fail = |why: String| AzureError::Protocol { what: what(), why };
-    let url = format!(
-        "wss://{authority}/webtunnelv2/{}?X-Node-Id={}",
-        segment(&grant.websocket_token).map_err(fail)?,
-        form_value(&grant.node_id)
-    );
+    let token = segment(&grant.websocket_token).map_err(fail)?;
+    let url = if dp.pod {
+        format!("wss://{authority}/omni/webtunnel/{token}")
+    } else {
+        format!(
+            "wss://{authority}/webtunnelv2/{token}?X-Node-Id={}",
+            form_value(&grant.node_id)
+        )
+    };
     let mut req = url.into_client_request().map_err(|e| fail(e.to_string()))?;
     if let Ok(origin) = format!("https://{authority}").parse() {
         req.headers_mut().insert("Origin", origin);

@@ -6,6 +6,7 @@
 //! (`tunnel`, `doctor`, `import`) are rooms of their own above this one: nothing here uses them.
 pub mod arm;
 pub mod bastion;
+pub mod developer;
 pub mod http;
 pub mod known;
 pub mod resources;

@@ -54,6 +54,13 @@ pub enum PlanError {
         /// From the command line (`run -- EXTRA`), not the profile.
         usage: bool,
     },
+    #[error("profile `{profile}`: bastion `{bastion}` is the Developer SKU, and {what}")]
+    Developer {
+        profile: String,
+        bastion: String,
+        what: String,
+        hint: String,
+    },
     #[error("{} problem{} in the plan of profile `{profile}`", .problems.len(), if .problems.len() == 1 { "" } else { "s" })]
     Invalid {
         profile: String,
@@ -126,6 +133,8 @@ pub enum StepKind {
     Hold { resource_port: u16 },
     /// `az account set --subscription PREVIOUS`, only when the login changed the default.
     RestoreDefault { previous: String },
+    /// An HTTP request bprof makes itself (the engine makes it; shown, never run as a step).
+    Request { method: &'static str, url: String },
 }
 
 /// What the native tunnel engine connects (the session layer runs it).
@@ -251,15 +260,17 @@ impl PlanError {
         match self {
             PlanError::Consent { .. } => crate::exit::NO_PERMISSION,
             PlanError::Native { usage: true, .. } => crate::exit::USAGE,
-            PlanError::Template(_) | PlanError::Invalid { .. } | PlanError::Native { .. } => {
-                crate::exit::DATA
-            }
+            PlanError::Template(_)
+            | PlanError::Invalid { .. }
+            | PlanError::Native { .. }
+            | PlanError::Developer { .. } => crate::exit::DATA,
         }
     }
 
     pub fn hint(&self) -> Option<String> {
         match self {
             PlanError::Template(t) => Some(t.hint()),
+            PlanError::Developer { hint, .. } => Some(hint.clone()),
             PlanError::Native { .. } => Some("bprof opens this tunnel itself, without az's command line; to keep az's tunnel set `tunnel_engine: az` in the profile (or BPROF_TUNNEL_ENGINE=az for this shell)".into()),
             _ => None,
         }
@@ -395,6 +406,41 @@ pub fn draft(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<
     }
 }
 
+/// A Developer SKU bastion is served by bprof's own engine (and by az's ssh): az's tunnel and
+/// az's rdp refuse it, so a plan that would run them is refused here, with what to change.
+pub(crate) fn developer_path(
+    profile: &Profile,
+    opts: &PlanOptions,
+    tunnel: bool,
+) -> Result<(), PlanError> {
+    if profile.bastion.sku != Some(crate::profile::raw::Sku::Developer)
+        || profile.template.is_some()
+    {
+        return Ok(());
+    }
+    let refuse = |what: &str, hint: &str| {
+        Err(PlanError::Developer {
+            profile: profile.name.clone(),
+            bastion: profile.bastion.key.clone(),
+            what: what.into(),
+            hint: hint.into(),
+        })
+    };
+    if tunnel && engine(profile, opts) == TunnelEngine::Az {
+        return refuse(
+            "az's tunnel does not serve it (az offers only ssh there)",
+            "leave out `tunnel_engine: az` (and unset BPROF_TUNNEL_ENGINE): bprof's own tunnel serves the Developer SKU",
+        );
+    }
+    if profile.mode == Mode::Rdp && !tunnel {
+        return refuse(
+            "`az network bastion rdp` does not serve it",
+            "set a `client` (such as `client: mstsc`): bprof then opens its own tunnel and the client through it",
+        );
+    }
+    Ok(())
+}
+
 /// The steps of a prepared plan.
 fn assemble(
     set: &ProfileSet,
@@ -410,6 +456,7 @@ fn assemble(
         template_def,
         requests: _,
     } = prepared;
+    developer_path(profile, opts, tunnel)?;
     let sources = sources(set, profile, opts, template_def.as_ref(), statuses);
     let rendered: Vec<Vec<String>> = rendered
         .into_iter()
@@ -453,6 +500,10 @@ fn assemble(
     }
     let native = tunnel && engine(profile, opts) == TunnelEngine::Native;
     if native_ssh(profile, opts) {
+        // `bprof proxy` (ssh's ProxyCommand) asks the broker for each connection
+        if profile.bastion.sku == Some(crate::profile::raw::Sku::Developer) {
+            out.push(steps::broker_step());
+        }
         out.push(ssh_step(set, profile, opts)?);
         return Ok(Plan {
             profile: profile.name.clone(),

@@ -170,6 +170,9 @@ pub(super) fn native_steps(
         detail: Some("the ARM access token, kept in memory only (fetched again by the same call when it nears its end)".into()),
         kind: StepKind::Token,
     });
+    if b.sku == Some(crate::profile::raw::Sku::Developer) {
+        out.push(broker_step());
+    }
     let host = match &b.dns_name {
         Some(d) => format!("the bastion's host {d} (its dns_name)"),
         None => format!(
@@ -214,6 +217,20 @@ pub(super) fn native_steps(
         }),
     ));
     Ok(())
+}
+
+/// The Developer SKU's request for each session's data pod (the engine makes it).
+pub(super) fn broker_step() -> Step {
+    Step {
+        name: "connection".into(),
+        argv: Vec::new(),
+        when: None,
+        detail: Some("for each connection, the Developer SKU's broker (the bastion's dnsName from ARM) names the data pod of its session; the ARM token goes in the JSON body (elided here), and on only to a data pod under the broker's domain".into()),
+        kind: StepKind::Request {
+            method: "POST",
+            url: "https://<the bastion's dnsName from ARM>/api/connection".into(),
+        },
+    }
 }
 
 /// The steps after the tunnel: wait (az's tunnel; the native one listens when its step

@@ -30,6 +30,9 @@ impl Plan {
                     local_address(port)
                 ));
             }
+            if let StepKind::Request { method, url } = &step.kind {
+                out.push_str(&format!("# {}: {method} {url}\n", step.name));
+            }
             if step.argv.is_empty() || step.detail.is_some() {
                 out.push_str(&format!(
                     "# {}: {}\n",
@@ -46,7 +49,20 @@ impl Plan {
         out
     }
 
+    /// The plan as JSON: a step that is an HTTP request has `request` (method and url, no
+    /// token) instead of `argv`.
     pub fn to_json(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
+        let steps = v.get_mut("steps").and_then(Value::as_array_mut);
+        for (json, step) in steps.into_iter().flatten().zip(&self.steps) {
+            if let (StepKind::Request { method, url }, Value::Object(map)) = (&step.kind, json) {
+                map.remove("argv");
+                map.insert(
+                    "request".into(),
+                    serde_json::json!({"method": method, "url": url}),
+                );
+            }
+        }
+        v
     }
 }

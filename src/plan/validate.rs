@@ -105,6 +105,16 @@ fn refusals(set: &ProfileSet, profile: &Profile) -> (Vec<Problem>, Vec<Request>)
         if let Some(p) = native_refusal(set, profile, &opts) {
             add(&mut found, p, os);
         }
+        let tunnel = uses_tunnel(profile, os, false);
+        if let Err(e @ PlanError::Developer { .. }) = super::developer_path(profile, &opts, tunnel)
+        {
+            let hint = e.hint().unwrap_or_default();
+            add(
+                &mut found,
+                Problem::at_location(&profile.defined_at, e.to_string()).with_help(hint),
+                os,
+            );
+        }
         // the built-in steps pass only values resolve has checked, except ssh's on az (its
         // values, judged as az and, on Windows, cmd.exe read them): rendered only there
         if profile.template.is_none()
@@ -140,7 +150,9 @@ fn refusals(set: &ProfileSet, profile: &Profile) -> (Vec<Problem>, Vec<Request>)
                 Problem::at_location(&profile.defined_at, e.to_string()).with_help(e.hint()),
                 os,
             ),
-            Err(PlanError::Consent { .. } | PlanError::Native { .. }) => {}
+            Err(
+                PlanError::Consent { .. } | PlanError::Native { .. } | PlanError::Developer { .. },
+            ) => {}
         }
     }
     let problems = found

@@ -482,6 +482,8 @@ fn run_steps<'a>(
             }
             // run by `command_step` above
             StepKind::Login | StepKind::Foreground | StepKind::RestoreDefault { .. } => {}
+            // made by the engine, for each connection
+            StepKind::Request { .. } => {}
             StepKind::Hold { resource_port } => {
                 let port = owned
                     .tunnel

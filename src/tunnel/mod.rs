@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::azure::AzureError;
-use crate::azure::bastion::{DataPlane, Grant, Target};
+use crate::azure::bastion::{Grant, Route, Target};
 use crate::azure::http::Net;
 use crate::azure::token::{AccessToken, TokenSource};
 use crate::process::Signals;
@@ -108,7 +108,8 @@ pub struct Stats {
 /// What the connections share.
 struct Shared {
     net: Net,
-    dp: DataPlane,
+    /// Where sessions are asked for (the bastion's host, or the Developer SKU's broker).
+    route: Route,
     tokens: TokenSource,
     cfg: Config,
     /// What each session connects to.
@@ -142,10 +143,10 @@ fn say(msg: &str) {
 /// Nothing but the tunnel's bytes goes to stdout. Ends when either side ends or a signal
 /// arrives; the session is deleted however it ends.
 pub fn proxy(cfg: Config, signals: &Signals) -> Result<(), AzureError> {
-    let (rt, net, tokens, dp) = prepare(&cfg, signals, None)?;
+    let (rt, net, tokens, route) = prepare(&cfg, signals, None)?;
     let sh = Arc::new(Shared {
         net,
-        dp,
+        route,
         tokens,
         target: cfg.target(),
         cfg,
@@ -191,7 +192,7 @@ impl Engine {
         gate_open: bool,
         token: Option<AccessToken>,
     ) -> Result<Engine, StartError> {
-        let (rt, net, tokens, dp) = prepare(&cfg, signals, token)?;
+        let (rt, net, tokens, route) = prepare(&cfg, signals, token)?;
         let (listener, moved_from) = listen(cfg.tunnel.port, cfg.tunnel.fallback)?;
         let local = listener.local_addr().map_err(|source| StartError::Listen {
             port: cfg.tunnel.port,
@@ -203,7 +204,7 @@ impl Engine {
         let done = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             net,
-            dp,
+            route,
             tokens,
             target: cfg.target(),
             cfg,

@@ -10,47 +10,50 @@ use super::pump::pump;
 use super::{Config, STOP_GRACE, Shared, say};
 use crate::azure::AzureError;
 use crate::azure::arm::{self, Arm};
-use crate::azure::bastion::{self, DataPlane};
+use crate::azure::bastion::{self, DataPlane, Route};
+use crate::azure::developer::{self, Broker};
 use crate::azure::http::Net;
 use crate::azure::token::{AccessToken, TokenSource};
 use crate::process::Signals;
 
-/// Where the bastion's data plane is: the profile's `dns_name`, or ARM's read (which also
-/// refuses a SKU or setting that cannot carry a tunnel, before anything listens).
-async fn data_plane(
-    net: &Net,
-    tokens: &TokenSource,
-    cfg: &Config,
-) -> Result<DataPlane, AzureError> {
+/// Where sessions are asked for: the profile's `dns_name`, or ARM's read (which also refuses
+/// a SKU or setting that cannot carry a tunnel, before anything listens): the bastion's host,
+/// or the Developer SKU's broker.
+async fn route(net: &Net, tokens: &TokenSource, cfg: &Config) -> Result<Route, AzureError> {
     if let Some(d) = &cfg.tunnel.dns_name {
-        return DataPlane::from_profile(d);
+        return DataPlane::from_profile(d).map(Route::Host);
     }
     let arm = Arm::from_config(net.clone(), &cfg.azure)?;
     let token = tokens.get()?;
+    let t = &cfg.tunnel;
     let facts = arm::bastion(
         &arm,
         &token.secret,
-        &cfg.tunnel.subscription,
-        &cfg.tunnel.resource_group,
-        &cfg.tunnel.bastion,
+        &t.subscription,
+        &t.resource_group,
+        &t.bastion,
     )
     .await?;
-    if let Some(why) = facts.refusal(matches!(
-        cfg.tunnel.target,
-        crate::plan::TunnelTarget::Ip(_)
-    )) {
-        return Err(AzureError::Unusable {
-            bastion: cfg.tunnel.bastion.clone(),
-            why,
+    let unusable = |why: String| AzureError::Unusable {
+        bastion: t.bastion.clone(),
+        why,
+    };
+    if let Some(why) = facts.refusal(matches!(t.target, crate::plan::TunnelTarget::Ip(_))) {
+        return Err(unusable(why));
+    }
+    let Some(dns) = facts.dns_name.as_deref().filter(|d| !d.is_empty()) else {
+        return Err(unusable("ARM's answer has no dnsName".into()));
+    };
+    if facts.developer() {
+        let id = facts.id.clone().unwrap_or_else(|| {
+            format!(
+                "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/bastionHosts/{}",
+                t.subscription, t.resource_group, t.bastion
+            )
         });
+        return Broker::from_arm(dns, &id).map(Route::Broker);
     }
-    match facts.dns_name.as_deref() {
-        Some(d) if !d.is_empty() => DataPlane::from_arm(d),
-        _ => Err(AzureError::Unusable {
-            bastion: cfg.tunnel.bastion.clone(),
-            why: "ARM's answer has no dnsName".into(),
-        }),
-    }
+    DataPlane::from_arm(dns).map(Route::Host)
 }
 
 /// The token (one az process unless given), a runtime, the network and the data plane.
@@ -58,7 +61,7 @@ pub(super) fn prepare(
     cfg: &Config,
     signals: &Signals,
     token: Option<AccessToken>,
-) -> Result<(tokio::runtime::Runtime, Net, TokenSource, DataPlane), AzureError> {
+) -> Result<(tokio::runtime::Runtime, Net, TokenSource, Route), AzureError> {
     let net = Net::from_config(&cfg.azure)?;
     let tokens = TokenSource::new(
         &cfg.tunnel.subscription,
@@ -68,8 +71,8 @@ pub(super) fn prepare(
     );
     tokens.get()?;
     let rt = crate::azure::runtime("starting the tunnel engine")?;
-    let dp = rt.block_on(data_plane(&net, &tokens, cfg))?;
-    Ok((rt, net, tokens, dp))
+    let route = rt.block_on(route(&net, &tokens, cfg))?;
+    Ok((rt, net, tokens, route))
 }
 
 /// One session over a local byte stream (`r`, `w`): a token, `POST /api/tokens`, the
@@ -96,17 +99,33 @@ where
             Err(_) => return None,
         }
     };
+    // the Developer SKU's broker names this session's data pod; a pod's sessions stand alone
+    let dp = match &sh.route {
+        Route::Host(dp) => dp.clone(),
+        Route::Broker(broker) => {
+            let port = sh.cfg.tunnel.resource_port;
+            match developer::data_pod(&sh.net, broker, &sh.target, port, &token.secret).await {
+                Ok(dp) => dp,
+                Err(e) => {
+                    sh.stats.failed_sessions.fetch_add(1, Ordering::SeqCst);
+                    refused(&who, &e, &sh.cfg);
+                    return Some(e);
+                }
+            }
+        }
+    };
     let previous = sh
         .open
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .last()
+        .filter(|_| !dp.is_pod())
         .map(|g| (g.auth_token.clone(), g.node_id.clone()));
     // a stop while the session is being asked for lets the answer arrive (briefly): a
     // session the service granted is deleted like any other
     let create = bastion::create_session(
         &sh.net,
-        &sh.dp,
+        &dp,
         &sh.target,
         sh.cfg.tunnel.resource_port,
         &token.secret,
@@ -136,7 +155,7 @@ where
         {
             bastion::create_session(
                 &sh.net,
-                &sh.dp,
+                &dp,
                 &sh.target,
                 sh.cfg.tunnel.resource_port,
                 &token.secret,
@@ -164,7 +183,7 @@ where
         None
     } else {
         tokio::select! {
-            r = bastion::connect_websocket(&sh.net, &sh.dp, &grant) => Some(r),
+            r = bastion::connect_websocket(&sh.net, &dp, &grant) => Some(r),
             _ = stop.changed() => None,
         }
     };
@@ -183,7 +202,7 @@ where
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .retain(|g| g.auth_token != grant.auth_token);
-    match bastion::delete_session(&sh.net, &sh.dp, &grant).await {
+    match bastion::delete_session(&sh.net, &dp, &grant).await {
         Ok(()) => {
             sh.stats.deleted.fetch_add(1, Ordering::SeqCst);
         }

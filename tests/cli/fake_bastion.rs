@@ -225,6 +225,8 @@ struct State {
     /// TLS handshakes and websocket handshakes that failed, and backends that could not be
     /// reached: shown when `wait_until` times out.
     errors: Vec<String>,
+    /// The targets of `CONNECT` requests (the fake is also an HTTP proxy to itself).
+    connects: Vec<String>,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -307,6 +309,17 @@ impl FakeBastion {
     /// Changes the configuration; it applies to the requests that arrive afterwards.
     pub fn set(&self, f: impl FnOnce(&mut Config)) {
         f(&mut lock(&self.state).config);
+    }
+
+    /// `http://127.0.0.1:PORT`: the fake as an HTTP CONNECT proxy (HTTPS_PROXY) that leads
+    /// every host to itself, so DNS names (the Developer SKU's) reach it on port 443.
+    pub fn proxy_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The `host:port` of every CONNECT, in arrival order.
+    pub fn connects(&self) -> Vec<String> {
+        lock(&self.state).connects.clone()
     }
 
     /// Every HTTP request, websocket upgrades included, in arrival order.
@@ -412,7 +425,8 @@ fn make_certificate(dir: &Path) -> (PathBuf, PathBuf) {
             "-subj",
             "/CN=localhost",
             "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            // the Developer SKU's broker and data pods, reached through the fake as a proxy
+            "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:*.test.bastionglobal.azure.com",
             // webpki refuses a CA certificate as the server's own (CaUsedAsEndEntity), and
             // openssl's req -x509 makes one by default
             "-addext",
@@ -466,6 +480,11 @@ async fn serve(listener: TcpListener, tls: TlsAcceptor, state: Shared, host: Str
         let (tls, state, host) = (tls.clone(), state.clone(), host.clone());
         tokio::spawn(async move {
             let _ = tcp.set_nodelay(true);
+            let mut tcp = tcp;
+            if let Err(e) = proxy_connect(&mut tcp, &state).await {
+                lock(&state).errors.push(format!("{peer}: CONNECT: {e}"));
+                return;
+            }
             match tls.accept(tcp).await {
                 Ok(stream) => connection(stream, peer, state, host).await,
                 Err(e) => lock(&state)
@@ -474,6 +493,34 @@ async fn serve(listener: TcpListener, tls: TlsAcceptor, state: Shared, host: Str
             }
         });
     }
+}
+
+/// A connection that starts with `CONNECT host:port` (a client using the fake as its proxy):
+/// the request is read and recorded, `200` answered, and the TLS that follows is the fake's
+/// own. Anything else is left as it is.
+async fn proxy_connect(tcp: &mut TcpStream, state: &Shared) -> std::io::Result<()> {
+    let mut first = [0u8; 8];
+    let n = tcp.peek(&mut first).await?;
+    if &first[..n] != b"CONNECT " {
+        return Ok(());
+    }
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > MAX_HEAD || tcp.read(&mut byte).await? == 0 {
+            return Err(std::io::ErrorKind::InvalidData.into());
+        }
+        head.push(byte[0]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let target = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    lock(state).connects.push(target);
+    tcp.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .await
 }
 
 async fn serve_echo(listener: TcpListener) {
@@ -756,7 +803,9 @@ fn route(state: &mut State, request: &Request, host: &str) -> Outcome {
         return outcome_of((r.answer)(request));
     }
     match request.method.as_str() {
-        "GET" if path.starts_with("/webtunnelv2/") => upgrade(state, request),
+        "GET" if path.starts_with("/webtunnelv2/") || path.starts_with("/omni/webtunnel/") => {
+            upgrade(state, request)
+        }
         "GET" if path.starts_with("/subscriptions/") => Outcome::Reply(arm(state, request, host)),
         "POST" if path == "/api/tokens" => tokens(state, request),
         "DELETE" if path.starts_with("/api/tokens/") => Outcome::Reply(delete(state, request)),
@@ -980,6 +1029,7 @@ fn upgrade(state: &mut State, request: &Request) -> Outcome {
         request
             .path_only()
             .strip_prefix("/webtunnelv2/")
+            .or_else(|| request.path_only().strip_prefix("/omni/webtunnel/"))
             .unwrap_or_default(),
         false,
     );

@@ -20,6 +20,7 @@ mod output;
 #[cfg(unix)]
 mod cleanup;
 mod degrade;
+mod developer;
 mod discovery;
 #[cfg(target_os = "linux")]
 mod doctor;

@@ -15,7 +15,7 @@ const VM_ID: &str = "/subscriptions/22222222-2222-2222-2222-222222222222/resourc
 
 /// A set with a tunnel profile `db` (VM port 22, local `port`), an rdp profile `desk` and
 /// `extra` YAML under `profiles:`, pointed at the fake.
-fn set(fake: &FakeBastion, port: u16, bastion_extra: &str, extra: &str) -> Test {
+pub(crate) fn set(fake: &FakeBastion, port: u16, bastion_extra: &str, extra: &str) -> Test {
     let yaml = format!(
         "version: 1
 tenants:
@@ -53,12 +53,12 @@ profiles:
 }
 
 /// `bprof ARGS` in the background; killed if the test fails first.
-struct Running {
+pub(crate) struct Running {
     child: Child,
 }
 
 impl Running {
-    fn start(t: &Test, args: &[&str]) -> Running {
+    pub(crate) fn start(t: &Test, args: &[&str]) -> Running {
         let child = t
             .command()
             .args(args)
@@ -71,7 +71,7 @@ impl Running {
     }
 
     /// Ends it with `sig`; its exit code and stderr.
-    fn stop(mut self, sig: i32) -> (Option<i32>, String) {
+    pub(crate) fn stop(mut self, sig: i32) -> (Option<i32>, String) {
         crate::run::unsafe_kill(self.child.id(), sig);
         let status = self.child.wait().expect("wait");
         let mut err = String::new();
@@ -89,7 +89,7 @@ impl Drop for Running {
     }
 }
 
-fn wait_listening(port: u16) {
+pub(crate) fn wait_listening(port: u16) {
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -100,14 +100,14 @@ fn wait_listening(port: u16) {
     }
 }
 
-fn connect(port: u16) -> TcpStream {
+pub(crate) fn connect(port: u16) -> TcpStream {
     let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s
 }
 
 /// Writes `data` and reads the same number of bytes back.
-fn echo(s: &mut TcpStream, data: &[u8]) -> Vec<u8> {
+pub(crate) fn echo(s: &mut TcpStream, data: &[u8]) -> Vec<u8> {
     let mut w = s.try_clone().unwrap();
     let data_owned = data.to_vec();
     let writer = std::thread::spawn(move || w.write_all(&data_owned));

@@ -55,9 +55,12 @@ fn plan_of(profile_yaml: &str) -> Outcome {
                 })
                 .unwrap_or_default(),
         },
-        Err(PlanError::Invalid { .. } | PlanError::Template(_) | PlanError::Native { .. }) => {
-            Outcome::Refused
-        }
+        Err(
+            PlanError::Invalid { .. }
+            | PlanError::Template(_)
+            | PlanError::Native { .. }
+            | PlanError::Developer { .. },
+        ) => Outcome::Refused,
         Err(e @ PlanError::Consent { .. }) => panic!("a plain value asked for consent: {e}"),
     }
 }

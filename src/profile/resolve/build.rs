@@ -196,13 +196,23 @@ pub(super) fn build(
         ctx.at_field("resource_port", false, format!("a vm given by `ip` can only be reached on port 22 or 3389, not {resource_port} (az: \"{AZ_IP_PORT_RULE}\")"), Some("use port 22 or 3389, or give the vm by `resource_id` or `name`".into()));
     }
     if let Some((b, _)) = &bastion_tenant {
-        if matches!(b.sku, Some(Sku::Basic | Sku::Developer)) {
-            let def = set
-                .entry(Section::Bastions, &b.key)
-                .map(|e| e.defs[0].clone());
-            if let Some(def) = def {
-                ctx.at_def(&Def { file: def.file, pointer: format!("{}/sku", def.pointer) }, false, format!("bastion `{}` has SKU {:?}, which has no native client (az: \"{AZ_SKU_RULE}\")", b.key, b.sku.map(|s| format!("{s:?}").to_lowercase()).unwrap_or_default()), Some("bprof connects with the native client: upgrade the bastion to standard or premium and enable native client support".into()));
-            }
+        let sku_def = || {
+            set.entry(Section::Bastions, &b.key).map(|e| Def {
+                file: e.defs[0].file,
+                pointer: format!("{}/sku", e.defs[0].pointer),
+            })
+        };
+        if b.sku == Some(Sku::Basic)
+            && let Some(def) = sku_def()
+        {
+            ctx.at_def(&def, false, format!("bastion `{}` has SKU basic, which has no native client (az: \"{AZ_SKU_RULE}\")", b.key), Some("bprof connects with the native client: upgrade the bastion to standard or premium and enable native client support".into()));
+        }
+        // the Developer SKU: bprof's own engine serves it, from its one network, by VM only
+        if b.sku == Some(Sku::Developer)
+            && ip_target
+            && let Some(def) = sku_def()
+        {
+            ctx.at_def(&def, false, format!("bastion `{}` has SKU developer, which has no IP-based connection, and the vm is given by `ip`", b.key), Some("give the vm by `resource_id` or `name`, or upgrade the bastion to standard and enable IP-based connection".into()));
         }
         if ip_target && b.ip_connect == Some(false) {
             ctx.at_field("vm", false, format!("vm is given by `ip`, but bastion `{}` has `ip_connect: false` (az: \"{AZ_IP_CONNECT_RULE}\")", b.key), Some("give the vm by `resource_id` or `name`, or enable IP-based connection on the bastion".into()));
