@@ -15,6 +15,17 @@ use crate::process::{Signals, Spawn, spawn};
 /// session opened with it must not be refused for an expired one).
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
+/// The background refresh starts this long before the token's end (az's cache hands out the
+/// same token until about five minutes before it).
+pub const REFRESH_AHEAD: Duration = Duration::from_secs(10 * 60);
+/// With a refresher running, a held token is used until this long before its end (a session
+/// opened with it must not be refused for an expired one).
+pub const LAST_USE: Duration = Duration::from_secs(60);
+/// A refresh that failed or did not move `expires_on` is tried again after this, doubling...
+const FIRST_RETRY: Duration = Duration::from_secs(2);
+/// ... up to this.
+const LAST_RETRY: Duration = Duration::from_secs(60);
+
 /// az's output for the token is read up to this size (a token is a few kB).
 const MAX_OUTPUT: usize = 256 * 1024;
 
@@ -122,6 +133,23 @@ impl AccessToken {
 
     pub fn claims(&self) -> Option<Claims> {
         claims_of(self.secret.expose())
+    }
+}
+
+/// How long the refresher waits before asking az again, for a token held until `held` (None:
+/// none held): until [`REFRESH_AHEAD`] before its end; a token shorter-lived than that, just
+/// refreshed, half of what it has left (never a loop of az calls).
+fn refresh_wait(held: Option<u64>, now: u64, just_refreshed: bool) -> Duration {
+    let Some(end) = held else {
+        return Duration::ZERO;
+    };
+    let left = end.saturating_sub(now);
+    if left > REFRESH_AHEAD.as_secs() {
+        Duration::from_secs(left - REFRESH_AHEAD.as_secs())
+    } else if just_refreshed {
+        Duration::from_secs(left / 2).max(FIRST_RETRY)
+    } else {
+        Duration::ZERO
     }
 }
 
@@ -266,6 +294,8 @@ pub struct TokenSource {
     signals: Signals,
     az: Option<std::path::PathBuf>,
     current: Mutex<Option<AccessToken>>,
+    /// A refresher runs ([`TokenSource::refresh_ahead`]): a held token serves to its end.
+    refresher: std::sync::atomic::AtomicBool,
 }
 
 impl TokenSource {
@@ -281,23 +311,104 @@ impl TokenSource {
             signals,
             az,
             current: Mutex::new(first),
+            refresher: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    /// A token with time left: the one held, or a fresh one (blocks on az).
+    /// A token with time left: the one held while it lasts (the refresher, when running,
+    /// replaces it ahead of its end), or a fresh one (blocks on az) when none is held, when
+    /// it is about to expire, or when no refresher runs and it is near its end.
     pub fn get(&self) -> Result<AccessToken, AzureError> {
         let mut current = self
             .current
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(t) = current.as_ref()
-            && !t.stale(now())
-        {
-            return Ok(t.clone());
+        let refreshed = self.refresher.load(std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = current.as_ref() {
+            let usable = if refreshed {
+                now() + LAST_USE.as_secs() < t.expires_on
+            } else {
+                !t.stale(now())
+            };
+            if usable {
+                return Ok(t.clone());
+            }
         }
         let fresh = fetch(&self.subscription, &self.signals, self.az.as_deref())?;
         *current = Some(fresh.clone());
         Ok(fresh)
+    }
+
+    /// Keeps the token fresh in the background, on a thread of its own, until `stop` is set
+    /// (or sent): from [`REFRESH_AHEAD`] before its end, az is asked again, and again with
+    /// backoff until `expires_on` moves forward (az's cache hands out the same token until
+    /// about five minutes before its end). A failed refresh is said once (`say`), and the held
+    /// token serves on while it lasts. Connections then never wait for az.
+    pub fn refresh_ahead(
+        self: &std::sync::Arc<Self>,
+        stop: std::sync::mpsc::Receiver<()>,
+        say: fn(&str),
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        use std::sync::mpsc::RecvTimeoutError;
+        self.refresher
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let me = std::sync::Arc::clone(self);
+        std::thread::Builder::new()
+            .name("token".into())
+            .spawn(move || {
+                let mut backoff = FIRST_RETRY;
+                let mut said = false;
+                let mut just_refreshed = false;
+                loop {
+                    let held = me.held_until();
+                    let wait = refresh_wait(held, now(), just_refreshed);
+                    match stop.recv_timeout(wait) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                    match fetch(&me.subscription, &me.signals, me.az.as_deref()) {
+                        Ok(fresh) if held.is_none_or(|end| fresh.expires_on > end) => {
+                            me.replace(fresh);
+                            backoff = FIRST_RETRY;
+                            said = false;
+                            just_refreshed = true;
+                            continue;
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            if !said {
+                                say(&format!(
+                                    "the access token could not be refreshed ({e}); connections go on with the current one while it lasts, and bprof keeps trying"
+                                ));
+                                said = true;
+                            }
+                        }
+                    }
+                    just_refreshed = false;
+                    // not moved yet, or failed: again after a while
+                    match stop.recv_timeout(backoff) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                    backoff = (backoff * 2).min(LAST_RETRY);
+                }
+            })
+    }
+
+    /// When the held token ends (None: none held).
+    fn held_until(&self) -> Option<u64> {
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|t| t.expires_on)
+    }
+
+    fn replace(&self, fresh: AccessToken) {
+        *self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fresh);
     }
 
     /// How many seconds the held token has left (None: none held).
@@ -365,6 +476,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!e.contains("s3"), "{e}");
+    }
+
+    #[test]
+    fn the_refresh_starts_ten_minutes_ahead_and_never_spins() {
+        let ahead = REFRESH_AHEAD.as_secs();
+        assert_eq!(refresh_wait(None, 0, false), Duration::ZERO);
+        assert_eq!(
+            refresh_wait(Some(10_000), 10_000 - ahead - 30, false),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            refresh_wait(Some(10_000), 10_000 - 100, false),
+            Duration::ZERO
+        );
+        // a short-lived token just refreshed: half its time, at least the first retry
+        assert_eq!(
+            refresh_wait(Some(10_000), 10_000 - 100, true),
+            Duration::from_secs(50)
+        );
+        assert_eq!(refresh_wait(Some(10_000), 10_000, true), FIRST_RETRY);
     }
 
     #[test]

@@ -343,6 +343,10 @@ fn bastion_settings(p: &Profile, facts: Option<&BastionFacts>) -> Vec<Check> {
     };
     let sku = match facts.sku_refusal() {
         Some(r) => Check::fail("bastion-sku", r.why, r.fix),
+        None if facts.developer() => Check::ok(
+            "bastion-sku",
+            "SKU Developer: bprof's own engine serves it (ssh, tunnels, and RDP through bprof's tunnel; az's tunnel and rdp do not), from its own virtual network only (no peering), to VMs by name (no IP-based connection)",
+        ),
         None => Check::ok(
             "bastion-sku",
             format!(
@@ -353,6 +357,10 @@ fn bastion_settings(p: &Profile, facts: Option<&BastionFacts>) -> Vec<Check> {
     };
     let tunneling = match facts.tunneling_refusal() {
         Some(r) => Check::fail("tunneling", r.why, r.fix),
+        None if facts.developer() => Check::skip(
+            "tunneling",
+            "the Developer SKU has no native client setting: its broker names a data pod per session",
+        ),
         None => Check::ok("tunneling", "native client support (tunneling) is on"),
     };
     let ip = match (&p.vm.ip, facts.ip_connect_refusal()) {

@@ -110,7 +110,7 @@ struct Shared {
     net: Net,
     /// Where sessions are asked for (the bastion's host, or the Developer SKU's broker).
     route: Route,
-    tokens: TokenSource,
+    tokens: Arc<TokenSource>,
     cfg: Config,
     /// What each session connects to.
     target: Target,
@@ -131,6 +131,8 @@ pub struct Engine {
     stats: Arc<Stats>,
     done: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The token's refresher: dropping the sender stops it.
+    refresher: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
     /// The local port differs from the one wanted (it was taken).
     pub moved_from: Option<u16>,
 }
@@ -147,7 +149,7 @@ pub fn proxy(cfg: Config, signals: &Signals) -> Result<(), AzureError> {
     let sh = Arc::new(Shared {
         net,
         route,
-        tokens,
+        tokens: Arc::new(tokens),
         target: cfg.target(),
         cfg,
         local: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -193,7 +195,16 @@ impl Engine {
         token: Option<AccessToken>,
     ) -> Result<Engine, StartError> {
         let (rt, net, tokens, route) = prepare(&cfg, signals, token)?;
+        let tokens = Arc::new(tokens);
         let (listener, moved_from) = listen(cfg.tunnel.port, cfg.tunnel.fallback)?;
+        // the token is kept fresh ahead of its end: a connection never waits for az
+        let (refresh_stop, stopped) = std::sync::mpsc::channel();
+        let refresher = tokens
+            .refresh_ahead(stopped, say)
+            .map_err(|e| AzureError::Io {
+                what: "starting the token's refresher".into(),
+                why: e.to_string(),
+            })?;
         let local = listener.local_addr().map_err(|source| StartError::Listen {
             port: cfg.tunnel.port,
             source,
@@ -237,6 +248,7 @@ impl Engine {
             stats,
             done,
             thread: Some(thread),
+            refresher: Some((refresh_stop, refresher)),
             moved_from,
         })
     }
@@ -271,6 +283,10 @@ impl Engine {
         let _ = self.stop.send(true);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        if let Some((stop, refresher)) = self.refresher.take() {
+            drop(stop);
+            let _ = refresher.join();
         }
     }
 }

@@ -180,6 +180,28 @@ fn sku_basic_fails_with_the_upgrade() {
 }
 
 #[test]
+fn a_developer_bastion_is_known_with_what_it_serves() {
+    let (_f, _t, r) = broken(|a| {
+        a.sku = "Developer";
+        a.tunneling = false;
+    });
+    let j = r.json();
+    status(&j, "bastion-sku", "ok");
+    let detail = check(&j, None, "bastion-sku")["detail"]
+        .as_str()
+        .unwrap_or_default();
+    for needle in [
+        "Developer",
+        "no peering",
+        "no IP-based connection",
+        "az's tunnel and rdp do not",
+    ] {
+        assert!(detail.contains(needle), "{needle}: {detail}");
+    }
+    status(&j, "tunneling", "skip");
+}
+
+#[test]
 fn tunneling_off_fails_with_the_setting() {
     let (_f, _t, r) = broken(|a| a.tunneling = false);
     r.code(1);

@@ -52,8 +52,11 @@ if args[:2] == ["account", "get-access-token"]:
     if os.environ.get("FAKE_AZ_TOKEN_STDERR"):
         sys.stderr.write(os.environ["FAKE_AZ_TOKEN_STDERR"] + "\n")
     ttl = int(os.environ.get("FAKE_AZ_TOKEN_TTL", "3600"))
+    # FAKE_AZ_TOKEN_EXPIRES_ON: the expires_on of call 0, 1, ... (the last one from then on)
+    fixed = [int(x) for x in os.environ.get("FAKE_AZ_TOKEN_EXPIRES_ON", "").split(",") if x]
     sub = args[args.index("--subscription") + 1] if "--subscription" in args else None
-    print(json.dumps({"accessToken": token, "expiresOn": "2026-12-01 10:00:00.000000", "expires_on": int(time.time()) + ttl,
+    expires_on = fixed[min(n, len(fixed) - 1)] if fixed else int(time.time()) + ttl
+    print(json.dumps({"accessToken": token, "expiresOn": "2026-12-01 10:00:00.000000", "expires_on": expires_on,
                       "subscription": sub, "tenant": "t", "tokenType": "Bearer"}))
     sys.exit(int(os.environ.get("FAKE_AZ_TOKEN_EXIT", "0")))
 def say_stderr(var):

@@ -432,6 +432,44 @@ fn a_token_near_its_end_is_fetched_again_by_the_same_call() {
 }
 
 #[test]
+fn the_token_is_refreshed_ahead_until_it_moves_and_connections_never_wait_for_az() {
+    let fake = FakeBastion::start();
+    let port = free_port();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // the first token ends in 400 s (inside the refresh window, outside the margin that
+    // fetches on demand); az's cache gives it again once, then a new one
+    let ends = format!("{},{},{}", now + 400, now + 400, now + 3600);
+    let t = set(&fake, port, "", "").env("FAKE_AZ_TOKEN_EXPIRES_ON", &ends);
+    let run = Running::start(&t, &["run", "db", "--tunnel-only"]);
+    wait_listening(port);
+    let start = Instant::now();
+    while t.calls().len() < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "refreshed: {:?}",
+            t.calls()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // connections take the held token: no az call of their own
+    for i in 0..3 {
+        let mut c = connect(port);
+        assert_eq!(echo(&mut c, b"x"), b"x", "connection {i}");
+    }
+    fake.wait_until("sessions ended", Duration::from_secs(10), |f| {
+        f.open_sessions() == 0
+    });
+    let (_, err) = run.stop(2);
+    assert_eq!(t.calls().len(), 3, "{:?}\n{err}", t.calls());
+    let last = tokens_of(&fake).last().cloned().unwrap_or_default();
+    assert!(last.contains("SECRET-0002"), "the newest token: {last}");
+    assert!(!err.contains("could not be refreshed"), "{err}");
+}
+
+#[test]
 fn dns_names_in_profiles_are_azures_bastion_hosts_only() {
     let fake = FakeBastion::start();
     for hostile in [
