@@ -134,221 +134,269 @@ pub fn check(
         return out;
     }
     let lines = crate::profile::diag::Lines::of(text);
+    let spot = Spot {
+        file,
+        text,
+        lines: &lines,
+        index,
+        value,
+    };
     for err in validator.iter_errors(value) {
-        let pointer = err.instance_path().as_str().to_string();
-        let at = |ptr: &str, key: bool, msg: String| {
-            let pos = if key {
-                index.key_pos(ptr)
-            } else {
-                index.value_pos(ptr)
-            };
-            Problem::in_lines(file, text, &lines, pos, human_path(value, ptr), msg).at_pointer(ptr)
-        };
-        let name = last_segment(&pointer);
-        let instance = err.instance();
-        match err.kind() {
-            ValidationErrorKind::AdditionalProperties { unexpected } => {
-                let known = known_keys(&pointer, value);
-                for key in unexpected {
-                    let ptr = format!("{pointer}/{}", crate::profile::yaml::escape_segment(key));
-                    let mut p = at(
-                        &ptr,
-                        true,
-                        format!("unknown key `{key}` in {}", describe(&pointer)),
-                    );
-                    let required = likely::typo_of_required(&pointer, key, value);
-                    let beside = || likely::key_of_a_child(&pointer, key, value, index);
-                    p = match diag::did_you_mean(key, known.iter().map(String::as_str)) {
-                        Some(s) if required.as_deref() == Some(s) => p.with_help(format!(
-                            "did you mean `{s}`? ({} has no `{s}`, which is required)",
-                            describe(&pointer)
-                        )),
-                        Some(s) => p.with_help(format!("did you mean `{s}`?")),
-                        None if let Some(h) = beside() => p.with_help(h),
-                        None if !known.is_empty() => {
-                            p.with_help(format!("known keys here: {}", known.join(", ")))
-                        }
-                        None => p,
-                    };
-                    out.push(p);
-                }
-            }
-            ValidationErrorKind::Required { property } => {
-                let prop = property.as_str().unwrap_or_default();
-                // a typo of it is the one problem said (with the "did you mean")
-                if likely::required_mistyped(&pointer, prop, value) {
-                    continue;
-                }
-                let help = if pointer.is_empty() && prop == "version" {
-                    "add `version: 1` at the top of the file".to_string()
-                } else {
-                    format!("add `{prop}:` to {}", describe(&pointer))
-                };
-                out.push(
-                    at(
-                        &pointer,
-                        true,
-                        format!("{} has no `{prop}`, which is required", describe(&pointer)),
-                    )
-                    .with_help(help),
-                );
-            }
-            ValidationErrorKind::Type { kind } => {
-                let expected = match kind {
-                    TypeKind::Single(t) => t.to_string(),
-                    TypeKind::Multiple(ts) => ts
-                        .iter()
-                        .map(|t| t.to_string())
-                        .collect::<Vec<_>>()
-                        .join(" or "),
-                };
-                if let Some(cause) = likely::entry_that_is_a_field(&pointer, value, index) {
-                    out.push(at(&pointer, true, cause.message).with_help(cause.help));
-                    continue;
-                }
-                let mut p = at(
-                    &pointer,
-                    false,
-                    format!(
-                        "`{name}` must be {}, not {}",
-                        article(&expected),
-                        show_value(instance)
-                    ),
-                );
-                if let Some(h) = type_help(&expected, instance) {
-                    p = p.with_help(h);
-                }
-                out.push(p);
-            }
-            ValidationErrorKind::Pattern { pattern } => {
-                out.push(pattern_problem(
-                    at(&pointer, false, String::new()),
-                    name,
-                    instance,
-                    pattern,
-                ));
-            }
-            ValidationErrorKind::PropertyNames { error } => {
-                let key = error.instance().as_str().unwrap_or_default().to_string();
-                let ptr = format!("{pointer}/{}", crate::profile::yaml::escape_segment(&key));
-                let pat = match error.kind() {
-                    ValidationErrorKind::Pattern { pattern } => pattern.clone(),
-                    _ => String::new(),
-                };
-                out.push(pattern_problem(
-                    at(&ptr, true, String::new()),
-                    &key,
-                    &Value::String(key.clone()),
-                    &pat,
-                ));
-            }
-            ValidationErrorKind::Enum { options } => {
-                let opts: Vec<String> = options
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|o| o.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out.push(enum_problem(
-                    at(&pointer, false, String::new()),
-                    name,
-                    instance,
-                    &opts,
-                ));
-            }
-            ValidationErrorKind::Minimum { limit } | ValidationErrorKind::Maximum { limit } => {
-                let below = matches!(err.kind(), ValidationErrorKind::Minimum { .. });
-                let (lo, hi) = range_of(&pointer, value);
-                let msg = if pointer == "/version" {
-                    format!(
-                        "unsupported version {}: bprof reads format version 1",
-                        show_value(instance)
-                    )
-                } else {
-                    match (lo, hi) {
-                        (Some(lo), Some(hi)) => {
-                            format!("`{name}` is {instance}, outside {lo}..={hi}")
-                        }
-                        _ if below => format!("`{name}` is {instance}, below the minimum {limit}"),
-                        _ => format!("`{name}` is {instance}, above the maximum {limit}"),
-                    }
-                };
-                let help = if pointer == "/version" {
-                    "write `version: 1`"
-                } else {
-                    "use a value in the allowed range"
-                };
-                out.push(at(&pointer, false, msg).with_help(help));
-            }
-            ValidationErrorKind::MinLength { .. } => {
-                out.push(
-                    at(&pointer, false, format!("`{name}` is empty"))
-                        .with_help("give a value, or remove the key"),
-                );
-            }
-            ValidationErrorKind::MaxLength { limit } => {
-                out.push(at(
-                    &pointer,
-                    false,
-                    format!("`{name}` is longer than {limit} characters"),
-                ));
-            }
-            ValidationErrorKind::MaxItems { limit } => {
-                out.push(
-                    at(
-                        &pointer,
-                        false,
-                        format!(
-                            "`{name}` has {} items; at most {limit}",
-                            instance.as_array().map_or(0, Vec::len)
-                        ),
-                    )
-                    .with_help("profiles pass a few arguments; is this list generated by mistake?"),
-                );
-            }
-            ValidationErrorKind::MinItems { .. } => {
-                out.push(
-                    at(&pointer, false, format!("`{name}` is an empty list"))
-                        .with_help("give at least one item, or remove the key"),
-                );
-            }
-            ValidationErrorKind::AnyOf { .. } | ValidationErrorKind::OneOfNotValid { .. } => {
-                let words = allowed_words(&pointer, value);
-                let p = if parent_segment(&pointer) == "properties" {
-                    at(
-                        &pointer,
-                        false,
-                        format!(
-                            "the .rdp property `{name}` must be a number or a string, not {}",
-                            show_value(instance)
-                        ),
-                    )
-                } else if name == "local_port" {
-                    at(
-                        &pointer,
-                        false,
-                        format!(
-                            "`local_port` must be a port number (1-65535) or `auto`, not {}",
-                            show_value(instance)
-                        ),
-                    )
-                } else if !words.is_empty() {
-                    enum_problem(at(&pointer, false, String::new()), name, instance, &words)
-                } else {
-                    at(
-                        &pointer,
-                        false,
-                        format!("`{name}` has the wrong form: {}", show_value(instance)),
-                    )
-                };
-                out.push(p);
-            }
-            _ => out.push(at(&pointer, false, format!("`{name}`: {err}"))),
-        }
+        explain(&spot, &err, &mut out);
     }
     out
+}
+
+/// Where a schema error is said: the file, its text and lines, its tree and positions.
+struct Spot<'a> {
+    file: &'a str,
+    text: &'a str,
+    lines: &'a crate::profile::diag::Lines,
+    index: &'a SpanIndex,
+    value: &'a Value,
+}
+
+impl Spot<'_> {
+    /// A problem at the key (`key`) or the value at `ptr`.
+    fn at(&self, ptr: &str, key: bool, msg: String) -> Problem {
+        let pos = if key {
+            self.index.key_pos(ptr)
+        } else {
+            self.index.value_pos(ptr)
+        };
+        let path = human_path(self.value, ptr);
+        Problem::in_lines(self.file, self.text, self.lines, pos, path, msg).at_pointer(ptr)
+    }
+}
+
+/// One schema error as the problems people read.
+fn explain(spot: &Spot, err: &jsonschema::ValidationError, out: &mut Vec<Problem>) {
+    let pointer = err.instance_path().as_str().to_string();
+    let at = |ptr: &str, key: bool, msg: String| spot.at(ptr, key, msg);
+    let name = last_segment(&pointer);
+    let instance = err.instance();
+    match err.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            unknown_keys(spot, &pointer, unexpected, out);
+        }
+        ValidationErrorKind::Required { property } => {
+            out.extend(required(
+                spot,
+                &pointer,
+                property.as_str().unwrap_or_default(),
+            ));
+        }
+        ValidationErrorKind::Type { kind } => out.push(wrong_type(spot, &pointer, kind, instance)),
+        ValidationErrorKind::Pattern { pattern } => {
+            out.push(pattern_problem(
+                at(&pointer, false, String::new()),
+                name,
+                instance,
+                pattern,
+            ));
+        }
+        ValidationErrorKind::PropertyNames { error } => {
+            let key = error.instance().as_str().unwrap_or_default().to_string();
+            let ptr = format!("{pointer}/{}", crate::profile::yaml::escape_segment(&key));
+            let pat = match error.kind() {
+                ValidationErrorKind::Pattern { pattern } => pattern.clone(),
+                _ => String::new(),
+            };
+            out.push(pattern_problem(
+                at(&ptr, true, String::new()),
+                &key,
+                &Value::String(key.clone()),
+                &pat,
+            ));
+        }
+        ValidationErrorKind::Enum { options } => {
+            let opts: Vec<String> = options
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|o| o.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(enum_problem(
+                at(&pointer, false, String::new()),
+                name,
+                instance,
+                &opts,
+            ));
+        }
+        ValidationErrorKind::Minimum { limit } | ValidationErrorKind::Maximum { limit } => {
+            let below = matches!(err.kind(), ValidationErrorKind::Minimum { .. });
+            out.push(out_of_range(spot, &pointer, instance, limit, below));
+        }
+        ValidationErrorKind::MinLength { .. } => {
+            out.push(
+                at(&pointer, false, format!("`{name}` is empty"))
+                    .with_help("give a value, or remove the key"),
+            );
+        }
+        ValidationErrorKind::MaxLength { limit } => {
+            out.push(at(
+                &pointer,
+                false,
+                format!("`{name}` is longer than {limit} characters"),
+            ));
+        }
+        ValidationErrorKind::MaxItems { limit } => {
+            out.push(
+                at(
+                    &pointer,
+                    false,
+                    format!(
+                        "`{name}` has {} items; at most {limit}",
+                        instance.as_array().map_or(0, Vec::len)
+                    ),
+                )
+                .with_help("profiles pass a few arguments; is this list generated by mistake?"),
+            );
+        }
+        ValidationErrorKind::MinItems { .. } => {
+            out.push(
+                at(&pointer, false, format!("`{name}` is an empty list"))
+                    .with_help("give at least one item, or remove the key"),
+            );
+        }
+        ValidationErrorKind::AnyOf { .. } | ValidationErrorKind::OneOfNotValid { .. } => {
+            out.push(wrong_form(spot, &pointer, instance));
+        }
+        _ => out.push(at(&pointer, false, format!("`{name}`: {err}"))),
+    }
+}
+
+/// Unknown keys of the mapping at `pointer`: each with the likely key meant, the mapping it
+/// belongs under, or the keys known there.
+fn unknown_keys(spot: &Spot, pointer: &str, unexpected: &[String], out: &mut Vec<Problem>) {
+    let (value, index) = (spot.value, spot.index);
+    let at = |ptr: &str, key: bool, msg: String| spot.at(ptr, key, msg);
+    let known = known_keys(pointer, value);
+    for key in unexpected {
+        let ptr = format!("{pointer}/{}", crate::profile::yaml::escape_segment(key));
+        let mut p = at(
+            &ptr,
+            true,
+            format!("unknown key `{key}` in {}", describe(pointer)),
+        );
+        let required = likely::typo_of_required(pointer, key, value);
+        let beside = || likely::key_of_a_child(pointer, key, value, index);
+        p = match diag::did_you_mean(key, known.iter().map(String::as_str)) {
+            Some(s) if required.as_deref() == Some(s) => p.with_help(format!(
+                "did you mean `{s}`? ({} has no `{s}`, which is required)",
+                describe(pointer)
+            )),
+            Some(s) => p.with_help(format!("did you mean `{s}`?")),
+            None if let Some(h) = beside() => p.with_help(h),
+            None if !known.is_empty() => {
+                p.with_help(format!("known keys here: {}", known.join(", ")))
+            }
+            None => p,
+        };
+        out.push(p);
+    }
+}
+
+/// A required key that is missing (none when an unknown key there is most likely its typo,
+/// which is said instead).
+fn required(spot: &Spot, pointer: &str, prop: &str) -> Option<Problem> {
+    // a typo of it is the one problem said (with the "did you mean")
+    if likely::required_mistyped(pointer, prop, spot.value) {
+        return None;
+    }
+    let help = if pointer.is_empty() && prop == "version" {
+        "add `version: 1` at the top of the file".to_string()
+    } else {
+        format!("add `{prop}:` to {}", describe(pointer))
+    };
+    let message = format!("{} has no `{prop}`, which is required", describe(pointer));
+    Some(spot.at(pointer, true, message).with_help(help))
+}
+
+/// A value of the wrong type, or (the likely cause) a field indented as an entry.
+fn wrong_type(spot: &Spot, pointer: &str, kind: &TypeKind, instance: &Value) -> Problem {
+    let expected = match kind {
+        TypeKind::Single(t) => t.to_string(),
+        TypeKind::Multiple(ts) => ts
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(" or "),
+    };
+    if let Some(cause) = likely::entry_that_is_a_field(pointer, spot.value, spot.index) {
+        return spot.at(pointer, true, cause.message).with_help(cause.help);
+    }
+    let name = last_segment(pointer);
+    let mut p = spot.at(
+        pointer,
+        false,
+        format!(
+            "`{name}` must be {}, not {}",
+            article(&expected),
+            show_value(instance)
+        ),
+    );
+    if let Some(h) = type_help(&expected, instance) {
+        p = p.with_help(h);
+    }
+    p
+}
+
+/// A number outside its range (the file's `version` said as such).
+fn out_of_range(
+    spot: &Spot,
+    pointer: &str,
+    instance: &Value,
+    limit: &Value,
+    below: bool,
+) -> Problem {
+    let name = last_segment(pointer);
+    let (lo, hi) = range_of(pointer, spot.value);
+    let msg = if pointer == "/version" {
+        format!(
+            "unsupported version {}: bprof reads format version 1",
+            show_value(instance)
+        )
+    } else {
+        match (lo, hi) {
+            (Some(lo), Some(hi)) => format!("`{name}` is {instance}, outside {lo}..={hi}"),
+            _ if below => format!("`{name}` is {instance}, below the minimum {limit}"),
+            _ => format!("`{name}` is {instance}, above the maximum {limit}"),
+        }
+    };
+    let help = if pointer == "/version" {
+        "write `version: 1`"
+    } else {
+        "use a value in the allowed range"
+    };
+    spot.at(pointer, false, msg).with_help(help)
+}
+
+/// A value none of whose allowed forms fits.
+fn wrong_form(spot: &Spot, pointer: &str, instance: &Value) -> Problem {
+    let name = last_segment(pointer);
+    let words = allowed_words(pointer, spot.value);
+    let at = |msg: String| spot.at(pointer, false, msg);
+    if parent_segment(pointer) == "properties" {
+        at(format!(
+            "the .rdp property `{name}` must be a number or a string, not {}",
+            show_value(instance)
+        ))
+    } else if name == "local_port" {
+        at(format!(
+            "`local_port` must be a port number (1-65535) or `auto`, not {}",
+            show_value(instance)
+        ))
+    } else if !words.is_empty() {
+        enum_problem(at(String::new()), name, instance, &words)
+    } else {
+        at(format!(
+            "`{name}` has the wrong form: {}",
+            show_value(instance)
+        ))
+    }
 }
 
 fn pattern_problem(base: Problem, name: &str, instance: &Value, pattern: &str) -> Problem {

@@ -134,10 +134,56 @@ pub(super) fn build(
             &mut ctx.needs,
         )
     });
-    if let Some(t) = &raw.template
+    check_template(set, raw.template.as_deref(), ctx);
+
+    let ip_target = vm_res.as_ref().is_some_and(|v| v.ip.is_some());
+    check_mode(name, mode, &raw, ip_target, ctx);
+    let resource_port = raw
+        .resource_port
+        .unwrap_or(if mode == Mode::Ssh { 22 } else { 3389 });
+    if ip_target && ![22, 3389].contains(&resource_port) {
+        ctx.at_field("resource_port", false, format!("a vm given by `ip` can only be reached on port 22 or 3389, not {resource_port} (az: \"{AZ_IP_PORT_RULE}\")"), Some("use port 22 or 3389, or give the vm by `resource_id` or `name`".into()));
+    }
+    if let Some((b, _)) = &bastion_tenant {
+        check_bastion(set, b, ip_target, ctx);
+    }
+    if let Some(rdp) = &raw.rdp {
+        check_rdp_properties(rdp, ctx);
+    }
+    for (field, value) in [("username", &raw.username), ("ssh_key", &raw.ssh_key)] {
+        if let Some(v) = value
+            && v.starts_with('-')
+        {
+            ctx.at_field(
+                field,
+                false,
+                format!("`{field}` begins with `-`: az and ssh would read \"{v}\" as an option"),
+                Some(format!("fix the value of `{field}`")),
+            );
+        }
+    }
+    let (bastion, tenant) = bastion_tenant?;
+    let vm = vm_res?;
+    if !ctx.problems.is_empty() {
+        return None;
+    }
+    Some(assemble(
+        set,
+        name,
+        raw,
+        mode,
+        resource_port,
+        (bastion, tenant, vm),
+        ctx,
+    ))
+}
+
+/// A `template` that names none of the set's or the built-in ones.
+fn check_template(set: &ProfileSet, template: Option<&str>, ctx: &mut Ctx) {
+    if let Some(t) = template
         && !ctx.needs.check(set, Section::Templates, t)
         && set.entry(Section::Templates, t).is_none()
-        && !crate::profile::raw::BUILTIN_TEMPLATES.contains(&t.as_str())
+        && !crate::profile::raw::BUILTIN_TEMPLATES.contains(&t)
     {
         let mut candidates: Vec<&str> = set.names(Section::Templates).collect();
         candidates.extend(crate::profile::raw::BUILTIN_TEMPLATES);
@@ -152,7 +198,11 @@ pub(super) fn build(
             Some(help),
         );
     }
+}
 
+/// The rules of each mode: az's options that only rdp takes, ssh's `auth_type` and what it
+/// needs, rdp's Entra rules, a tunnel's port.
+fn check_mode(name: &str, mode: Mode, raw: &RawProfile, ip_target: bool, ctx: &mut Ctx) {
     // mode-specific fields
     for flag in ["enable_mfa", "configure", "disable_gateway"] {
         let on = match flag {
@@ -164,7 +214,6 @@ pub(super) fn build(
             ctx.at_field(flag, true, format!("`{flag}` is an `az network bastion rdp` option, but profile `{name}` has mode {}", mode_name(mode)), Some(format!("remove `{flag}`, or set `mode: rdp`")));
         }
     }
-    let ip_target = vm_res.as_ref().is_some_and(|v| v.ip.is_some());
     match mode {
         Mode::Ssh => match raw.auth_type {
             None => ctx.at_field("mode", true, format!("ssh profile `{name}` has no `auth_type`"), Some("add `auth_type: aad`, `password` or `ssh-key` (az requires --auth-type for ssh)".into())),
@@ -189,55 +238,43 @@ pub(super) fn build(
             }
         }
     }
-    let resource_port = raw
-        .resource_port
-        .unwrap_or(if mode == Mode::Ssh { 22 } else { 3389 });
-    if ip_target && ![22, 3389].contains(&resource_port) {
-        ctx.at_field("resource_port", false, format!("a vm given by `ip` can only be reached on port 22 or 3389, not {resource_port} (az: \"{AZ_IP_PORT_RULE}\")"), Some("use port 22 or 3389, or give the vm by `resource_id` or `name`".into()));
+}
+
+/// The bastion's rules for this profile: its SKU, and IP connect for an `ip` target.
+fn check_bastion(set: &ProfileSet, b: &Bastion, ip_target: bool, ctx: &mut Ctx) {
+    let sku_def = || {
+        set.entry(Section::Bastions, &b.key).map(|e| Def {
+            file: e.defs[0].file,
+            pointer: format!("{}/sku", e.defs[0].pointer),
+        })
+    };
+    if b.sku == Some(Sku::Basic)
+        && let Some(def) = sku_def()
+    {
+        ctx.at_def(&def, false, format!("bastion `{}` has SKU basic, which has no native client (az: \"{AZ_SKU_RULE}\")", b.key), Some("bprof connects with the native client: upgrade the bastion to standard or premium and enable native client support".into()));
     }
-    if let Some((b, _)) = &bastion_tenant {
-        let sku_def = || {
-            set.entry(Section::Bastions, &b.key).map(|e| Def {
-                file: e.defs[0].file,
-                pointer: format!("{}/sku", e.defs[0].pointer),
-            })
-        };
-        if b.sku == Some(Sku::Basic)
-            && let Some(def) = sku_def()
-        {
-            ctx.at_def(&def, false, format!("bastion `{}` has SKU basic, which has no native client (az: \"{AZ_SKU_RULE}\")", b.key), Some("bprof connects with the native client: upgrade the bastion to standard or premium and enable native client support".into()));
-        }
-        // the Developer SKU: bprof's own engine serves it, from its one network, by VM only
-        if b.sku == Some(Sku::Developer)
-            && ip_target
-            && let Some(def) = sku_def()
-        {
-            ctx.at_def(&def, false, format!("bastion `{}` has SKU developer, which has no IP-based connection, and the vm is given by `ip`", b.key), Some("give the vm by `resource_id` or `name`, or upgrade the bastion to standard and enable IP-based connection".into()));
-        }
-        if ip_target && b.ip_connect == Some(false) {
-            ctx.at_field("vm", false, format!("vm is given by `ip`, but bastion `{}` has `ip_connect: false` (az: \"{AZ_IP_CONNECT_RULE}\")", b.key), Some("give the vm by `resource_id` or `name`, or enable IP-based connection on the bastion".into()));
-        }
+    // the Developer SKU: bprof's own engine serves it, from its one network, by VM only
+    if b.sku == Some(Sku::Developer)
+        && ip_target
+        && let Some(def) = sku_def()
+    {
+        ctx.at_def(&def, false, format!("bastion `{}` has SKU developer, which has no IP-based connection, and the vm is given by `ip`", b.key), Some("give the vm by `resource_id` or `name`, or upgrade the bastion to standard and enable IP-based connection".into()));
     }
-    if let Some(rdp) = &raw.rdp {
-        check_rdp_properties(rdp, ctx);
+    if ip_target && b.ip_connect == Some(false) {
+        ctx.at_field("vm", false, format!("vm is given by `ip`, but bastion `{}` has `ip_connect: false` (az: \"{AZ_IP_CONNECT_RULE}\")", b.key), Some("give the vm by `resource_id` or `name`, or enable IP-based connection on the bastion".into()));
     }
-    for (field, value) in [("username", &raw.username), ("ssh_key", &raw.ssh_key)] {
-        if let Some(v) = value
-            && v.starts_with('-')
-        {
-            ctx.at_field(
-                field,
-                false,
-                format!("`{field}` begins with `-`: az and ssh would read \"{v}\" as an option"),
-                Some(format!("fix the value of `{field}`")),
-            );
-        }
-    }
-    let (bastion, tenant) = bastion_tenant?;
-    let vm = vm_res?;
-    if !ctx.problems.is_empty() {
-        return None;
-    }
+}
+
+/// The resolved profile from its checked fields.
+fn assemble(
+    set: &ProfileSet,
+    name: &str,
+    raw: RawProfile,
+    mode: Mode,
+    resource_port: u16,
+    (bastion, tenant, vm): (Bastion, Tenant, Vm),
+    ctx: &mut Ctx,
+) -> Profile {
     let raw_lists = Lists {
         ssh_args: raw.ssh_args.clone(),
         extra_args: raw.extra_args.clone(),
@@ -256,7 +293,7 @@ pub(super) fn build(
     let rdp = raw.rdp.unwrap_or_default();
     // filled in by `resolve`, which owns the layers
     let origins = BTreeMap::new();
-    Some(Profile {
+    Profile {
         name: name.to_string(),
         description: raw.description,
         mode,
@@ -296,5 +333,5 @@ pub(super) fn build(
             .file(&ctx.profile_def)
             .location(&ctx.profile_def.pointer),
         requests: asked,
-    })
+    }
 }
