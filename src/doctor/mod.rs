@@ -333,15 +333,7 @@ async fn gather(
     let net = Net::from_config(scope.azure)
         .and_then(|net| Arm::from_config(net.clone(), scope.azure).map(|arm| (net, arm)));
     // one token per subscription that az is signed in to; `az version` beside them
-    let mut subscriptions: Vec<String> = Vec::new();
-    if az.is_ok() {
-        for p in scope.profiles {
-            let sub = p.bastion.subscription.to_ascii_lowercase();
-            if az_profile.knows(&sub) && !subscriptions.contains(&sub) {
-                subscriptions.push(sub);
-            }
-        }
-    }
+    let subscriptions = signed_in_subscriptions(scope, az.is_ok(), &az_profile);
     progress(&format!(
         "az: version{}",
         match subscriptions.len() {
@@ -371,81 +363,11 @@ async fn gather(
         }
     };
     let remote = async {
-        let mut tokens: HashMap<String, AccessToken> = HashMap::new();
-        let mut facts: HashMap<String, Result<TokenFacts, String>> = HashMap::new();
-        for (sub, fetch) in subscriptions.iter().zip(fetches) {
-            let fetched = fetch.await.unwrap_or_else(|e| {
-                Err(AzureError::Io {
-                    what: "the token call".into(),
-                    why: e.to_string(),
-                })
-            });
-            match fetched {
-                Ok(t) => {
-                    let claims = t.claims().unwrap_or_default();
-                    facts.insert(
-                        sub.clone(),
-                        Ok(TokenFacts {
-                            oid: claims.oid,
-                            upn: claims.upn.or(claims.unique_name),
-                            len: t.secret.expose().len(),
-                        }),
-                    );
-                    tokens.insert(sub.clone(), t);
-                }
-                Err(e) => {
-                    facts.insert(sub.clone(), Err(bounded(&e.to_string(), 300)));
-                }
-            }
-        }
-        let mut reads = HashMap::new();
-        let mut tls = HashMap::new();
-        let Ok((net, arm)) = &net else {
-            return (facts, reads, tls);
+        let (tokens, facts) = collect_tokens(&subscriptions, fetches).await;
+        let (reads, tls) = match &net {
+            Ok((net, arm)) => read_rounds(scope, net, arm, &tokens, &facts, progress).await,
+            Err(_) => Default::default(),
         };
-        // round 1: what the token alone lets us read
-        let first: Vec<Read> = distinct(scope.profiles.iter().flat_map(|p| {
-            let oid = facts
-                .get(&p.bastion.subscription.to_ascii_lowercase())
-                .and_then(|f| f.as_ref().ok())
-                .and_then(|f| f.oid.clone());
-            profile::first_reads(p, oid.as_deref())
-        }))
-        .into_iter()
-        .filter(|r| tokens.contains_key(&r.subscription))
-        .collect();
-        if !first.is_empty() {
-            progress(&format!("ARM: {} reads", first.len()));
-        }
-        let answers = join_all(first.iter().map(|r| read(arm, &tokens, r))).await;
-        reads.extend(first.into_iter().zip(answers));
-        // round 2: what those answers point at
-        let second: Vec<Read> = distinct(
-            scope
-                .profiles
-                .iter()
-                .flat_map(|p| profile::second_reads(p, &reads)),
-        )
-        .into_iter()
-        .filter(|r| tokens.contains_key(&r.subscription) && !reads.contains_key(r))
-        .collect();
-        let hosts: Vec<Endpoint> = distinct(scope.profiles.iter().filter_map(|p| {
-            profile::bastion_host(p, &scope.plan_options(), &reads).and_then(Result::ok)
-        }));
-        if !second.is_empty() || !hosts.is_empty() {
-            progress(&format!(
-                "ARM: {} more reads, TLS to {} bastion host{}",
-                second.len(),
-                hosts.len(),
-                if hosts.len() == 1 { "" } else { "s" }
-            ));
-        }
-        let (answers, probes) = tokio::join!(
-            join_all(second.iter().map(|r| read(arm, &tokens, r))),
-            join_all(hosts.iter().map(|h| probe(net, h)))
-        );
-        reads.extend(second.into_iter().zip(answers));
-        tls.extend(hosts.iter().map(|h| h.authority()).zip(probes));
         (facts, reads, tls)
     };
     let (tls_arm, (tokens, reads, tls)) = tokio::join!(tls_arm, remote);
@@ -463,6 +385,121 @@ async fn gather(
         reads,
         tls,
     }
+}
+
+/// The tokens az gave (by subscription, lower case) and what each says of its holder (or why
+/// there is none).
+async fn collect_tokens(
+    subscriptions: &[String],
+    fetches: Vec<tokio::task::JoinHandle<Result<AccessToken, AzureError>>>,
+) -> (
+    HashMap<String, AccessToken>,
+    HashMap<String, Result<TokenFacts, String>>,
+) {
+    let mut tokens: HashMap<String, AccessToken> = HashMap::new();
+    let mut facts: HashMap<String, Result<TokenFacts, String>> = HashMap::new();
+    for (sub, fetch) in subscriptions.iter().zip(fetches) {
+        let fetched = fetch.await.unwrap_or_else(|e| {
+            Err(AzureError::Io {
+                what: "the token call".into(),
+                why: e.to_string(),
+            })
+        });
+        match fetched {
+            Ok(t) => {
+                let claims = t.claims().unwrap_or_default();
+                facts.insert(
+                    sub.clone(),
+                    Ok(TokenFacts {
+                        oid: claims.oid,
+                        upn: claims.upn.or(claims.unique_name),
+                        len: t.secret.expose().len(),
+                    }),
+                );
+                tokens.insert(sub.clone(), t);
+            }
+            Err(e) => {
+                facts.insert(sub.clone(), Err(bounded(&e.to_string(), 300)));
+            }
+        }
+    }
+    (tokens, facts)
+}
+
+/// The subscriptions of the profiles checked that az is signed in to, each once (none
+/// without az).
+fn signed_in_subscriptions(scope: &Scope<'_>, az: bool, az_profile: &AzProfile) -> Vec<String> {
+    let mut subscriptions: Vec<String> = Vec::new();
+    if az {
+        for p in scope.profiles {
+            let sub = p.bastion.subscription.to_ascii_lowercase();
+            if az_profile.knows(&sub) && !subscriptions.contains(&sub) {
+                subscriptions.push(sub);
+            }
+        }
+    }
+    subscriptions
+}
+
+/// The two rounds of ARM reads (what the token alone lets bprof read, then what those answers
+/// point at) and TLS to the bastions' hosts, concurrently within each round.
+async fn read_rounds(
+    scope: &Scope<'_>,
+    net: &Net,
+    arm: &Arm,
+    tokens: &HashMap<String, AccessToken>,
+    facts: &HashMap<String, Result<TokenFacts, String>>,
+    progress: &dyn Fn(&str),
+) -> (
+    HashMap<Read, Result<Value, Failure>>,
+    HashMap<String, Result<String, AzureError>>,
+) {
+    let mut reads = HashMap::new();
+    let mut tls = HashMap::new();
+    // round 1: what the token alone lets us read
+    let first: Vec<Read> = distinct(scope.profiles.iter().flat_map(|p| {
+        let oid = facts
+            .get(&p.bastion.subscription.to_ascii_lowercase())
+            .and_then(|f| f.as_ref().ok())
+            .and_then(|f| f.oid.clone());
+        profile::first_reads(p, oid.as_deref())
+    }))
+    .into_iter()
+    .filter(|r| tokens.contains_key(&r.subscription))
+    .collect();
+    if !first.is_empty() {
+        progress(&format!("ARM: {} reads", first.len()));
+    }
+    let answers = join_all(first.iter().map(|r| read(arm, tokens, r))).await;
+    reads.extend(first.into_iter().zip(answers));
+    // round 2: what those answers point at
+    let second: Vec<Read> = distinct(
+        scope
+            .profiles
+            .iter()
+            .flat_map(|p| profile::second_reads(p, &reads)),
+    )
+    .into_iter()
+    .filter(|r| tokens.contains_key(&r.subscription) && !reads.contains_key(r))
+    .collect();
+    let hosts: Vec<Endpoint> = distinct(scope.profiles.iter().filter_map(|p| {
+        profile::bastion_host(p, &scope.plan_options(), &reads).and_then(Result::ok)
+    }));
+    if !second.is_empty() || !hosts.is_empty() {
+        progress(&format!(
+            "ARM: {} more reads, TLS to {} bastion host{}",
+            second.len(),
+            hosts.len(),
+            if hosts.len() == 1 { "" } else { "s" }
+        ));
+    }
+    let (answers, probes) = tokio::join!(
+        join_all(second.iter().map(|r| read(arm, tokens, r))),
+        join_all(hosts.iter().map(|h| probe(net, h)))
+    );
+    reads.extend(second.into_iter().zip(answers));
+    tls.extend(hosts.iter().map(|h| h.authority()).zip(probes));
+    (reads, tls)
 }
 
 /// The items in their first order, each once.

@@ -327,35 +327,9 @@ pub(super) fn network(
     let Some(nic) = vm.nic.as_deref() else {
         return Check::skip(NAME, "ARM's answer for the VM names no network interface");
     };
-    let nic_json = match f.got(&Read::get(
-        &p.bastion.subscription,
-        resources::network_target(nic),
-    )) {
-        Got::Value(v) => v,
-        Got::Failed(e) if matches!(e.status(), Some(401 | 403)) => {
-            return Check::warn(
-                NAME,
-                format!(
-                    "ARM refuses to show the VM's network interface {}: {}",
-                    name_of(nic),
-                    e.describe()
-                ),
-                "Azure Bastion documents the Reader role on the VM's network interface as needed to connect: ask for it",
-            );
-        }
-        Got::Failed(e) => {
-            return Check::skip(
-                NAME,
-                format!(
-                    "the VM's network interface could not be read: {}",
-                    e.describe()
-                ),
-            );
-        }
-        Got::Skipped(why) => return Check::skip(NAME, why),
-    };
-    let Some(vm_vnet) = resources::nic_subnet(nic_json).and_then(|s| resources::vnet_of(&s)) else {
-        return Check::skip(NAME, "the VM's network interface names no subnet");
+    let vm_vnet = match vm_network(p, f, nic) {
+        Ok(v) => v,
+        Err(check) => return check,
     };
     let (bn, vn) = (name_of(&bastion_vnet), name_of(&vm_vnet));
     if resources::same_id(&bastion_vnet, &vm_vnet) {
@@ -378,9 +352,57 @@ pub(super) fn network(
             "use a Standard or Premium bastion, or one in the VM's network",
         );
     }
+    peering(p, f, &bastion_vnet, &vm_vnet, peer)
+}
+
+/// The virtual network of the VM's network interface (read in the second round), or the
+/// check that says why it is not known.
+fn vm_network(p: &Profile, f: &Found, nic: &str) -> Result<String, Check> {
+    const NAME: &str = "network";
+    let nic_json = match f.got(&Read::get(
+        &p.bastion.subscription,
+        resources::network_target(nic),
+    )) {
+        Got::Value(v) => v,
+        Got::Failed(e) if matches!(e.status(), Some(401 | 403)) => {
+            return Err(Check::warn(
+                NAME,
+                format!(
+                    "ARM refuses to show the VM's network interface {}: {}",
+                    name_of(nic),
+                    e.describe()
+                ),
+                "Azure Bastion documents the Reader role on the VM's network interface as needed to connect: ask for it",
+            ));
+        }
+        Got::Failed(e) => {
+            return Err(Check::skip(
+                NAME,
+                format!(
+                    "the VM's network interface could not be read: {}",
+                    e.describe()
+                ),
+            ));
+        }
+        Got::Skipped(why) => return Err(Check::skip(NAME, why)),
+    };
+    let Some(vm_vnet) = resources::nic_subnet(nic_json).and_then(|s| resources::vnet_of(&s)) else {
+        return Err(Check::skip(
+            NAME,
+            "the VM's network interface names no subnet",
+        ));
+    };
+    Ok(vm_vnet)
+}
+
+/// A bastion and a VM in different networks: the bastion's network must be peered with the
+/// VM's, and the peering Connected.
+fn peering(p: &Profile, f: &Found, bastion_vnet: &str, vm_vnet: &str, peer: &str) -> Check {
+    const NAME: &str = "network";
+    let (bn, vn) = (name_of(bastion_vnet), name_of(vm_vnet));
     let vnet_json = match f.got(&Read::get(
         &p.bastion.subscription,
-        resources::network_target(&bastion_vnet),
+        resources::network_target(bastion_vnet),
     )) {
         Got::Value(v) => v,
         Got::Failed(e) => {
@@ -396,7 +418,7 @@ pub(super) fn network(
     };
     let peering = resources::peerings(vnet_json)
         .into_iter()
-        .find(|x| resources::same_id(&x.remote, &vm_vnet));
+        .find(|x| resources::same_id(&x.remote, vm_vnet));
     match peering {
         Some(x)
             if x.state

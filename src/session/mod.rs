@@ -373,25 +373,7 @@ fn run_steps<'a>(
                     plan.host.azure.az.as_deref(),
                 )?);
             }
-            StepKind::NativeTunnel(t) => {
-                let cfg = engine_config(plan, t);
-                // with bprof's own client to start, connections wait for it
-                let has_client = plan.steps.iter().any(|s| s.kind == StepKind::Client);
-                let engine = Engine::start(cfg, signals, !has_client, owned.token.take())?;
-                if let Some(from) = engine.moved_from {
-                    crate::terminal::eprintln(&format!(
-                        "bprof: port {from} (derived from the profile name) is busy; using {} for this run",
-                        engine.port()
-                    ));
-                }
-                if !quiet {
-                    crate::terminal::eprintln(&format!(
-                        "bprof: tunnel ready on {}",
-                        local_address(engine.port())
-                    ));
-                }
-                owned.engine = Some(engine);
-            }
+            StepKind::NativeTunnel(t) => start_engine(plan, t, signals, quiet, owned)?,
             StepKind::Tunnel { port } => {
                 let t = owned.tunnel.insert(Tunnel {
                     plan,
@@ -423,96 +405,143 @@ fn run_steps<'a>(
                 owned.rdp = Some(file);
             }
             StepKind::Client => {
-                // the plan names the representative path; this run's file has its own name
-                let argv: Vec<String> = match (&owned.rdp, plan_rdp_path(plan)) {
-                    (Some(file), Some(planned)) => step
-                        .argv
-                        .iter()
-                        .map(|a| {
-                            if a == planned {
-                                file.path().display().to_string()
-                            } else {
-                                a.clone()
-                            }
-                        })
-                        .collect(),
-                    _ => step.argv.clone(),
-                };
-                if let Some(e) = &owned.engine {
-                    e.set_gate(true);
-                }
-                // owned: every return below stops it (dropped), unless it has ended
-                let client = spawn(Spawn {
-                    argv: &argv,
-                    background: false,
-                    pipe_stderr: false,
-                    capture_stdout: false,
-                    az: plan.host.azure.az.as_deref(),
-                })?;
-                loop {
-                    let at = moment();
-                    if let Some(exit) = client.try_exit() {
-                        interrupted(signals)?;
-                        if exit.success() {
-                            if argv.first().is_some_and(|p| p == "open") {
-                                // macOS `open` hands the file to the app and returns: hold
-                                // the tunnel
-                                break;
-                            }
-                            return Ok(0);
-                        }
-                        return Err(RunError::ClientFailed {
-                            program: client.name().to_string(),
-                            exit,
-                        });
-                    }
-                    if let Some(sig) = signals.received() {
-                        client.stop(crate::process::forwarded(sig), Duration::from_secs(5));
-                        return Err(ProcessError::Interrupted { signal: sig }.into());
-                    }
-                    if (owned.tunnel.is_some() || owned.engine.is_some())
-                        && !owned.keep_alive(signals)?
-                    {
-                        return Ok(0);
-                    }
-                    // woken at once when the client (or the tunnel) exits or a signal comes;
-                    // the tunnel is looked at every 100 ms
-                    at.wait(Duration::from_millis(100));
+                if let Some(code) = client_step(plan, step, signals, owned)? {
+                    return Ok(code);
                 }
             }
             // run by `command_step` above
             StepKind::Login | StepKind::Foreground | StepKind::RestoreDefault { .. } => {}
             // made by the engine, for each connection
             StepKind::Request { .. } => {}
-            StepKind::Hold { resource_port } => {
-                let port = owned
-                    .tunnel
-                    .as_ref()
-                    .map(|t| t.port)
-                    .or(owned.engine.as_ref().map(Engine::port));
-                if let Some(port) = port
-                    && !quiet
-                {
-                    crate::terminal::eprintln(&format!(
-                        "bprof: tunnel open on {}; press Ctrl-C to close it",
-                        local_address(port)
-                    ));
-                    if let Some(c) = crate::plan::connect_hint(*resource_port, port) {
-                        crate::terminal::eprintln(&format!("bprof: connect with {c}"));
-                    }
-                }
-                loop {
-                    let at = moment();
-                    interrupted(signals)?;
-                    if !owned.keep_alive(signals)? {
-                        return Ok(0);
-                    }
-                    at.wait(Duration::from_millis(100));
-                }
-            }
+            StepKind::Hold { resource_port } => return hold(*resource_port, signals, quiet, owned),
         }
     }
     Ok(0)
+}
+
+/// bprof's own tunnel: started (with the token the plan's token step fetched), said, owned.
+fn start_engine(
+    plan: &Plan,
+    t: &crate::plan::NativeTunnel,
+    signals: &Signals,
+    quiet: bool,
+    owned: &mut Owned<'_>,
+) -> Result<(), RunError> {
+    let cfg = engine_config(plan, t);
+    // with bprof's own client to start, connections wait for it
+    let has_client = plan.steps.iter().any(|s| s.kind == StepKind::Client);
+    let engine = Engine::start(cfg, signals, !has_client, owned.token.take())?;
+    if let Some(from) = engine.moved_from {
+        crate::terminal::eprintln(&format!(
+            "bprof: port {from} (derived from the profile name) is busy; using {} for this run",
+            engine.port()
+        ));
+    }
+    if !quiet {
+        crate::terminal::eprintln(&format!(
+            "bprof: tunnel ready on {}",
+            local_address(engine.port())
+        ));
+    }
+    owned.engine = Some(engine);
+    Ok(())
+}
+
+/// The RDP client, in the foreground, while the tunnel lives: `Some(code)` ends the run,
+/// `None` goes on (macOS `open` returned: the tunnel is held by the steps that follow).
+fn client_step<'a>(
+    plan: &'a Plan,
+    step: &crate::plan::Step,
+    signals: &Signals,
+    owned: &mut Owned<'a>,
+) -> Result<Option<i32>, RunError> {
+    // the plan names the representative path; this run's file has its own name
+    let argv: Vec<String> = match (&owned.rdp, plan_rdp_path(plan)) {
+        (Some(file), Some(planned)) => step
+            .argv
+            .iter()
+            .map(|a| {
+                if a == planned {
+                    file.path().display().to_string()
+                } else {
+                    a.clone()
+                }
+            })
+            .collect(),
+        _ => step.argv.clone(),
+    };
+    if let Some(e) = &owned.engine {
+        e.set_gate(true);
+    }
+    // owned: every return below stops it (dropped), unless it has ended
+    let client = spawn(Spawn {
+        argv: &argv,
+        background: false,
+        pipe_stderr: false,
+        capture_stdout: false,
+        az: plan.host.azure.az.as_deref(),
+    })?;
+    loop {
+        let at = moment();
+        if let Some(exit) = client.try_exit() {
+            interrupted(signals)?;
+            if exit.success() {
+                if argv.first().is_some_and(|p| p == "open") {
+                    // macOS `open` hands the file to the app and returns: hold
+                    // the tunnel
+                    return Ok(None);
+                }
+                return Ok(Some(0));
+            }
+            return Err(RunError::ClientFailed {
+                program: client.name().to_string(),
+                exit,
+            });
+        }
+        if let Some(sig) = signals.received() {
+            client.stop(crate::process::forwarded(sig), Duration::from_secs(5));
+            return Err(ProcessError::Interrupted { signal: sig }.into());
+        }
+        if (owned.tunnel.is_some() || owned.engine.is_some()) && !owned.keep_alive(signals)? {
+            return Ok(Some(0));
+        }
+        // woken at once when the client (or the tunnel) exits or a signal comes;
+        // the tunnel is looked at every 100 ms
+        at.wait(Duration::from_millis(100));
+    }
+}
+
+/// Holds the tunnel open until Ctrl-C (or it ends), saying where to connect.
+fn hold(
+    resource_port: u16,
+    signals: &Signals,
+    quiet: bool,
+    owned: &mut Owned<'_>,
+) -> Result<i32, RunError> {
+    let port = owned
+        .tunnel
+        .as_ref()
+        .map(|t| t.port)
+        .or(owned.engine.as_ref().map(Engine::port));
+    if let Some(port) = port
+        && !quiet
+    {
+        crate::terminal::eprintln(&format!(
+            "bprof: tunnel open on {}; press Ctrl-C to close it",
+            local_address(port)
+        ));
+        if let Some(c) = crate::plan::connect_hint(resource_port, port) {
+            crate::terminal::eprintln(&format!("bprof: connect with {c}"));
+        }
+    }
+    loop {
+        let at = moment();
+        interrupted(signals)?;
+        if !owned.keep_alive(signals)? {
+            return Ok(0);
+        }
+        at.wait(Duration::from_millis(100));
+    }
 }
 
 /// `bprof proxy`: the plan's native tunnel as one session on stdin/stdout.
