@@ -75,6 +75,64 @@ pub(super) fn prepare(
     Ok((rt, net, tokens, route))
 }
 
+/// Where this session is asked for: the bastion's host, or the data pod the Developer SKU's
+/// broker names for it.
+async fn data_plane(sh: &Shared, token: &AccessToken) -> Result<DataPlane, AzureError> {
+    match &sh.route {
+        Route::Host(dp) => Ok(dp.clone()),
+        Route::Broker(broker) => {
+            let port = sh.cfg.tunnel.resource_port;
+            developer::data_pod(&sh.net, broker, &sh.target, port, &token.secret).await
+        }
+    }
+}
+
+/// `POST /api/tokens`, naming an open session of the listener (not a pod's), and once more on
+/// its own when the service does not take the overlap. A stop while it is asked for lets the
+/// answer arrive (briefly): a session the service granted is deleted like any other. `None`:
+/// stopped before any answer; else the answer and whether a stop came meanwhile.
+async fn create(
+    sh: &Shared,
+    dp: &DataPlane,
+    token: &AccessToken,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<(Result<bastion::Grant, AzureError>, bool)> {
+    let previous = sh
+        .open
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .last()
+        .filter(|_| !dp.is_pod())
+        .map(|g| (g.auth_token.clone(), g.node_id.clone()));
+    let port = sh.cfg.tunnel.resource_port;
+    let named = previous.as_ref().map(|(a, n)| (a.as_str(), n.as_str()));
+    let create = bastion::create_session(&sh.net, dp, &sh.target, port, &token.secret, named);
+    let mut stopping = false;
+    let created = {
+        tokio::pin!(create);
+        tokio::select! {
+            r = &mut create => r,
+            _ = stop.changed() => {
+                stopping = true;
+                tokio::time::timeout(STOP_GRACE / 2, &mut create).await.ok()?
+            }
+        }
+    };
+    // an overlap the service does not take (the session it named may be ending): once more
+    // on its own
+    let created = match created {
+        Err(AzureError::Refused { status, .. })
+            if previous.is_some()
+                && (400..500).contains(&status)
+                && ![401, 403].contains(&status) =>
+        {
+            bastion::create_session(&sh.net, dp, &sh.target, port, &token.secret, None).await
+        }
+        other => other,
+    };
+    Some((created, stopping))
+}
+
 /// One session over a local byte stream (`r`, `w`): a token, `POST /api/tokens`, the
 /// websocket, the pump, the close, the DELETE. A refusal is said on stderr (and returned).
 pub(super) async fn carry<R, W>(
@@ -100,70 +158,17 @@ where
         }
     };
     // the Developer SKU's broker names this session's data pod; a pod's sessions stand alone
-    let dp = match &sh.route {
-        Route::Host(dp) => dp.clone(),
-        Route::Broker(broker) => {
-            let port = sh.cfg.tunnel.resource_port;
-            match developer::data_pod(&sh.net, broker, &sh.target, port, &token.secret).await {
-                Ok(dp) => dp,
-                Err(e) => {
-                    sh.stats.failed_sessions.fetch_add(1, Ordering::SeqCst);
-                    refused(&who, &e, &sh.cfg);
-                    return Some(e);
-                }
-            }
+    let dp = match data_plane(&sh, &token).await {
+        Ok(dp) => dp,
+        Err(e) => {
+            sh.stats.failed_sessions.fetch_add(1, Ordering::SeqCst);
+            refused(&who, &e, &sh.cfg);
+            return Some(e);
         }
     };
-    let previous = sh
-        .open
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .last()
-        .filter(|_| !dp.is_pod())
-        .map(|g| (g.auth_token.clone(), g.node_id.clone()));
-    // a stop while the session is being asked for lets the answer arrive (briefly): a
-    // session the service granted is deleted like any other
-    let create = bastion::create_session(
-        &sh.net,
-        &dp,
-        &sh.target,
-        sh.cfg.tunnel.resource_port,
-        &token.secret,
-        previous.as_ref().map(|(a, n)| (a.as_str(), n.as_str())),
-    );
-    let mut stopping = false;
-    let created = {
-        tokio::pin!(create);
-        tokio::select! {
-            r = &mut create => r,
-            _ = stop.changed() => {
-                stopping = true;
-                match tokio::time::timeout(STOP_GRACE / 2, &mut create).await {
-                    Ok(r) => r,
-                    Err(_) => return None,
-                }
-            }
-        }
-    };
-    // an overlap the service does not take (the session it named may be ending): once more
-    // on its own
-    let created = match created {
-        Err(AzureError::Refused { status, .. })
-            if previous.is_some()
-                && (400..500).contains(&status)
-                && ![401, 403].contains(&status) =>
-        {
-            bastion::create_session(
-                &sh.net,
-                &dp,
-                &sh.target,
-                sh.cfg.tunnel.resource_port,
-                &token.secret,
-                None,
-            )
-            .await
-        }
-        other => other,
+    let (created, stopping) = match create(&sh, &dp, &token, &mut stop).await {
+        Some(c) => c,
+        None => return None,
     };
     drop(token);
     let grant = match created {

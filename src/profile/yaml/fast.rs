@@ -158,13 +158,16 @@ fn parse_within(text: &str, over: &mut Option<Pos>) -> Option<(Value, SpanIndex)
     options.flow_nesting_limit = budget.flow_nesting_limit;
     let mut parser = Parser::new_from_str_with_options(text, options);
     let lines = text.bytes().filter(|b| *b == b'\n').count();
-    let mut index = SpanIndex {
-        map: HashMap::with_capacity_and_hasher(lines.saturating_add(1), Default::default()),
+    let mut tree = Tree {
+        index: SpanIndex {
+            map: HashMap::with_capacity_and_hasher(lines.saturating_add(1), Default::default()),
+        },
+        pointer: String::with_capacity(128),
+        stack: Vec::new(),
+        root: None,
+        nodes: 0,
     };
-    let mut pointer = String::with_capacity(128);
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut root: Option<Value> = None;
-    let (mut events, mut nodes, mut documents) = (0usize, 0usize, 0usize);
+    let (mut events, mut documents) = (0usize, 0usize);
     let mut ended = false;
     while let Some(item) = parser.next_event() {
         let (event, span) = item.ok()?;
@@ -172,105 +175,135 @@ fn parse_within(text: &str, over: &mut Option<Pos>) -> Option<(Value, SpanIndex)
         if events > MAX_EVENTS || ended {
             return None;
         }
-        // a mapping waiting for a key: this event is one
-        let wants_key = stack
-            .last()
-            .is_some_and(|f| f.value.is_object() && f.pending.is_none());
         match event {
-            Event::StreamStart => {}
+            Event::StreamStart | Event::DocumentEnd => {}
             Event::DocumentStart(..) => {
                 documents = documents.saturating_add(1);
                 if documents > 1 {
                     return None;
                 }
             }
-            Event::DocumentEnd => {}
             Event::StreamEnd => ended = true,
             Event::Scalar(v, style, anchor, tag) => {
                 if anchor != 0 || tag.is_some() {
                     return None;
                 }
-                nodes = nodes.saturating_add(1);
-                if nodes > MAX_NODES {
-                    *over = Some(pos(&span));
-                    return None;
-                }
+                tree.count(&span, over)?;
                 let value = match style {
                     ScalarStyle::Plain => plain(&v)?,
                     _ => Value::String(v.into_owned()),
                 };
-                if wants_key {
-                    let Value::String(k) = value else { return None };
-                    if k == "<<" {
-                        return None;
-                    }
-                    if let Some(f) = stack.last_mut() {
-                        f.pending = Some((k, pos(&span)));
-                    }
-                    continue;
-                }
-                let len = pointer.len();
-                let key = enter(&stack, &mut pointer)?;
-                index.map.insert(
-                    pointer.clone(),
-                    Entry {
-                        key,
-                        value: pos(&span),
-                    },
-                );
-                pointer.truncate(len);
-                place(&mut stack, &mut root, value)?;
+                tree.scalar(value, &span)?;
             }
             Event::SequenceStart(_, anchor, ref tag) | Event::MappingStart(_, anchor, ref tag) => {
-                if anchor != 0 || tag.is_some() || wants_key {
+                if anchor != 0 || tag.is_some() || tree.wants_key() {
                     return None;
                 }
-                nodes = nodes.saturating_add(1);
-                if nodes > MAX_NODES {
-                    *over = Some(pos(&span));
-                    return None;
-                }
-                if stack.len() >= MAX_DEPTH {
-                    return None;
-                }
-                let parent_len = pointer.len();
-                let key = enter(&stack, &mut pointer)?;
-                let value = if matches!(event, Event::MappingStart(..)) {
-                    Value::Object(Map::new())
-                } else {
-                    Value::Array(Vec::new())
-                };
-                stack.push(Frame {
-                    value,
-                    pos: pos(&span),
-                    key,
-                    parent_len,
-                    pending: None,
-                });
+                tree.count(&span, over)?;
+                tree.open(matches!(event, Event::MappingStart(..)), &span)?;
             }
-            Event::SequenceEnd | Event::MappingEnd => {
-                let f = stack.pop()?;
-                if f.pending.is_some() {
-                    return None;
-                }
-                index.map.insert(
-                    pointer.clone(),
-                    Entry {
-                        key: f.key,
-                        value: f.pos,
-                    },
-                );
-                pointer.truncate(f.parent_len);
-                place(&mut stack, &mut root, f.value)?;
-            }
+            Event::SequenceEnd | Event::MappingEnd => tree.close()?,
             // aliases, anchors' metadata, comments and whatever a later parser adds
             _ => return None,
         }
     }
-    if !ended || !stack.is_empty() {
+    if !ended || !tree.stack.is_empty() {
         return None;
     }
     // an empty document: the full parse says what it is
-    let value = root?;
-    Some((value, index))
+    let value = tree.root?;
+    Some((value, tree.index))
+}
+
+/// The tree the events build: the value, the position of every node, where it is now.
+struct Tree {
+    index: SpanIndex,
+    /// The JSON pointer of the node being built.
+    pointer: String,
+    stack: Vec<Frame>,
+    root: Option<Value>,
+    nodes: usize,
+}
+
+impl Tree {
+    /// A mapping waiting for a key: the next event is one.
+    fn wants_key(&self) -> bool {
+        self.stack
+            .last()
+            .is_some_and(|f| f.value.is_object() && f.pending.is_none())
+    }
+
+    /// One more node; past [`MAX_NODES`] the parse stops, saying where (`over`).
+    fn count(&mut self, span: &Span, over: &mut Option<Pos>) -> Option<()> {
+        self.nodes = self.nodes.saturating_add(1);
+        if self.nodes > MAX_NODES {
+            *over = Some(pos(span));
+            return None;
+        }
+        Some(())
+    }
+
+    /// A scalar: a mapping's key (text only, no merge key), or a value placed where it goes.
+    fn scalar(&mut self, value: Value, span: &Span) -> Option<()> {
+        if self.wants_key() {
+            let Value::String(k) = value else { return None };
+            if k == "<<" {
+                return None;
+            }
+            if let Some(f) = self.stack.last_mut() {
+                f.pending = Some((k, pos(span)));
+            }
+            return Some(());
+        }
+        let len = self.pointer.len();
+        let key = enter(&self.stack, &mut self.pointer)?;
+        self.index.map.insert(
+            self.pointer.clone(),
+            Entry {
+                key,
+                value: pos(span),
+            },
+        );
+        self.pointer.truncate(len);
+        place(&mut self.stack, &mut self.root, value)
+    }
+
+    /// A mapping or sequence begins (at most [`MAX_DEPTH`] deep).
+    fn open(&mut self, mapping: bool, span: &Span) -> Option<()> {
+        if self.stack.len() >= MAX_DEPTH {
+            return None;
+        }
+        let parent_len = self.pointer.len();
+        let key = enter(&self.stack, &mut self.pointer)?;
+        let value = if mapping {
+            Value::Object(Map::new())
+        } else {
+            Value::Array(Vec::new())
+        };
+        self.stack.push(Frame {
+            value,
+            pos: pos(span),
+            key,
+            parent_len,
+            pending: None,
+        });
+        Some(())
+    }
+
+    /// A mapping or sequence ends: indexed, and placed where it goes.
+    fn close(&mut self) -> Option<()> {
+        let f = self.stack.pop()?;
+        if f.pending.is_some() {
+            return None;
+        }
+        self.index.map.insert(
+            self.pointer.clone(),
+            Entry {
+                key: f.key,
+                value: f.pos,
+            },
+        );
+        self.pointer.truncate(f.parent_len);
+        place(&mut self.stack, &mut self.root, f.value)
+    }
 }
