@@ -1,8 +1,6 @@
 //! From argv to an exit code: parse the command line, read the settings once, dispatch, and
 //! say what ended the command.
 
-use clap::Parser as _;
-
 use super::output::{Out, color_enabled};
 use super::{Cli, Command, Error, Format, Settings, completions, dispatch, exit, trust};
 use std::path::Path;
@@ -13,8 +11,7 @@ use crate::profile::load::{self, ProfileSet};
 pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     // a shell asking for completions (`BPROF_COMPLETE=SHELL`): answered, then bprof exits
     {
-        use clap::CommandFactory as _;
-        clap_complete::CompleteEnv::with_factory(Cli::command)
+        clap_complete::CompleteEnv::with_factory(super::command)
             .var(completions::VAR)
             .complete();
     }
@@ -43,7 +40,10 @@ fn run_cli(args: Vec<std::ffi::OsString>) -> i32 {
     } else {
         args
     };
-    let mut cli = match Cli::try_parse_from(args) {
+    let parsed = super::command()
+        .try_get_matches_from(args)
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let mut cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();

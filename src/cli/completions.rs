@@ -9,6 +9,7 @@ use clap_complete::engine::CompletionCandidate;
 use super::Error;
 use super::exit;
 use crate::profile::load::{self, Section};
+use crate::profile::resolve::{self, Profile};
 
 /// The variable the shell code sets when it asks for completions.
 pub const VAR: &str = "BPROF_COMPLETE";
@@ -63,13 +64,42 @@ pub(super) fn run(args: &Args) -> Result<i32, Error> {
 /// The profiles of the set bprof finds from here (`BPROF_PROFILES`, or the nearest
 /// `profiles/`), with their descriptions; none when there is no set.
 pub(super) fn profiles() -> Vec<CompletionCandidate> {
+    candidates(None)
+}
+
+/// The rdp profiles (what `bprof rdp` takes).
+pub(super) fn rdp_profiles() -> Vec<CompletionCandidate> {
+    candidates(Some(|p| p.mode == crate::profile::raw::Mode::Rdp))
+}
+
+/// The profiles that reach an ssh server (what `proxy` and `ssh-config` take).
+pub(super) fn ssh_profiles() -> Vec<CompletionCandidate> {
+    candidates(Some(super::ssh_config::ssh_capable))
+}
+
+/// The set's profiles (those that resolve and `keep` says, when it is given), each with its
+/// description, escaped like all of bprof's output. Completion never fails: no set, none.
+fn candidates(keep: Option<fn(&Profile) -> bool>) -> Vec<CompletionCandidate> {
     let Ok(settings) = super::Settings::read() else {
         return Vec::new();
     };
     let Ok(set) = load::load(&settings.sources(Vec::new())) else {
         return Vec::new();
     };
-    set.names(Section::Profiles)
+    let names: Vec<&str> = set.names(Section::Profiles).collect();
+    let kept: Vec<&str> = match keep {
+        None => names,
+        Some(keep) => resolve::in_chunks(&names, |part| {
+            part.iter()
+                .filter(|n| resolve::resolve(&set, n).is_ok_and(|p| keep(&p)))
+                .copied()
+                .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .collect(),
+    };
+    kept.into_iter()
         .map(|name| {
             let about = set
                 .entry(Section::Profiles, name)

@@ -209,6 +209,38 @@ pub enum Command {
     Trust(trust::Args),
 }
 
+/// What every command's help says of the global options, which only `bprof --help` lists.
+const GLOBALS_LINE: &str = "Global options: --profiles PATH, --format FORMAT, --color WHEN, -v, -q (`bprof --help` says what they do)";
+
+/// The command line as parsed, completed and documented: the derive's definition, with the
+/// global options listed once (`bprof --help`) and each command's help its own options only.
+/// A global option is still accepted after the command (`bprof list --format json`): each
+/// command gets a hidden copy, which clap then does not propagate again.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    let cmd = Cli::command().after_long_help(manpages::reference_text());
+    let hidden: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .map(|a| a.clone().hide(true))
+        .collect();
+    own_options_only(cmd, &hidden)
+}
+
+fn own_options_only(cmd: clap::Command, hidden: &[clap::Arg]) -> clap::Command {
+    cmd.mut_subcommands(|sc| {
+        let after = sc
+            .get_after_help()
+            .map(|h| format!("{GLOBALS_LINE}\n\n{h}"))
+            .unwrap_or_else(|| GLOBALS_LINE.to_string());
+        let sc = hidden
+            .iter()
+            .fold(sc, |sc, a| sc.arg(a.clone()))
+            .after_help(after);
+        own_options_only(sc, hidden)
+    })
+}
+
 /// Everything that can end a command, with its exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -287,7 +319,6 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
 mod definition_tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
-        use clap::CommandFactory as _;
-        super::Cli::command().debug_assert();
+        super::command().debug_assert();
     }
 }

@@ -13,7 +13,7 @@ use crate::session::{self, RunError};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The profile (`bprof list` shows them); its VM port (22 for ssh) is the far end.
-    #[arg(add = ArgValueCandidates::new(completions::profiles))]
+    #[arg(add = ArgValueCandidates::new(completions::ssh_profiles))]
     pub profile: String,
 }
 

@@ -14,7 +14,7 @@ use crate::profile::trust::Consent;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The profile (not with --all).
-    #[arg(required_unless_present = "all", conflicts_with = "all", add = ArgValueCandidates::new(completions::profiles))]
+    #[arg(required_unless_present = "all", conflicts_with = "all", add = ArgValueCandidates::new(completions::rdp_profiles))]
     pub profile: Option<String>,
     /// One file per rdp profile, into the directory given by -o.
     #[arg(long, requires = "output")]

@@ -12,12 +12,12 @@ use crate::profile::resolve::{self, Profile};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The profiles (default: every ssh profile).
-    #[arg(value_name = "PROFILE", add = ArgValueCandidates::new(completions::profiles))]
+    #[arg(value_name = "PROFILE", add = ArgValueCandidates::new(completions::ssh_profiles))]
     pub names: Vec<String>,
 }
 
 /// Whether a profile reaches an ssh server: mode ssh, or a tunnel to port 22.
-fn ssh_capable(p: &Profile) -> bool {
+pub(super) fn ssh_capable(p: &Profile) -> bool {
     p.mode == Mode::Ssh || (p.mode == Mode::Tunnel && p.resource_port == 22)
 }
 

@@ -125,3 +125,46 @@ fn a_misindented_field_and_a_mistyped_required_key_lead_with_their_likely_cause(
         .stderr_has("did you mean `resource_group`? (bastion `b` has no `resource_group`, which is required)");
     assert!(!r.stderr.contains("which is required\n"), "{}", r.stderr);
 }
+
+#[test]
+fn each_commands_help_shows_its_own_options_and_the_globals_once() {
+    let own = Test::new().args(&["run", "--help"]).run();
+    own.code(0)
+        .stdout_has("--dry-run")
+        .stdout_has("Global options: --profiles PATH, --format FORMAT, --color WHEN, -v, -q");
+    assert!(!own.stdout.contains("--color <"), "{}", own.stdout);
+    let top = Test::new().args(&["--help"]).run();
+    top.code(0)
+        .stdout_has("--color <COLOR>")
+        .stdout_has("Environment:")
+        .stdout_has("Exit status:");
+    // still accepted after the command
+    Test::examples()
+        .args(&["list", "--format", "json"])
+        .run()
+        .code(0);
+}
+
+#[test]
+fn man_pages_have_examples_environment_exit_status_and_a_synopsis_with_values() {
+    let t = Test::new();
+    t.run_with(&["manpages", "man1"]).code(0);
+    let page = |n: &str| std::fs::read_to_string(t.path().join("man1").join(n)).unwrap();
+    let run = page("bprof-run.1");
+    for section in [
+        ".SH EXAMPLES",
+        ".SH ENVIRONMENT",
+        ".SH EXIT STATUS",
+        ".SH SYNOPSIS",
+    ] {
+        assert!(run.contains(section), "{section}");
+    }
+    assert!(!run.contains(".SH EXTRA"), "{run}");
+    assert!(
+        !run.contains("\\-\\-color <"),
+        "the global options are bprof(1)'s: {run}"
+    );
+    let top = page("bprof.1");
+    assert!(top.contains("[\\-\\-profiles PATH]"), "{top}");
+    assert!(top.contains("\\-\\-color"), "{top}");
+}

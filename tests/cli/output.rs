@@ -105,6 +105,26 @@ fn completions_name_commands_flags_and_the_profiles_found() {
     assert!(!names.contains("fabrikam"), "only what matches: {names}");
     assert!(ask(&["plan", "prod-jumpbox", "--os", ""]).contains("macos"));
     assert!(ask(&["tr"]).contains("trust"));
+    // per command: rdp offers rdp profiles, proxy and ssh-config the ones that reach ssh
+    let rdp = ask(&["rdp", ""]);
+    assert!(
+        rdp.contains("prod-jumpbox")
+            && !rdp.contains("prod-app-ssh")
+            && !rdp.contains("prod-db-tunnel"),
+        "{rdp}"
+    );
+    for cmd in ["proxy", "ssh-config"] {
+        let ssh = ask(&[cmd, ""]);
+        assert!(
+            ssh.contains("prod-app-ssh") && !ssh.contains("prod-jumpbox"),
+            "{cmd}: {ssh}"
+        );
+    }
+    let all = ask(&["run", ""]);
+    assert!(
+        all.contains("prod-jumpbox") && all.contains("prod-app-ssh"),
+        "{all}"
+    );
     assert!(t.calls().is_empty(), "completing runs nothing");
 }
 
