@@ -1,8 +1,10 @@
 //! The native tunnel engine against the loopback fake bastion of the tests (`cargo bench
 //! --bench tunnel`; Linux): the time from the token's arrival to a listening port, throughput
 //! through the tunnel against a plain TCP echo served by the same fake process, the added
-//! latency of a round trip, and bprof's peak RSS with three connections. Prints a Markdown
-//! table (the README's).
+//! latency of a round trip, and bprof's peak RSS with three connections; then bprof's own CPU
+//! (user + system) per GB echoed against the floor any client has, measured here in the same
+//! run: 2 x one loopback TCP hop (sender and receiver), 2 x AES-128-GCM at the TLS record size,
+//! 2 x memcpy, per GB echoed (1 GB up and 1 GB down). Prints Markdown tables (the README's).
 //!
 //! The fake az prints a token and notes the moment it did; bprof (the release build cargo
 //! made for this bench) runs `run PROFILE --tunnel-only` against the fake's ARM and bastion.
@@ -182,6 +184,119 @@ fn cpu_seconds(pid: u32) -> f64 {
     (tick(11) + tick(12)) / 100.0
 }
 
+/// This process's user and system CPU seconds so far (every thread).
+fn own_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the struct we own.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a rusage of our own.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// CPU seconds per GB of one loopback TCP hop, sender and receiver together (256 KiB writes and
+/// reads: the floor is what a client that batches well pays).
+fn hop_cpu_per_gb(bytes: usize) -> f64 {
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let addr = l.local_addr().unwrap();
+    let before = own_cpu_seconds();
+    let sender = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let chunk = vec![7u8; 256 * 1024];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            s.write_all(&chunk[..n]).unwrap();
+            left -= n;
+        }
+    });
+    let (mut r, _) = l.accept().unwrap();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut got = 0;
+    while got < bytes {
+        let n = r.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got += n;
+    }
+    sender.join().unwrap();
+    (own_cpu_seconds() - before) / (bytes as f64 / 1e9)
+}
+
+/// CPU seconds per GB of AES-128-GCM sealing 16 KiB records (ring, as rustls uses it).
+fn aes_cpu_per_gb(bytes: usize) -> f64 {
+    use ring::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    let key = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &[3u8; 16]).unwrap());
+    let mut record = vec![5u8; 16 * 1024];
+    let before = own_cpu_seconds();
+    let mut n = 0usize;
+    let mut i = 0u64;
+    while n < bytes {
+        let mut nonce = [0u8; 12];
+        nonce[4..].copy_from_slice(&i.to_be_bytes());
+        let tag = key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::empty(),
+                &mut record,
+            )
+            .unwrap();
+        let _ = std::hint::black_box(tag);
+        n += record.len();
+        i += 1;
+    }
+    (own_cpu_seconds() - before) / (bytes as f64 / 1e9)
+}
+
+/// CPU seconds per GB of copying 16 KiB buffers.
+fn memcpy_cpu_per_gb(bytes: usize) -> f64 {
+    let from = vec![9u8; 16 * 1024];
+    let mut to = vec![0u8; 16 * 1024];
+    let before = own_cpu_seconds();
+    let mut n = 0;
+    while n < bytes {
+        to.copy_from_slice(std::hint::black_box(&from));
+        std::hint::black_box(&mut to);
+        n += from.len();
+    }
+    (own_cpu_seconds() - before) / (bytes as f64 / 1e9)
+}
+
+/// bprof's CPU seconds per GB echoed through one connection (`bytes` up and `bytes` down).
+fn bprof_cpu_per_gb(pid: u32, tunnel: SocketAddr, bytes: usize) -> f64 {
+    let before = cpu_seconds(pid);
+    echo_through(tunnel, bytes);
+    (cpu_seconds(pid) - before) / (bytes as f64 / 1e9)
+}
+
+/// `bytes` written and read back over one connection.
+fn echo_through(addr: SocketAddr, bytes: usize) {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![7u8; 64 * 1024];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            w.write_all(&chunk[..n]).unwrap();
+            left -= n;
+        }
+    });
+    let mut r = s;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    while got < bytes {
+        let n = r.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended early");
+        got += n;
+    }
+    writer.join().unwrap();
+}
+
+fn minimum(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -213,6 +328,26 @@ fn main() {
     }
     let rss = peak_rss_mib(child.0.id());
     let cpu = cpu_seconds(child.0.id());
+    // CPU per GB: bprof's, five runs of at least 512 MiB, against the floor of the same run
+    let per_run = volume().max(512 * 1024 * 1024);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let floor_parts: Vec<(f64, f64, f64)> = (0..5)
+        .map(|_| {
+            (
+                hop_cpu_per_gb(per_run),
+                aes_cpu_per_gb(per_run),
+                memcpy_cpu_per_gb(per_run),
+            )
+        })
+        .collect();
+    let floors: Vec<f64> = floor_parts
+        .iter()
+        .map(|(h, a, m)| 2.0 * h + 2.0 * a + 2.0 * m)
+        .collect();
+    let bprofs: Vec<f64> = (0..5)
+        .map(|_| bprof_cpu_per_gb(child.0.id(), tunnel, per_run))
+        .collect();
+    let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     drop(child);
 
     println!("| measure | bprof native | target |");
@@ -236,5 +371,45 @@ fn main() {
     println!(
         "| added latency per 1-byte round trip (mean of {TRIPS}) | {:.0} µs ({tunnel_rt:.0} µs against {plain_rt:.0} µs direct) | < 1 ms |",
         tunnel_rt - plain_rt
+    );
+    let part = |f: fn(&(f64, f64, f64)) -> f64| {
+        let v: Vec<f64> = floor_parts.iter().map(f).collect();
+        (minimum(&v), median(v))
+    };
+    let (hop, aes, copy) = (part(|p| p.0), part(|p| p.1), part(|p| p.2));
+    let (fmin, fmed) = (minimum(&floors), median(floors.clone()));
+    let (bmin, bmed) = (minimum(&bprofs), median(bprofs.clone()));
+    println!();
+    println!(
+        "CPU per GB echoed (1 GB up and 1 GB down), 5 runs of {} MiB each, min / median; load average before: {}, after: {}",
+        per_run / (1024 * 1024),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        load_after
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!();
+    println!("| measure | CPU-s per GB, min / median |");
+    println!("| --- | --- |");
+    println!(
+        "| one loopback TCP hop (sender + receiver) | {:.3} / {:.3} |",
+        hop.0, hop.1
+    );
+    println!(
+        "| AES-128-GCM, 16 KiB records (ring) | {:.3} / {:.3} |",
+        aes.0, aes.1
+    );
+    println!("| memcpy, 16 KiB buffers | {:.3} / {:.3} |", copy.0, copy.1);
+    println!("| floor = 2 x hop + 2 x AES + 2 x memcpy | {fmin:.3} / {fmed:.3} |");
+    println!("| bprof (user + system) | {bmin:.3} / {bmed:.3} |");
+    println!(
+        "| ratio bprof / floor (target ≤ 1.15) | {:.2} (min / min) / {:.2} (median / median) |",
+        bmin / fmin,
+        bmed / fmed
     );
 }

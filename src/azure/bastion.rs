@@ -298,10 +298,11 @@ pub async fn connect_websocket(
     }
     let work = async {
         let stream = net.connect(&dp.endpoint).await?;
-        // frames are at most FRAME bytes; small buffers keep a session's memory small
+        // frames are at most 16 KiB; the pump writes a batch of them and then flushes, so
+        // the write buffer holds one batch (small buffers keep a session's memory small)
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(32 * 1024)
-            .write_buffer_size(0);
+            .write_buffer_size(64 * 1024);
         tokio_tungstenite::client_async_with_config(req, stream, Some(config))
             .await
             .map(|(ws, _)| ws)

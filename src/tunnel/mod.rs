@@ -33,8 +33,16 @@ pub use listener::listen;
 use listener::serve;
 use session::{carry, prepare};
 
-/// Each local read becomes one websocket frame of at most this many bytes.
+/// A websocket frame is at most this many bytes, its header included: exactly one TLS record
+/// (16 KiB of plaintext), so no frame costs a second, tiny record.
 pub const FRAME: usize = 16 * 1024;
+/// A client frame's header for payloads of 126 to 65,535 bytes: 2 bytes, a 16-bit length and
+/// the 4-byte mask.
+const FRAME_HEADER: usize = 8;
+/// The payload of a full frame.
+pub const PAYLOAD: usize = FRAME - FRAME_HEADER;
+/// What one local read may take: several frames, written to TLS at once (fewer syscalls).
+pub const READ_BATCH: usize = 4 * PAYLOAD;
 /// How long the engine waits, when it stops, for its connections to close and delete their
 /// sessions.
 pub const STOP_GRACE: Duration = Duration::from_secs(8);

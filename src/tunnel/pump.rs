@@ -3,14 +3,15 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use bytes::{BufMut, BytesMut};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::FRAME;
+use super::{PAYLOAD, READ_BATCH};
 
 /// How long a websocket close may wait for the service's close.
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
@@ -29,39 +30,54 @@ pub(super) async fn pump<R, W>(
     let (mut sink, mut stream) = ws.split();
     let mut remote_closed = false;
     {
+        // each local read (up to a few frames) is cut into full frames, fed, then flushed at
+        // once: the frames go to TLS in one write, every one a single record, and the bytes
+        // are not copied on the way (the read buffer's parts become the frames)
         let up = async {
-            let mut buf = vec![0u8; FRAME];
+            let mut buf = BytesMut::with_capacity(READ_BATCH);
             loop {
-                match lr.read(&mut buf).await {
+                buf.reserve(READ_BATCH);
+                let room = READ_BATCH.min(buf.capacity().saturating_sub(buf.len()));
+                match lr.read_buf(&mut (&mut buf).limit(room)).await {
                     Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        if sink
-                            .send(Message::Binary(buf[..n].to_vec().into()))
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
+                    Ok(_) => {}
+                }
+                while !buf.is_empty() {
+                    let frame = buf.split_to(buf.len().min(PAYLOAD)).freeze();
+                    if sink.feed(Message::Binary(frame)).await.is_err() {
+                        return;
                     }
+                }
+                if sink.flush().await.is_err() {
+                    return;
                 }
             }
         };
+        // frames that have arrived together are written to the local socket together
         let down = async {
-            while let Some(msg) = stream.next().await {
-                match msg {
-                    Ok(Message::Binary(b)) => {
-                        if lw.write_all(&b).await.is_err() || lw.flush().await.is_err() {
-                            return false;
+            let mut out: Vec<u8> = Vec::with_capacity(READ_BATCH);
+            while let Some(first) = stream.next().await {
+                let mut msg = Some(first);
+                while let Some(m) = msg.take() {
+                    match m {
+                        Ok(Message::Binary(b)) => out.extend_from_slice(&b),
+                        Ok(Message::Text(t)) => out.extend_from_slice(t.as_bytes()),
+                        Ok(Message::Close(_)) | Err(_) => {
+                            let _ = lw.write_all(&out).await;
+                            let _ = lw.flush().await;
+                            return true;
                         }
+                        Ok(_) => {}
                     }
-                    Ok(Message::Text(t)) => {
-                        if lw.write_all(t.as_bytes()).await.is_err() {
-                            return false;
-                        }
+                    if out.len() < READ_BATCH {
+                        msg = stream.next().now_or_never().flatten();
                     }
-                    Ok(Message::Close(_)) => return true,
-                    Ok(_) => {}
-                    Err(_) => return true,
+                }
+                if !out.is_empty() {
+                    if lw.write_all(&out).await.is_err() || lw.flush().await.is_err() {
+                        return false;
+                    }
+                    out.clear();
                 }
             }
             true

@@ -411,7 +411,7 @@ fn a_token_near_its_end_is_fetched_again_by_the_same_call() {
     let mut c = connect(port);
     assert_eq!(echo(&mut c, b"x"), b"x");
     drop(c);
-    fake.wait_until("sessions ended", Duration::from_secs(10), |f| {
+    fake.wait_until("sessions ended", Duration::from_secs(30), |f| {
         f.open_sessions() == 0
     });
     let _ = run.stop(2);
@@ -459,7 +459,7 @@ fn the_token_is_refreshed_ahead_until_it_moves_and_connections_never_wait_for_az
         let mut c = connect(port);
         assert_eq!(echo(&mut c, b"x"), b"x", "connection {i}");
     }
-    fake.wait_until("sessions ended", Duration::from_secs(10), |f| {
+    fake.wait_until("sessions ended", Duration::from_secs(30), |f| {
         f.open_sessions() == 0
     });
     let (_, err) = run.stop(2);
