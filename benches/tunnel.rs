@@ -116,31 +116,7 @@ fn throughput(addr: SocketAddr, conns: usize) -> f64 {
     let per = volume() / conns;
     let start = Instant::now();
     let workers: Vec<_> = (0..conns)
-        .map(|_| {
-            std::thread::spawn(move || {
-                let s = TcpStream::connect(addr).unwrap();
-                s.set_nodelay(true).unwrap();
-                let mut w = s.try_clone().unwrap();
-                let writer = std::thread::spawn(move || {
-                    let chunk = vec![7u8; 64 * 1024];
-                    let mut left = per;
-                    while left > 0 {
-                        let n = left.min(chunk.len());
-                        w.write_all(&chunk[..n]).unwrap();
-                        left -= n;
-                    }
-                });
-                let mut r = s;
-                let mut buf = vec![0u8; 64 * 1024];
-                let mut got = 0;
-                while got < per {
-                    let n = r.read(&mut buf).unwrap();
-                    assert!(n > 0, "the stream ended early");
-                    got += n;
-                }
-                writer.join().unwrap();
-            })
-        })
+        .map(|_| std::thread::spawn(move || echo_through(addr, per)))
         .collect();
     for w in workers {
         w.join().unwrap();
