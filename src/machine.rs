@@ -32,6 +32,9 @@ pub struct Host {
     pub rdp_dir: std::path::PathBuf,
     /// bprof's own absolute path (for the ProxyCommand that runs `bprof proxy`).
     pub bprof: String,
+    /// The person's state directory for bprof (`$XDG_STATE_HOME/bprof`, else
+    /// `~/.local/state/bprof`; `%LOCALAPPDATA%\bprof` on Windows): Entra ssh keys.
+    pub state_dir: std::path::PathBuf,
     /// The Azure client's settings.
     pub azure: Azure,
 }
@@ -43,6 +46,7 @@ impl Default for Host {
             tunnel_timeout: std::time::Duration::from_secs(30),
             rdp_dir: std::path::PathBuf::from("bprof-rdp"),
             bprof: "bprof".into(),
+            state_dir: std::path::PathBuf::from("~/.local/state/bprof"),
             azure: Azure::default(),
         }
     }

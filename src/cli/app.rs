@@ -152,6 +152,7 @@ fn check_format(cli: &Cli) -> Result<(), Error> {
         Command::Init(_)
         | Command::Proxy(_)
         | Command::SshConfig(_)
+        | Command::SshCert(_)
         | Command::Rdp(_)
         | Command::Completions(_)
         | Command::Import(_)

@@ -44,6 +44,10 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "where az keeps azureProfile.json (default ~/.azure)",
     ),
     (
+        "XDG_STATE_HOME",
+        "where Entra ssh keys and certificates are kept (default ~/.local/state; %LOCALAPPDATA% on Windows)",
+    ),
+    (
         "XDG_CONFIG_HOME",
         "where bprof/local.yaml and trust.json are (default ~/.config; %APPDATA% on Windows)",
     ),

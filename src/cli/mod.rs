@@ -33,6 +33,7 @@ mod run;
 mod schema;
 pub mod settings;
 mod show;
+mod ssh_cert;
 mod ssh_config;
 mod templates;
 mod trust;
@@ -138,6 +139,10 @@ pub enum Command {
         after_help = "Examples:\n  bprof ssh-config\n  bprof ssh-config prod-app-ssh > ~/.ssh/bprof.conf   (and `Include bprof.conf` in ~/.ssh/config)"
     )]
     SshConfig(ssh_config::Args),
+    /// Make or renew an Entra ssh profile's certificate (`az ssh cert`) when it is missing or
+    /// near its end; quick and silent when it is fresh (ssh-config's `Match exec` runs it).
+    #[command(after_help = "Examples:\n  bprof ssh-cert prod-app-ssh")]
+    SshCert(ssh_cert::Args),
     /// Write .rdp files for teammates (the local end of the profile's tunnel; never a secret).
     #[command(
         after_help = "Examples:\n  bprof rdp prod-jumpbox\n  bprof rdp prod-jumpbox -o - > jumpbox.rdp\n  bprof rdp --all -o rdp/"
@@ -302,6 +307,7 @@ fn dispatch(cli: &Cli, out: &Out) -> Result<i32, Error> {
         Command::Run(args) => run::run(cli, args, out),
         Command::Proxy(args) => proxy::run(cli, args, out),
         Command::SshConfig(args) => ssh_config::run(cli, args, out),
+        Command::SshCert(args) => ssh_cert::run(cli, args, out),
         Command::Rdp(args) => rdp::run(cli, args, out),
         Command::Validate(args) => validate::run(cli, args, out),
         Command::Doctor(args) => doctor::run(cli, args, out),

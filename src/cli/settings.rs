@@ -75,6 +75,16 @@ impl Settings {
             .and_then(|v| crate::plan::parse_tunnel_timeout(&v.to_string_lossy()).ok())
             .unwrap_or(Duration::from_secs(30));
         let azure = azure(&var, home.as_deref());
+        let state_dir = if cfg!(windows) {
+            var("LOCALAPPDATA").map(PathBuf::from)
+        } else {
+            var("XDG_STATE_HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .or_else(|| home.as_ref().map(|h| h.join(".local").join("state")))
+        }
+        .unwrap_or_else(|| temp.join(format!("bprof-{user}-state")))
+        .join("bprof");
         Settings {
             profiles: var("BPROF_PROFILES"),
             cwd,
@@ -89,6 +99,7 @@ impl Settings {
                 tunnel_timeout: timeout,
                 rdp_dir: temp.join(format!("bprof-{user}")),
                 bprof: exe.unwrap_or_else(|| "bprof".into()),
+                state_dir,
                 azure,
             },
         }

@@ -22,7 +22,13 @@ pub(super) fn ssh_capable(p: &Profile) -> bool {
 }
 
 /// One profile's block, and what it leaves out because ssh would not read it back as it is.
-fn host_block(p: &Profile, proxy: &str) -> (String, Vec<String>) {
+/// An Entra profile's `Match` block (its `exec` renews the certificate) and key files.
+pub(super) struct Entra {
+    match_line: String,
+    paths: crate::entra::Paths,
+}
+
+fn host_block(p: &Profile, proxy: &str, entra: Option<&Entra>) -> (String, Vec<String>) {
     let alias = crate::plan::ssh::alias(&p.name);
     let mut left = Vec::new();
     let mut b = format!("# {}", p.name);
@@ -35,12 +41,37 @@ fn host_block(p: &Profile, proxy: &str) -> (String, Vec<String>) {
         b.push_str(&format!(": {}", crate::terminal::value(&d)));
     }
     b.push('\n');
+    // Entra: the certificate is renewed by `exec` before ssh reads the files it names
+    let mut user = p.username.clone();
+    if let Some(e) = entra {
+        b.push_str(&format!("{}\n", e.match_line));
+        for (directive, path) in [
+            ("IdentityFile", e.paths.key.clone()),
+            ("CertificateFile", e.paths.cert()),
+        ] {
+            match config_word(&path.display().to_string()) {
+                Ok(w) => b.push_str(&format!("  {directive} {w}\n")),
+                Err(why) => left.push(format!("`{directive}` {why}")),
+            }
+        }
+        if user.is_none()
+            && let crate::entra::Status::Valid(c) | crate::entra::Status::Expiring(c) =
+                crate::entra::status(&e.paths, crate::entra::now())
+        {
+            user = c.principals.into_iter().next();
+        }
+    }
     b.push_str(&format!(
         "Host {alias}\n  HostKeyAlias {alias}\n  ProxyCommand {proxy}\n"
     ));
+    let ssh_key = if entra.is_some() {
+        None
+    } else {
+        p.ssh_key.clone()
+    };
     for (directive, field, value) in [
-        ("User", "username", &p.username),
-        ("IdentityFile", "ssh_key", &p.ssh_key),
+        ("User", "username", &user),
+        ("IdentityFile", "ssh_key", &ssh_key),
     ] {
         if let Some(v) = value {
             match config_word(v) {
@@ -54,8 +85,8 @@ fn host_block(p: &Profile, proxy: &str) -> (String, Vec<String>) {
         b.push_str(&format!("  {l}\n"));
     }
     left.extend(left_args.into_iter().map(|a| format!("`ssh_args` {a}")));
-    if p.auth_type == Some(AuthType::Aad) {
-        b.push_str("  # Entra ID (aad): the bastion carries the bytes, sshd checks an Entra certificate that\n  # az's ssh extension issues: `az ssh cert --file ~/.ssh/bprof-entra` then add\n  # `CertificateFile ~/.ssh/bprof-entra` and `IdentityFile ~/.ssh/bprof-entra-key` here (the\n  # certificate lasts about an hour); or `bprof run` this profile, which uses az ssh.\n");
+    if entra.is_some() && user.is_none() {
+        b.push_str("  # Entra ID (aad): no User yet: run `bprof ssh-cert NAME` once (the certificate names it),\n  # then this command again, or set `username` in the profile\n");
     }
     for l in &left {
         b.push_str(&format!("  # left out: {}\n", l.replace('\n', " ")));
@@ -103,7 +134,18 @@ pub(super) fn run(cli: &Cli, args: &Args, out: &Out) -> Result<i32, Error> {
         }
         let proxy = crate::plan::ssh::proxy_command(bprof, &dirs, &p.name, cfg!(windows))
             .map_err(Error::Usage)?;
-        let (block, left) = host_block(&p, &proxy);
+        let entra = if p.auth_type == Some(AuthType::Aad) {
+            let match_line =
+                crate::plan::ssh::match_exec_line(bprof, &dirs, &p.name, cfg!(windows))
+                    .map_err(Error::Usage)?;
+            Some(Entra {
+                match_line,
+                paths: crate::entra::Paths::of(&cli.settings.host.state_dir, &p.name),
+            })
+        } else {
+            None
+        };
+        let (block, left) = host_block(&p, &proxy, entra.as_ref());
         for l in &left {
             out.note(&format!(
                 "bprof: warning: `{name}`: left out of its Host block: {l}"

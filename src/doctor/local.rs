@@ -127,11 +127,16 @@ fn bastion_command(p: &Profile, opts: &PlanOptions) -> Option<&'static str> {
     }
 }
 
-/// Why a profile's connection runs `az network bastion ssh`, which needs the ssh extension.
+/// Why a profile's connection needs the ssh extension: `az network bastion ssh`, or (Entra on
+/// the native engine) `az ssh cert` for the certificate.
 fn ssh_command(p: &Profile, opts: &PlanOptions) -> Option<&'static str> {
-    (p.mode == Mode::Ssh)
-        .then(|| bastion_command(p, opts))
-        .flatten()
+    if p.mode != Mode::Ssh {
+        return None;
+    }
+    if p.auth_type == Some(AuthType::Aad) && plan::native_ssh(p, opts) {
+        return Some("Entra ssh asks `az ssh cert` for its certificate");
+    }
+    bastion_command(p, opts)
 }
 
 /// The considered profiles that need something, with why.

@@ -19,7 +19,7 @@ pub use crate::machine::Host;
 use checked::*;
 pub use ports::{connect_hint, derived_port, local_address, local_port};
 use steps::*;
-pub use steps::{native_ssh, temp_rdp_path, token_argv};
+pub use steps::{PRINCIPAL, native_ssh, temp_rdp_path, token_argv};
 pub use validate::validate_all;
 
 use serde::Serialize;
@@ -135,6 +135,10 @@ pub enum StepKind {
     RestoreDefault { previous: String },
     /// An HTTP request bprof makes itself (the engine makes it; shown, never run as a step).
     Request { method: &'static str, url: String },
+    /// `ssh-keygen` of an Entra profile's key pair, only when it is missing.
+    SshKey { key: String },
+    /// `az ssh cert` for that key, only when its certificate is missing or near its end.
+    SshCert { key: String },
 }
 
 /// What the native tunnel engine connects (the session layer runs it).
@@ -503,6 +507,9 @@ fn assemble(
         // `bprof proxy` (ssh's ProxyCommand) asks the broker for each connection
         if profile.bastion.sku == Some(crate::profile::raw::Sku::Developer) {
             out.push(steps::broker_step());
+        }
+        if profile.auth_type == Some(crate::profile::raw::AuthType::Aad) {
+            steps::entra_steps(profile, opts, &mut out);
         }
         out.push(ssh_step(set, profile, opts)?);
         return Ok(Plan {

@@ -163,9 +163,55 @@ pub fn proxy_command(
     profile: &str,
     windows: bool,
 ) -> Result<String, String> {
+    bprof_command(
+        bprof,
+        dirs,
+        &["proxy", profile],
+        windows,
+        "the ProxyCommand",
+    )
+}
+
+/// An Entra profile's `Match` line: for `NAME.bprof` as written (`originalhost`: before a
+/// `HostName` could change it), `exec` runs `bprof ssh-cert NAME`, which renews the certificate
+/// when it is missing or near its end (and is quick when it is fresh), so the block's
+/// `CertificateFile` is valid by the time ssh reads it. The command is one double-quoted
+/// argument for ssh, single-quoted words inside for the shell ssh runs it with; on Windows
+/// (no shell, and no nested quotes) a path that needs quoting is refused.
+pub fn match_exec_line(
+    bprof: &str,
+    dirs: &[String],
+    profile: &str,
+    windows: bool,
+) -> Result<String, String> {
+    let cmd = bprof_command(
+        bprof,
+        dirs,
+        &["ssh-cert", profile],
+        windows,
+        "the Match exec line",
+    )?;
+    if windows && cmd.contains('"') {
+        return Err("the Match exec line cannot quote a path with spaces on Windows; move bprof or the profiles to a path without them".into());
+    }
+    Ok(format!(
+        "Match originalhost {} exec \"{cmd}\"",
+        alias(profile)
+    ))
+}
+
+/// `bprof --profiles PATH... ARGS`, each element one argument for the shell ssh runs it with
+/// (POSIX sh; on Windows ssh starts it directly). Paths ssh_config would expand are refused.
+fn bprof_command(
+    bprof: &str,
+    dirs: &[String],
+    args: &[&str],
+    windows: bool,
+    what: &str,
+) -> Result<String, String> {
     for v in std::iter::once(bprof).chain(dirs.iter().map(String::as_str)) {
         config_safe(v).map_err(|why| {
-            format!("the ProxyCommand cannot be written: {why}; move bprof or the profiles to a plainer path")
+            format!("{what} cannot be written: {why}; move bprof or the profiles to a plainer path")
         })?;
     }
     let mut argv = vec![bprof.to_string()];
@@ -173,8 +219,7 @@ pub fn proxy_command(
         argv.push("--profiles".into());
         argv.push(d.clone());
     }
-    argv.push("proxy".into());
-    argv.push(profile.to_string());
+    argv.extend(args.iter().map(|a| a.to_string()));
     Ok(if windows {
         argv.iter()
             .map(|a| config_value(a))

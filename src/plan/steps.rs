@@ -33,10 +33,7 @@ pub fn native_ssh(profile: &Profile, opts: &PlanOptions) -> bool {
     profile.mode == Mode::Ssh
         && !opts.tunnel_only
         && engine(profile, opts) == TunnelEngine::Native
-        && matches!(
-            profile.auth_type,
-            Some(crate::profile::raw::AuthType::SshKey | crate::profile::raw::AuthType::Password)
-        )
+        && profile.auth_type.is_some()
 }
 
 /// `ssh` with `bprof proxy` as its ProxyCommand and host keys pinned under `NAME.bprof`.
@@ -92,10 +89,21 @@ pub(super) fn ssh_step(
         "-o".into(),
         format!("HostKeyAlias={alias}"),
     ];
-    if let Some(u) = &profile.username {
-        argv.extend(["-l".into(), u.clone()]);
+    let entra = (profile.auth_type == Some(crate::profile::raw::AuthType::Aad))
+        .then(|| crate::entra::Paths::of(&opts.host.state_dir, &profile.name));
+    match (&profile.username, &entra) {
+        (Some(u), _) => argv.extend(["-l".into(), u.clone()]),
+        (None, Some(_)) => argv.extend(["-l".into(), PRINCIPAL.into()]),
+        (None, None) => {}
     }
-    if let Some(k) = &profile.ssh_key {
+    if let Some(paths) = &entra {
+        argv.extend([
+            "-i".into(),
+            paths.key.display().to_string(),
+            "-o".into(),
+            format!("CertificateFile={}", paths.cert().display()),
+        ]);
+    } else if let Some(k) = &profile.ssh_key {
         argv.extend(["-i".into(), k.clone()]);
     }
     // OpenSSH reads options before the host, and again after it up to the first other word
@@ -114,6 +122,33 @@ pub(super) fn ssh_step(
         )),
         kind: StepKind::Foreground,
     })
+}
+
+/// In the plan, where the Entra certificate's principal goes (`run` puts it in).
+pub const PRINCIPAL: &str = "<the certificate's principal>";
+
+/// An Entra (aad) ssh profile's steps before OpenSSH: its key pair when missing, its
+/// certificate from `az ssh cert` when missing or within five minutes of its end.
+pub(super) fn entra_steps(profile: &Profile, opts: &PlanOptions, out: &mut Vec<Step>) {
+    let paths = crate::entra::Paths::of(&opts.host.state_dir, &profile.name);
+    out.push(Step {
+        name: "ssh-key".into(),
+        argv: crate::entra::keygen_argv(&paths),
+        when: Some("key-missing".into()),
+        detail: Some("only when the profile's key pair is missing: an RSA key for Entra to sign, readable by you alone".into()),
+        kind: StepKind::SshKey {
+            key: paths.key.display().to_string(),
+        },
+    });
+    out.push(Step {
+        name: "ssh-cert".into(),
+        argv: crate::entra::cert_argv(&paths),
+        when: Some("certificate-expiring".into()),
+        detail: Some("skipped while the certificate is valid (more than 5 minutes left): Entra signs the key for the signed-in user (az's ssh extension)".into()),
+        kind: StepKind::SshCert {
+            key: paths.key.display().to_string(),
+        },
+    });
 }
 
 /// Fields only az's command line reads mean nothing to the native engine: refused, with the

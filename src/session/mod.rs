@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub mod az_output;
+mod az_output;
+pub mod entra;
 pub mod listener;
 mod temp_rdp;
 mod tunnel;
@@ -75,6 +76,8 @@ pub enum RunError {
         "another process listens on {at}: bprof will not point the client at a listener it does not own"
     )]
     PortSquatted { port: u16, at: String },
+    #[error("`az ssh cert` left no usable certificate in {path}")]
+    NoCertificate { path: String },
     #[error("cannot check who listens on port {port}: /proc/net/tcp: {source}")]
     ListenerCheck {
         port: u16,
@@ -123,7 +126,8 @@ impl RunError {
             | RunError::PortSquatted { .. }
             | RunError::ListenerCheck { .. }
             | RunError::Listen { .. }
-            | RunError::NotSignedIn { .. } => exit::UNAVAILABLE,
+            | RunError::NotSignedIn { .. }
+            | RunError::NoCertificate { .. } => exit::UNAVAILABLE,
             RunError::NotNative { .. } => exit::USAGE,
             RunError::Write(e) => e.exit_code(),
         }
@@ -329,6 +333,23 @@ fn command_step(
     signals: &Signals,
 ) -> Result<bool, RunError> {
     match &step.kind {
+        StepKind::Foreground if step.argv.iter().any(|a| a == crate::plan::PRINCIPAL) => {
+            let cert = plan
+                .steps
+                .iter()
+                .find(|s| matches!(s.kind, StepKind::SshCert { .. }));
+            let principal = match cert.map(|s| &s.kind) {
+                Some(StepKind::SshCert { key }) => {
+                    entra::ensure_cert(plan, cert.unwrap_or(step), key, signals)?
+                }
+                _ => String::new(),
+            };
+            foreground(plan, &entra::with_principal(step, &principal), signals)?
+        }
+        StepKind::SshKey { key } => entra::ensure_key(plan, step, key, signals)?,
+        StepKind::SshCert { key } => {
+            entra::ensure_cert(plan, step, key, signals)?;
+        }
         StepKind::Login | StepKind::Foreground => foreground(plan, step, signals)?,
         StepKind::RestoreDefault { previous } => restore_default(plan, step, previous, signals)?,
         _ => return Ok(false),
@@ -410,7 +431,11 @@ fn run_steps<'a>(
                 }
             }
             // run by `command_step` above
-            StepKind::Login | StepKind::Foreground | StepKind::RestoreDefault { .. } => {}
+            StepKind::Login
+            | StepKind::Foreground
+            | StepKind::RestoreDefault { .. }
+            | StepKind::SshKey { .. }
+            | StepKind::SshCert { .. } => {}
             // made by the engine, for each connection
             StepKind::Request { .. } => {}
             StepKind::Hold { resource_port } => return hold(*resource_port, signals, quiet, owned),

@@ -17,6 +17,7 @@ const LIMIT: Duration = Duration::from_secs(5);
 
 fn set() -> String {
     one_profile("  p:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: aad\n")
+        + "defaults:\n  tunnel_engine: az\n"
 }
 
 /// Runs bprof like `run_with`, but fails the test (killing bprof) if it has not ended in time.
@@ -315,7 +316,7 @@ fn an_odd_azure_profile_is_no_subscriptions_known() {
 fn own_state_that_is_not_a_regular_file_never_hangs() {
     let asks = one_profile(
         "  p:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: aad\n    ssh_args: [-A]\n",
-    );
+    ) + "defaults:\n  tunnel_engine: az\n";
     let fresh = || {
         let t = Test::new().file("profiles/p.yaml", &asks);
         std::fs::create_dir_all(t.path().join("config/bprof")).unwrap();

@@ -64,6 +64,18 @@ def say_stderr(var):
     if msg:
         sys.stderr.write(msg.replace("\\n", "\n") + "\n")
         sys.stderr.flush()
+if args[:2] == ["ssh", "cert"]:
+    # Entra's signature: the test's CA (FAKE_AZ_SSH_CA) signs the key for FAKE_AZ_PRINCIPAL
+    import subprocess, shutil
+    pub = args[args.index("--public-key-file") + 1]
+    out = args[args.index("--file") + 1]
+    subprocess.run(["ssh-keygen", "-q", "-s", os.environ["FAKE_AZ_SSH_CA"], "-I", "bprof-test",
+                    "-n", os.environ.get("FAKE_AZ_PRINCIPAL", "root"),
+                    "-V", os.environ.get("FAKE_AZ_CERT_VALIDITY", "-5m:+1h"), pub], check=True)
+    made = pub[:-4] + "-cert.pub" if pub.endswith(".pub") else pub + "-cert.pub"
+    if made != out:
+        shutil.move(made, out)
+    sys.exit(0)
 if args[:1] == ["login"]:
     say_stderr("FAKE_AZ_LOGIN_STDERR")
     new_default = os.environ.get("FAKE_AZ_LOGIN_DEFAULT")

@@ -543,16 +543,23 @@ fn hostile_names_from_azure_are_escaped_and_the_file_validates_and_plans() {
         ("null", "null"),
         (want_long.as_str(), long.as_str()),
     ] {
-        let plan = t.run_with(&[
-            "--profiles",
-            "h.yaml",
-            "--format",
-            "json",
-            "plan",
-            name,
-            "--os",
-            "windows",
-        ]);
+        // az's ssh (BPROF_TUNNEL_ENGINE=az): the VM's id in an argv, as cmd.exe reads it
+        let plan = t
+            .command()
+            .env("BPROF_TUNNEL_ENGINE", "az")
+            .args([
+                "--profiles",
+                "h.yaml",
+                "--format",
+                "json",
+                "plan",
+                name,
+                "--os",
+                "windows",
+            ])
+            .output()
+            .unwrap();
+        let plan = t.finish(plan.status.code().unwrap_or(-1), plan.stdout, plan.stderr);
         plan.code(0);
         let argv: Vec<String> = plan.json()["steps"]
             .as_array()

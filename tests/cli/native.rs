@@ -738,9 +738,16 @@ fn ssh_profiles_run_openssh_through_bprof_proxy_with_host_keys_per_profile() {
     let calls = t.calls();
     assert_eq!(calls.len(), 1, "the proxy's token, no az ssh: {calls:?}");
     assert_eq!(calls[0][..2], ["account", "get-access-token"]);
-    // Entra sign-in stays with az's ssh extension (it issues the certificate)
+    // Entra sign-in: az's ssh extension issues the certificate; OpenSSH connects through bprof
     let plan = t.run_with(&["plan", "entra", "--format", "json"]);
-    assert_eq!(plan.json()["steps"][0]["argv"][3], "ssh");
+    let steps = plan.json()["steps"].clone();
+    assert_eq!(steps[1]["argv"][1], "ssh");
+    assert_eq!(steps[1]["argv"][2], "cert");
+    assert_eq!(steps[2]["argv"][0], "ssh");
+    assert!(
+        !plan.stdout.contains("\"bastion\""),
+        "no az network bastion ssh"
+    );
 }
 
 #[test]

@@ -70,6 +70,14 @@ fn keygen(path: &Path) {
 }
 
 fn sshd(dir: &Path, client_pub: &Path) -> Sshd {
+    sshd_with(
+        dir,
+        &format!("AuthorizedKeysFile {}\n", client_pub.display()),
+    )
+}
+
+/// An sshd that takes `auth` (its AuthorizedKeysFile or TrustedUserCAKeys line).
+fn sshd_with(dir: &Path, auth: &str) -> Sshd {
     let sshd = Path::new("/usr/sbin/sshd");
     assert!(
         sshd.exists(),
@@ -79,9 +87,8 @@ fn sshd(dir: &Path, client_pub: &Path) -> Sshd {
     keygen(&dir.join("host_key"));
     let port = free_port();
     let config = format!(
-        "ListenAddress 127.0.0.1:{port}\nHostKey {}\nAuthorizedKeysFile {}\nPidFile none\nUsePAM no\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nAllowUsers root\n",
+        "ListenAddress 127.0.0.1:{port}\nHostKey {}\n{auth}PidFile none\nUsePAM no\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nAllowUsers root\n",
         dir.join("host_key").display(),
-        client_pub.display()
     );
     std::fs::write(dir.join("sshd_config"), config).unwrap();
     // sshd wants its privilege-separation directory
@@ -225,7 +232,10 @@ fn ssh_config_blocks_pin_host_keys_and_use_absolute_paths() {
         "absolute paths: {out}"
     );
     assert!(
-        out.contains("Host entra.bprof") && out.contains("az ssh cert"),
+        out.contains("Host entra.bprof")
+            && out.contains("Match originalhost entra.bprof exec \"")
+            && out.contains(" ssh-cert entra\"\n  IdentityFile ")
+            && out.contains("  CertificateFile "),
         "{out}"
     );
     assert!(!out.contains("db.bprof"), "not an ssh server: {out}");
@@ -251,4 +261,146 @@ fn ssh_config_blocks_pin_host_keys_and_use_absolute_paths() {
         "ssh-config",
     ])
     .code(64);
+}
+
+#[test]
+fn an_entra_profile_logs_in_with_a_certificate_that_is_renewed_only_near_its_end() {
+    let fake = FakeBastion::start();
+    let entra = "  ent:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: aad\n";
+    let t = ssh_set(&fake, entra);
+    keygen(&t.path().join("ca"));
+    let ca = t.path().join("ca");
+    let server = sshd_with(
+        &t.path().join("sshd"),
+        &format!(
+            "AuthorizedKeysFile none\nTrustedUserCAKeys {}.pub\n",
+            ca.display()
+        ),
+    );
+    fake.set(|c| c.backend = Backend::Tcp(([127, 0, 0, 1], server.port).into()));
+    // the host key, known under the profile's alias (OpenSSH reads the passwd entry's home,
+    // not HOME: a wrapper first on PATH names this test's files)
+    let host_pub = std::fs::read_to_string(t.path().join("sshd/host_key.pub")).unwrap();
+    let known = t.path().join("known_hosts");
+    std::fs::write(&known, format!("ent.bprof {host_pub}")).unwrap();
+    let wrapper = format!(
+        "#!/bin/sh\nexec /usr/bin/ssh -F /dev/null -o BatchMode=yes -o UserKnownHostsFile={} \"$@\"\n",
+        known.display()
+    );
+    let t = t.file("wrap/ssh", wrapper);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let w = t.path().join("wrap/ssh");
+        std::fs::set_permissions(&w, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        t.path().join("wrap").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let state = t.path().join("state");
+    let t = t
+        .env("PATH", &path)
+        .env("XDG_STATE_HOME", state.to_str().unwrap())
+        .env("FAKE_AZ_SSH_CA", ca.to_str().unwrap())
+        .env("FAKE_AZ_PRINCIPAL", "root");
+    let certs = |t: &Test| {
+        t.calls()
+            .iter()
+            .filter(|c| c.starts_with(&["ssh".to_string(), "cert".to_string()]))
+            .count()
+    };
+    // the plan shows every step, the certificate's marked
+    t.run_with(&["plan", "ent"])
+        .code(0)
+        .stdout_has("# ssh-cert: skipped while the certificate is valid")
+        .stdout_has("az ssh cert --public-key-file");
+    t.run_with(&["run", "ent"]).code(0);
+    assert_eq!(certs(&t), 1, "a certificate made: {:?}", t.calls());
+    let key = state.join("bprof/entra/ent/id_rsa");
+    assert!(key.exists() && state.join("bprof/entra/ent/id_rsa-cert.pub").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(key.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the key's directory is the person's alone");
+    }
+    // fresh: used as it is
+    t.run_with(&["run", "ent"]).code(0);
+    assert_eq!(certs(&t), 1, "a fresh certificate is not asked for again");
+    // expired (signed for an hour that has passed): renewed, and the login works again
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(&ca)
+        .args(["-I", "old", "-n", "root", "-V", "-2h:-1h"])
+        .arg(key.with_extension("pub"))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    t.run_with(&["run", "ent"]).code(0);
+    assert_eq!(certs(&t), 2, "an expired certificate is renewed");
+    // ssh-config: OpenSSH alone (VS Code's way), bprof at a path with a space; the Match
+    // line's exec renews an expired certificate before ssh reads it
+    let spaced = t.path().join("bin dir");
+    std::fs::create_dir_all(&spaced).unwrap();
+    std::fs::copy(crate::harness::BIN, spaced.join("bprof")).unwrap();
+    let out = t
+        .command_of(&spaced.join("bprof"))
+        .args(["ssh-config", "ent"])
+        .output()
+        .unwrap();
+    let config = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        config.contains("Match originalhost ent.bprof exec \"'")
+            && config.contains("bin dir/bprof' "),
+        "{config}"
+    );
+    assert!(
+        config.contains("  User root\n"),
+        "the certificate's principal: {config}"
+    );
+    std::fs::write(t.path().join("ssh_config"), &config).unwrap();
+    let expire = Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(&ca)
+        .args(["-I", "old", "-n", "root", "-V", "-2h:-1h"])
+        .arg(key.with_extension("pub"))
+        .status()
+        .unwrap();
+    assert!(expire.success());
+    let login = t
+        .command_of(Path::new("/usr/bin/ssh"))
+        .arg("-F")
+        .arg(t.path().join("ssh_config"))
+        .args(["-o", "BatchMode=yes", "-o"])
+        .arg(format!("UserKnownHostsFile={}", known.display()))
+        .args(["ent.bprof", "echo", "through-entra"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&login.stdout).trim(),
+        "through-entra",
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    assert_eq!(
+        certs(&t),
+        3,
+        "the Match exec renewed the expired certificate"
+    );
+    // fresh: ssh-cert asks nothing
+    let again = t
+        .command_of(&spaced.join("bprof"))
+        .args(["ssh-cert", "ent"])
+        .output()
+        .unwrap();
+    assert!(again.status.success() && again.stdout.is_empty());
+    assert_eq!(certs(&t), 3);
+    drop(server);
 }

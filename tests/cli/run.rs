@@ -7,7 +7,7 @@ const SUB: &str = "22222222-2222-2222-2222-222222222222";
 fn ssh_profile(extra: &str) -> String {
     one_profile(&format!(
         "  p:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: aad\n{extra}"
-    ))
+    )) + "defaults:\n  tunnel_engine: az\n" // az's ssh (Entra on the native engine: proxy.rs)
 }
 
 #[test]

@@ -10,7 +10,7 @@ const SUB: &str = "22222222-2222-2222-2222-222222222222";
 fn ssh(extra: &str) -> String {
     one_profile(&format!(
         "  p:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: aad\n{extra}"
-    ))
+    )) + "defaults:\n  tunnel_engine: az\n" // az's ssh: its argv is what is judged
 }
 
 /// An ssh profile that runs OpenSSH itself (the native engine: ssh-key).
@@ -183,7 +183,10 @@ fn hostile_shared_sets_run_nothing() {
         ),
         case(
             "ssh ProxyCommand from defaults",
-            ssh("") + "defaults:\n  ssh_args: [\"-oProxyCommand=touch CANARY\"]\n",
+            ssh("").replace(
+                "defaults:\n",
+                "defaults:\n  ssh_args: [\"-oProxyCommand=touch CANARY\"]\n",
+            ),
             run,
             77,
             &["profiles/p.yaml:25", "defaults.ssh_args"],
@@ -295,7 +298,7 @@ fn hostile_shared_sets_run_nothing() {
         ),
         case(
             "az --debug from defaults prints tokens",
-            ssh("") + "defaults:\n  extra_args: [--debug]\n",
+            ssh("").replace("defaults:\n", "defaults:\n  extra_args: [--debug]\n"),
             run,
             77,
             &["profiles/p.yaml:25", "access tokens"],

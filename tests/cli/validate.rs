@@ -487,6 +487,7 @@ fn refused_somewhere() -> crate::harness::Test {
     mode: ssh
     auth_type: aad
     ssh_args: [\"echo a&b\"]
+    tunnel_engine: az
 ",
         ),
     )

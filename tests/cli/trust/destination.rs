@@ -15,7 +15,7 @@ const EVIL: &str = "/subscriptions/22222222-2222-2222-2222-222222222222/resource
 fn agent() -> String {
     one_profile(
         "  p:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: aad\n    ssh_args: [-A]\n",
-    )
+    ) + "defaults:\n  tunnel_engine: az\n"
 }
 
 /// Every file under the test's directory, with a hash of its content.
@@ -288,7 +288,7 @@ fn profiles_sharing_defaults_each_need_their_own_trust() {
         "  a:\n    bastion: b\n    vm: lin\n    mode: ssh\n    auth_type: aad\n  b:\n    bastion: b\n    vm: other\n    mode: ssh\n    auth_type: aad\n",
     )
     .replace("vms:\n", &format!("vms:\n  other:\n    resource_id: {EVIL}\n    os: linux\n"))
-        + "defaults:\n  ssh_args: [-A]\n";
+        + "defaults:\n  ssh_args: [-A]\n  tunnel_engine: az\n";
     let t = Test::new().file("profiles/p.yaml", set).signed_in(&[SUB]);
     t.run_with(&["trust", "allow", "a", "--yes"]).code(0);
     t.run_with(&["plan", "a"]).code(0);
