@@ -55,14 +55,22 @@ impl Settings {
     ) -> Settings {
         let var = |name: &str| get(name).filter(|v| !v.is_empty());
         let home = var(if cfg!(windows) { "USERPROFILE" } else { "HOME" }).map(PathBuf::from);
-        let base = if cfg!(windows) {
-            var("APPDATA").map(PathBuf::from)
-        } else {
-            var("XDG_CONFIG_HOME")
-                .map(PathBuf::from)
-                .filter(|p| p.is_absolute())
-                .or_else(|| home.as_ref().map(|h| h.join(".config")))
+        // a base directory: Windows' variable, else the XDG one (absolute only, as the XDG
+        // spec says), else its default under home
+        let base = |windows: &str, xdg: &str, under_home: &[&str]| {
+            if cfg!(windows) {
+                var(windows).map(PathBuf::from)
+            } else {
+                var(xdg)
+                    .map(PathBuf::from)
+                    .filter(|p| p.is_absolute())
+                    .or_else(|| {
+                        home.as_ref()
+                            .map(|h| under_home.iter().fold(h.clone(), |p, d| p.join(d)))
+                    })
+            }
         };
+        let config = base("APPDATA", "XDG_CONFIG_HOME", &[".config"]);
         let user = var("USER")
             .or_else(|| var("USERNAME"))
             .map(|u| u.to_string_lossy().into_owned())
@@ -75,21 +83,14 @@ impl Settings {
             .and_then(|v| crate::plan::parse_tunnel_timeout(&v.to_string_lossy()).ok())
             .unwrap_or(Duration::from_secs(30));
         let azure = azure(&var, home.as_deref());
-        let state_dir = if cfg!(windows) {
-            var("LOCALAPPDATA").map(PathBuf::from)
-        } else {
-            var("XDG_STATE_HOME")
-                .map(PathBuf::from)
-                .filter(|p| p.is_absolute())
-                .or_else(|| home.as_ref().map(|h| h.join(".local").join("state")))
-        }
-        .unwrap_or_else(|| temp.join(format!("bprof-{user}-state")))
-        .join("bprof");
+        let state_dir = base("LOCALAPPDATA", "XDG_STATE_HOME", &[".local", "state"])
+            .unwrap_or_else(|| temp.join(format!("bprof-{user}-state")))
+            .join("bprof");
         Settings {
             profiles: var("BPROF_PROFILES"),
             cwd,
             home,
-            user_config: base.map(|b| b.join("bprof").join("local.yaml")),
+            user_config: config.map(|b| b.join("bprof").join("local.yaml")),
             engine: match var("BPROF_TUNNEL_ENGINE").as_ref().and_then(|v| v.to_str()) {
                 Some("native") => Some(TunnelEngine::Native),
                 Some("az") => Some(TunnelEngine::Az),

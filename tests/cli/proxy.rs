@@ -333,15 +333,19 @@ fn an_entra_profile_logs_in_with_a_certificate_that_is_renewed_only_near_its_end
     t.run_with(&["run", "ent"]).code(0);
     assert_eq!(certs(&t), 1, "a fresh certificate is not asked for again");
     // expired (signed for an hour that has passed): renewed, and the login works again
-    let ok = Command::new("ssh-keygen")
-        .args(["-q", "-s"])
-        .arg(&ca)
-        .args(["-I", "old", "-n", "root", "-V", "-2h:-1h"])
-        .arg(key.with_extension("pub"))
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    // a certificate signed for an hour that has passed, in place of the one there
+    let expire = || {
+        let ok = Command::new("ssh-keygen")
+            .args(["-q", "-s"])
+            .arg(&ca)
+            .args(["-I", "old", "-n", "root", "-V", "-2h:-1h"])
+            .arg(key.with_extension("pub"))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "ssh-keygen -s");
+    };
+    expire();
     t.run_with(&["run", "ent"]).code(0);
     assert_eq!(certs(&t), 2, "an expired certificate is renewed");
     // ssh-config: OpenSSH alone (VS Code's way), bprof at a path with a space; the Match
@@ -365,14 +369,7 @@ fn an_entra_profile_logs_in_with_a_certificate_that_is_renewed_only_near_its_end
         "the certificate's principal: {config}"
     );
     std::fs::write(t.path().join("ssh_config"), &config).unwrap();
-    let expire = Command::new("ssh-keygen")
-        .args(["-q", "-s"])
-        .arg(&ca)
-        .args(["-I", "old", "-n", "root", "-V", "-2h:-1h"])
-        .arg(key.with_extension("pub"))
-        .status()
-        .unwrap();
-    assert!(expire.success());
+    expire();
     let login = t
         .command_of(Path::new("/usr/bin/ssh"))
         .arg("-F")
