@@ -235,6 +235,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_match_exec_line_quotes_for_the_shell_and_refuses_what_windows_cannot_quote() {
+        let dirs = vec!["/p/profiles".to_string()];
+        let line = match_exec_line("/opt/my tools/bprof", &dirs, "web", false).unwrap();
+        assert_eq!(
+            line,
+            "Match originalhost web.bprof exec \"'/opt/my tools/bprof' --profiles /p/profiles ssh-cert web\""
+        );
+        // Windows: no shell and no nested quotes for a path with a space
+        assert!(match_exec_line("C:/Program Files/bprof.exe", &dirs, "web", true).is_err());
+        assert!(match_exec_line("C:/tools/bprof.exe", &dirs, "web", true).is_ok());
+        assert!(match_exec_line("/a%h/bprof", &dirs, "web", false).is_err());
+    }
+
+    #[test]
     fn values_ssh_would_expand_are_refused() {
         assert!(config_safe("azureuser").is_ok());
         assert!(config_safe("/home/a b/.ssh/id").is_ok());
