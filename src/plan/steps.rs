@@ -202,7 +202,7 @@ pub(super) fn native_steps(
         name: "token".into(),
         argv: token_argv(&b.subscription),
         when: None,
-        detail: Some("the ARM access token, kept in memory only (fetched again by the same call when it nears its end)".into()),
+        detail: Some("the ARM access token, kept in memory only (refreshed in the background from 10 minutes before its end)".into()),
         kind: StepKind::Token,
     });
     if b.sku == Some(crate::profile::raw::Sku::Developer) {
@@ -211,7 +211,7 @@ pub(super) fn native_steps(
     let host = match &b.dns_name {
         Some(d) => format!("the bastion's host {d} (its dns_name)"),
         None => format!(
-            "the bastion's host from ARM (one GET of bastion `{}`, which must be Standard or Premium with native client support)",
+            "the bastion's host from ARM (one GET of bastion `{}`, which must be Standard or Premium with native client support, or Developer)",
             b.name
         ),
     };
