@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+#[cfg(windows)]
+mod job;
+
 /// The polite stop signal (on Windows, where there are no signals, stopping kills).
 pub const SIGTERM: i32 = 15;
 
@@ -21,6 +24,14 @@ pub enum ProcessError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "cannot start `{program}`: its argument \"{arg}\" contains {what}, which cmd.exe (which runs a batch file) would interpret"
+    )]
+    Batch {
+        program: String,
+        arg: String,
+        what: &'static str,
+    },
     #[error("interrupted")]
     Interrupted { signal: i32 },
 }
@@ -32,6 +43,7 @@ impl ProcessError {
         match self {
             ProcessError::Interrupted { signal } => crate::exit::interrupted_code(*signal),
             ProcessError::Missing { .. } | ProcessError::Spawn { .. } => crate::exit::UNAVAILABLE,
+            ProcessError::Batch { .. } => crate::exit::DATA,
         }
     }
 }
@@ -203,8 +215,26 @@ const NET: Duration = Duration::from_millis(250);
 /// The signals bprof handles while it runs children: Ctrl-C, Ctrl-\, hang-up, termination.
 #[cfg(unix)]
 const HANDLED: [i32; 4] = [libc::SIGINT, libc::SIGQUIT, libc::SIGHUP, libc::SIGTERM];
-#[cfg(not(unix))]
-const HANDLED: [i32; 2] = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
+
+/// Windows: the flag the console's control handler sets (it takes no argument of ours).
+#[cfg(windows)]
+static CONSOLE_FLAG: std::sync::OnceLock<Arc<AtomicUsize>> = std::sync::OnceLock::new();
+
+/// Windows' console control handler: Ctrl-C is SIGINT (2); Ctrl-Break, closing the console,
+/// logging off and shutting down are SIGTERM. Handled (bprof ends itself, after its cleanup;
+/// the children share the console and get the same event from Windows).
+#[cfg(windows)]
+unsafe extern "system" fn on_console(ctrl: u32) -> windows_sys::core::BOOL {
+    let sig = if ctrl == windows_sys::Win32::System::Console::CTRL_C_EVENT {
+        2
+    } else {
+        SIGTERM as usize
+    };
+    if let Some(flag) = CONSOLE_FLAG.get() {
+        flag.store(sig, Ordering::SeqCst);
+    }
+    1
+}
 
 /// Signals received (SIGINT, SIGQUIT, SIGHUP, SIGTERM): the last one's number, 0 when none.
 #[derive(Clone)]
@@ -215,9 +245,20 @@ impl Signals {
     /// wake every waiter, and are forwarded to the children by the code that waits for them.
     pub fn install() -> Signals {
         let flag = Arc::new(AtomicUsize::new(0));
+        #[cfg(unix)]
         for sig in HANDLED {
             let _ = signal_hook::flag::register_usize(sig, Arc::clone(&flag), sig as usize);
         }
+        // the CRT's signal(), which signal-hook uses on Windows, crashes under Wine on Ctrl-C;
+        // the console's own handler is what Windows calls first anyway
+        #[cfg(windows)]
+        let flag = Arc::clone(CONSOLE_FLAG.get_or_init(|| {
+            // SAFETY: the handler only stores into a static atomic
+            unsafe {
+                windows_sys::Win32::System::Console::SetConsoleCtrlHandler(Some(on_console), 1);
+            }
+            flag
+        }));
         wake_on_signals(&flag);
         Signals(flag)
     }
@@ -298,6 +339,10 @@ pub struct Child {
     own_group: bool,
     /// The read end of its stderr when spawned with `pipe_stderr`.
     stderr: Option<std::io::PipeReader>,
+    /// Windows: the job it runs in (with what it starts), ended when the child is stopped or
+    /// bprof ends.
+    #[cfg(windows)]
+    job: Option<job::Job>,
     /// argv[0] as the plan has it, for messages.
     name: String,
 }
@@ -323,6 +368,34 @@ fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()
 }
 
+/// What cmd.exe would do to `args` of `program` when that is a batch file (`.cmd`, `.bat`, as
+/// az is on Windows): it expands `%NAME%` even in quotes (std's escape for `%` relies on a
+/// cmd.exe feature other command processors lack) and ends the command at a line break. The
+/// rest of cmd.exe's metacharacters std quotes, and they reach the program literally.
+pub fn batch_refusal(program: &Path, args: &[String]) -> Option<ProcessError> {
+    let batch = program
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("cmd") || e.eq_ignore_ascii_case("bat"));
+    if !batch {
+        return None;
+    }
+    args.iter().find_map(|a| {
+        let what = if a.contains('%') {
+            "`%`"
+        } else if a.contains(['\r', '\n', '\0']) {
+            "a line break or NUL"
+        } else {
+            return None;
+        };
+        Some(ProcessError::Batch {
+            program: program.display().to_string(),
+            arg: a.escape_debug().to_string(),
+            what,
+        })
+    })
+}
+
 /// Starts a process. A foreground child stays in the terminal's process group when there is a
 /// terminal (so it can read it, and Ctrl-C reaches it directly); otherwise, and always in the
 /// background, it gets a process group of its own that bprof signals as a whole. A thread
@@ -333,6 +406,11 @@ pub fn spawn(s: Spawn) -> Result<Child, ProcessError> {
         from_env: false,
     })?;
     let program = resolve_program(first, s.az)?;
+    if cfg!(windows)
+        && let Some(refused) = batch_refusal(&program, rest)
+    {
+        return Err(refused);
+    }
     let own_group = s.background || !stdin_is_terminal();
     // the one place bprof starts a process (clippy.toml forbids it everywhere else)
     #[allow(clippy::disallowed_methods)]
@@ -389,10 +467,17 @@ pub fn spawn(s: Spawn) -> Result<Child, ProcessError> {
             let _ = waited.wait();
             notify();
         });
+    #[cfg(windows)]
+    let job = handle
+        .pids()
+        .first()
+        .and_then(|pid| job::Job::holding(*pid));
     Ok(Child {
         handle,
         own_group,
         stderr,
+        #[cfg(windows)]
+        job,
         name: first.clone(),
     })
 }
@@ -451,19 +536,21 @@ impl Child {
                 }
             }
         }
-        #[cfg(not(unix))]
+        #[cfg(windows)]
         {
-            // Windows has no signals or process groups: end the whole tree (az.cmd runs
-            // cmd.exe, which runs python) while its root is still alive to find it by
+            // Windows has no signals or process groups: end the child's job, the whole tree
+            // (az.cmd runs cmd.exe, which runs python), or the child alone if it has none
             let _ = sig;
-            for pid in self.handle.pids() {
-                #[allow(clippy::disallowed_methods)]
-                let _ = std::process::Command::new("taskkill")
-                    .args(["/T", "/F", "/PID", &pid.to_string()])
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .status();
+            match &self.job {
+                Some(job) => job.terminate(),
+                None => {
+                    let _ = self.handle.kill();
+                }
             }
+        }
+        #[cfg(not(any(unix, windows)))]
+        {
+            let _ = sig;
             let _ = self.handle.kill();
         }
     }
@@ -547,6 +634,28 @@ impl Drop for Child {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batch_files_refuse_what_cmd_exe_would_interpret() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let az = Path::new("C:/az/bin/az.CMD");
+        assert!(batch_refusal(az, &args(&["--x", "a^b&c|d<e>f\"g h"])).is_none());
+        let e = batch_refusal(az, &args(&["ok", "x%PATH%y"])).map(|e| e.to_string());
+        assert!(
+            e.as_deref()
+                .is_some_and(|e| e.contains("`%`") && e.contains("x%PATH%y")),
+            "{e:?}"
+        );
+        let e = batch_refusal(Path::new("run.bat"), &args(&["a\nb"])).map(|e| e.to_string());
+        assert!(
+            e.as_deref()
+                .is_some_and(|e| e.contains("line break") && e.contains("a\\nb")),
+            "{e:?}"
+        );
+        // a program that is not a batch file gets its argv as it is
+        assert!(batch_refusal(Path::new("az.exe"), &args(&["x%PATH%y", "a\nb"])).is_none());
+        assert!(batch_refusal(Path::new("az"), &args(&["x%y"])).is_none());
+    }
 
     #[test]
     fn exits_read_as_people_say_them() {

@@ -1,9 +1,16 @@
 //! TLS for bprof's own HTTPS and websockets: one interface ([`Tls::connect`]), two
-//! implementations chosen at build time. Linux: rustls (ring) with the system's CA bundle.
-//! Windows and macOS: the platform's own TLS through native-tls (SChannel, Security.framework),
-//! which uses the platform's trust store and needs no C compiler to build. Both add the
-//! certificates of `SSL_CERT_FILE` and `REQUESTS_CA_BUNDLE` (people behind TLS-inspecting proxies
-//! set the latter for az already).
+//! implementations chosen at build time. Linux, Windows and other systems: rustls (ring) with the
+//! platform's roots (the system's CA bundle; on Windows the certificates of the `ROOT` store,
+//! which includes the roots an enterprise's group policy adds). macOS: Security.framework through
+//! native-tls, which keeps the keychain's trust settings. All add the certificates of
+//! `SSL_CERT_FILE` and `REQUESTS_CA_BUNDLE` (people behind TLS-inspecting proxies set the latter
+//! for az already).
+//!
+//! Why rustls on Windows rather than SChannel: native-tls gives no hook over SChannel's chain
+//! check, whose revocation flags Wine ignores (a CA without revocation information, like many
+//! TLS-inspecting proxies' and the tests' own, fails there with CERT_E_REVOCATION_FAILURE), and
+//! on Windows itself that check consults the revocation cache only. rustls checks the chain the
+//! same way on every system, and the Windows build is tested under Wine with it.
 
 use std::sync::Arc;
 
@@ -77,14 +84,14 @@ fn no_certificate(name: &str) -> AzureError {
 /// The TLS client configuration, built once per process.
 #[derive(Clone)]
 pub struct Tls {
-    #[cfg(target_os = "linux")]
+    #[cfg(not(target_os = "macos"))]
     config: Arc<tokio_rustls::rustls::ClientConfig>,
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(target_os = "macos")]
     connector: Arc<tokio_native_tls::TlsConnector>,
 }
 
-/// Where Linux distributions keep the system's CA bundle (the first that exists is used).
-#[cfg(target_os = "linux")]
+/// Where Unix systems keep the system's CA bundle (the first that exists is used).
+#[cfg(all(unix, not(target_os = "macos")))]
 const SYSTEM_BUNDLES: [&str; 6] = [
     "/etc/ssl/certs/ca-certificates.crt",
     "/etc/pki/tls/certs/ca-bundle.crt",
@@ -93,6 +100,52 @@ const SYSTEM_BUNDLES: [&str; 6] = [
     "/etc/pki/tls/cacert.pem",
     "/etc/ssl/cert.pem",
 ];
+
+/// The platform's root certificates (DER): the system's CA bundle.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn platform_roots() -> Vec<Vec<u8>> {
+    SYSTEM_BUNDLES
+        .iter()
+        .find_map(|p| crate::files::read_regular(std::path::Path::new(p), MAX_BUNDLE).ok())
+        .map(|bytes| pem_certificates(&bytes))
+        .unwrap_or_default()
+}
+
+/// The platform's root certificates (DER): the current user's `ROOT` store, which holds the
+/// machine's roots and those group policy adds.
+#[cfg(windows)]
+fn platform_roots() -> Vec<Vec<u8>> {
+    use windows_sys::Win32::Security::Cryptography::{
+        CertCloseStore, CertEnumCertificatesInStore, CertOpenSystemStoreW,
+    };
+    let name: Vec<u16> = "ROOT".encode_utf16().chain([0]).collect();
+    let mut out = Vec::new();
+    // SAFETY: the store handle is checked, each context is read only while the enumeration
+    // holds it (the next call frees the previous one), and the store is closed once.
+    unsafe {
+        let store = CertOpenSystemStoreW(0, name.as_ptr());
+        if store.is_null() {
+            return out;
+        }
+        let mut cert = CertEnumCertificatesInStore(store, std::ptr::null());
+        while !cert.is_null() {
+            let c = &*cert;
+            if !c.pbCertEncoded.is_null() && c.cbCertEncoded > 0 {
+                out.push(
+                    std::slice::from_raw_parts(c.pbCertEncoded, c.cbCertEncoded as usize).to_vec(),
+                );
+            }
+            cert = CertEnumCertificatesInStore(store, cert);
+        }
+        CertCloseStore(store, 0);
+    }
+    out
+}
+
+#[cfg(not(any(unix, windows)))]
+fn platform_roots() -> Vec<Vec<u8>> {
+    Vec::new()
+}
 
 impl Tls {
     /// The platform's trust store plus the bundles the settings name
@@ -103,17 +156,13 @@ impl Tls {
 
     /// `extra` PEM bundles (named for messages), with or without the platform's store.
     pub fn with(extra: Vec<(String, Vec<u8>)>, platform: bool) -> Result<Tls, AzureError> {
-        #[cfg(target_os = "linux")]
+        #[cfg(not(target_os = "macos"))]
         {
             use tokio_rustls::rustls::{self, RootCertStore};
             let mut roots = RootCertStore::empty();
-            if platform
-                && let Some(bytes) = SYSTEM_BUNDLES.iter().find_map(|p| {
-                    crate::files::read_regular(std::path::Path::new(p), MAX_BUNDLE).ok()
-                })
-            {
+            if platform {
                 roots.add_parsable_certificates(
-                    pem_certificates(&bytes)
+                    platform_roots()
                         .into_iter()
                         .map(rustls_pki_types::CertificateDer::from),
                 );
@@ -152,7 +201,7 @@ impl Tls {
                 config: Arc::new(config),
             })
         }
-        #[cfg(not(target_os = "linux"))]
+        #[cfg(target_os = "macos")]
         {
             let mut b = native_tls::TlsConnector::builder();
             b.min_protocol_version(Some(native_tls::Protocol::Tlsv12));
@@ -182,7 +231,7 @@ impl Tls {
             host: host.to_string(),
             why: e,
         };
-        #[cfg(target_os = "linux")]
+        #[cfg(not(target_os = "macos"))]
         {
             let name = rustls_pki_types::ServerName::try_from(host.to_string())
                 .map_err(|e| failed(e.to_string()))?;
@@ -192,7 +241,7 @@ impl Tls {
                 .map_err(|e| failed(e.to_string()))?;
             Ok(Box::new(s))
         }
-        #[cfg(not(target_os = "linux"))]
+        #[cfg(target_os = "macos")]
         {
             let s = self
                 .connector

@@ -120,6 +120,9 @@ pub fn step(args: &[Arg], os: Os, programs: &[String], tenant: &str) -> Vec<Find
             )));
         }
     }
+    if os == Os::Windows {
+        batch_expansions(args, &mut out);
+    }
     out
 }
 
@@ -129,6 +132,27 @@ pub fn step(args: &[Arg], os: Os, programs: &[String], tenant: &str) -> Vec<Find
 pub fn az_reads_file(arg: &str) -> bool {
     let value = arg.split_once('=').map_or(arg, |(_, v)| v);
     value.len() > 1 && value.starts_with('@')
+}
+
+/// On Windows az is `az.cmd`, a batch file: cmd.exe reads its command line first and expands
+/// `%NAME%` there, quoted or not (std's escape for `%` relies on a cmd.exe feature other command
+/// processors lack). No az argument needs a `%` (Azure names cannot hold one), so any is refused.
+/// (cmd.exe's other metacharacters reach az literally: std quotes them for batch files.)
+fn batch_expansions(args: &[Arg], out: &mut Vec<Finding>) {
+    for (i, a) in args.iter().enumerate().skip(1) {
+        let told = out
+            .iter()
+            .any(|f| matches!(f, Finding::Data { index, .. } if *index == i));
+        if a.value.contains('%') && !told {
+            out.push(Finding::Data {
+                index: i,
+                reason: format!(
+                    "\"{}\" contains `%`: on Windows az is az.cmd, and cmd.exe would expand `%NAME%` in it",
+                    a.value
+                ),
+            });
+        }
+    }
 }
 
 /// Arguments az would replace by a local file's content (a private key as the user name sent to
@@ -281,6 +305,42 @@ mod tests {
                 token: i,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_percent_for_az_is_refused_on_windows_only_and_once() {
+        let tenant = "11111111-1111-1111-1111-111111111111";
+        let step = lit(&["az", "login", "--tenant", tenant, "--x", "a%PATH%b"]);
+        let on = |os| super::step(&step, os, &[], tenant);
+        assert!(
+            on(Os::Windows)
+                .iter()
+                .any(|f| matches!(f, Finding::Data { index: 5, reason } if reason.contains("cmd.exe would expand"))),
+            "{:?}",
+            on(Os::Windows)
+        );
+        assert!(
+            !on(Os::Linux)
+                .iter()
+                .any(|f| matches!(f, Finding::Data { .. }))
+        );
+        // an ssh value already refused for cmd.exe is told once
+        let mut ssh = lit(&["az", "network", "bastion", "ssh", "--username", "u"]);
+        ssh[5] = Arg {
+            value: "a%b".into(),
+            kind: ArgKind::Data { dash: false },
+            step: 0,
+            token: 5,
+        };
+        let found = super::step(&ssh, Os::Windows, &[], tenant);
+        assert_eq!(
+            found
+                .iter()
+                .filter(|f| matches!(f, Finding::Data { index: 5, .. }))
+                .count(),
+            1,
+            "{found:?}"
+        );
     }
 
     #[test]
