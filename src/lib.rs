@@ -16,6 +16,7 @@ pub mod exit;
 pub mod files;
 pub mod import;
 pub mod machine;
+pub mod owner;
 pub mod plan;
 pub mod process;
 pub mod profile;

@@ -85,8 +85,19 @@ fn create_temp(dir: &Path, name: &str, private: bool) -> std::io::Result<(PathBu
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(if private { 0o600 } else { 0o644 });
         }
+        #[cfg(not(any(unix, windows)))]
         let _ = private;
         match opts.open(&tmp) {
+            // Windows: an access list of the person alone, before anything is written into it
+            #[cfg(windows)]
+            Ok(f) if private => {
+                if let Err(e) = crate::owner::make_private(&tmp) {
+                    drop(f);
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
+                return Ok((tmp, f));
+            }
             Ok(f) => return Ok((tmp, f)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < TEMP_ATTEMPTS => {
                 attempt += 1;

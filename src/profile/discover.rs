@@ -117,7 +117,14 @@ pub fn yours_alone(dir: &Path) -> Result<(), String> {
             }
         }
     }
-    #[cfg(not(unix))]
+    // Windows: the owner rule only, on the directory itself, as Git for Windows checks a
+    // repository (`C:\` lets Authenticated Users write in the folders made under it)
+    #[cfg(windows)]
+    {
+        let a = crate::owner::access(dir)?;
+        crate::owner::judge(&dir.display().to_string(), &a, crate::owner::Rule::Owner)?;
+    }
+    #[cfg(not(any(unix, windows)))]
     let _ = dir;
     Ok(())
 }

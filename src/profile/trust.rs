@@ -47,6 +47,16 @@ pub fn may_grant(path: &Path) -> Result<(), String> {
             ));
         }
     }
+    // Windows: the file is yours and nobody else may write it; its directory is checked below
+    #[cfg(windows)]
+    {
+        let a = crate::owner::access(&canonical)?;
+        crate::owner::judge(
+            &canonical.display().to_string(),
+            &a,
+            crate::owner::Rule::Private,
+        )?;
+    }
     // every directory above it up to the nearest one that is yours alone: nobody else may
     // replace the file, or a directory on the way to it
     if let Some(dir) = canonical.parent() {
