@@ -12,6 +12,10 @@
 
 #[path = "../cli/fake_bastion.rs"]
 mod fake_bastion;
+/// The Linux suite's harness: its `Run` (and checks) and its one-profile set.
+#[path = "../cli/harness.rs"]
+#[allow(dead_code)]
+mod harness;
 mod native;
 mod run;
 mod table;
@@ -38,11 +42,7 @@ pub struct WinTest {
     env: Vec<(String, String)>,
 }
 
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
+pub use harness::Run;
 
 /// The subscriptions the example profiles use: az's profile file says the person is signed
 /// in to them (with the BOM az writes).
@@ -137,6 +137,7 @@ impl WinTest {
             code: status.code().unwrap_or(-1),
             stdout: read(&out),
             stderr: read(&err),
+            calls: self.calls(),
         }
     }
 
@@ -175,38 +176,6 @@ impl WinTest {
 /// A file's text, or nothing.
 pub fn read(p: &Path) -> String {
     String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
-}
-
-impl Run {
-    #[track_caller]
-    pub fn code(&self, want: i32) -> &Run {
-        assert_eq!(
-            self.code, want,
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    #[track_caller]
-    pub fn stdout_has(&self, needle: &str) -> &Run {
-        assert!(
-            self.stdout.contains(needle),
-            "stdout lacks {needle:?}:\n{}",
-            self.stdout
-        );
-        self
-    }
-
-    #[track_caller]
-    pub fn stderr_has(&self, needle: &str) -> &Run {
-        assert!(
-            self.stderr.contains(needle),
-            "stderr lacks {needle:?}:\n{}",
-            self.stderr
-        );
-        self
-    }
 }
 
 /// This test's processes still running whose command line names `image` (Wine runs each

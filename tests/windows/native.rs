@@ -9,8 +9,6 @@ use crate::fake_bastion::FakeBastion;
 use crate::run::wait_for;
 use crate::{WinTest, win};
 
-const SUB: &str = "22222222-2222-2222-2222-222222222222";
-
 /// A port nothing listens on now (the OS picks it; bprof binds it a moment later).
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -18,30 +16,9 @@ fn free_port() -> u16 {
 }
 
 fn set(fake: &FakeBastion, port: u16) -> WinTest {
-    let yaml = format!(
-        "version: 1
-tenants:
-  t:
-    id: 11111111-1111-1111-1111-111111111111
-    subscription: {SUB}
-bastions:
-  b:
-    tenant: t
-    resource_group: rg-net
-    name: bas-1
-vms:
-  v:
-    resource_group: rg-vm
-    name: vm-1
-profiles:
-  db:
-    bastion: b
-    vm: v
-    mode: tunnel
-    resource_port: 22
-    local_port: {port}
-"
-    );
+    let yaml = crate::harness::one_profile(&format!(
+        "  db:\n    bastion: b\n    vm: v\n    mode: tunnel\n    resource_port: 22\n    local_port: {port}\n"
+    ));
     WinTest::empty()
         .file("profiles/p.yaml", yaml)
         .env("BPROF_ARM_ENDPOINT", &fake.arm_endpoint())
