@@ -80,6 +80,12 @@ pub fn judge(shown: &str, a: &Access, rule: Rule) -> Result<(), String> {
 #[cfg(windows)]
 pub use windows::{access, make_private};
 
+/// Reads who may change `path` and judges it by `rule`: Ok, or why not.
+#[cfg(windows)]
+pub fn check(path: &std::path::Path, rule: Rule) -> Result<(), String> {
+    judge(&path.display().to_string(), &access(path)?, rule)
+}
+
 #[cfg(windows)]
 mod windows {
     use std::os::windows::ffi::OsStrExt;

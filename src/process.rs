@@ -244,6 +244,7 @@ impl Signals {
     /// Installs the handlers: from now on these signals do not kill bprof, they are noted,
     /// wake every waiter, and are forwarded to the children by the code that waits for them.
     pub fn install() -> Signals {
+        #[cfg(not(windows))]
         let flag = Arc::new(AtomicUsize::new(0));
         #[cfg(unix)]
         for sig in HANDLED {
@@ -257,7 +258,7 @@ impl Signals {
             unsafe {
                 windows_sys::Win32::System::Console::SetConsoleCtrlHandler(Some(on_console), 1);
             }
-            flag
+            Arc::new(AtomicUsize::new(0))
         }));
         wake_on_signals(&flag);
         Signals(flag)

@@ -120,10 +120,7 @@ pub fn yours_alone(dir: &Path) -> Result<(), String> {
     // Windows: the owner rule only, on the directory itself, as Git for Windows checks a
     // repository (`C:\` lets Authenticated Users write in the folders made under it)
     #[cfg(windows)]
-    {
-        let a = crate::owner::access(dir)?;
-        crate::owner::judge(&dir.display().to_string(), &a, crate::owner::Rule::Owner)?;
-    }
+    crate::owner::check(dir, crate::owner::Rule::Owner)?;
     #[cfg(not(any(unix, windows)))]
     let _ = dir;
     Ok(())

@@ -47,15 +47,11 @@ pub fn may_grant(path: &Path) -> Result<(), String> {
             ));
         }
     }
-    // Windows: the file is yours and nobody else may write it; its directory is checked below
+    // Windows: the file and its directory (`%APPDATA%\bprof`) are yours, and nobody else may
+    // write either; the directories above are checked below, by owner
     #[cfg(windows)]
-    {
-        let a = crate::owner::access(&canonical)?;
-        crate::owner::judge(
-            &canonical.display().to_string(),
-            &a,
-            crate::owner::Rule::Private,
-        )?;
+    for p in std::iter::once(canonical.as_path()).chain(canonical.parent()) {
+        crate::owner::check(p, crate::owner::Rule::Private)?;
     }
     // every directory above it up to the nearest one that is yours alone: nobody else may
     // replace the file, or a directory on the way to it
