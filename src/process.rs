@@ -264,6 +264,12 @@ impl Signals {
         Signals(flag)
     }
 
+    /// Signals that no handler raises: for a caller that takes signals itself (the tests that
+    /// drive the session layer from a test process).
+    pub fn unraised() -> Signals {
+        Signals(Arc::new(AtomicUsize::new(0)))
+    }
+
     pub fn received(&self) -> Option<i32> {
         match self.0.load(Ordering::SeqCst) {
             0 => None,
@@ -281,6 +287,47 @@ pub fn forwarded(sig: i32) -> i32 {
         return SIGTERM;
     }
     sig
+}
+
+/// Whether process `pid` is running (any user's: a process bprof may not signal counts).
+pub fn alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = i32::try_from(pid) else {
+            return false;
+        };
+        if pid <= 0 {
+            return false;
+        }
+        // SAFETY: signal 0 only checks that the process exists.
+        let rc = unsafe { libc::kill(pid, 0) };
+        rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(windows)]
+    {
+        use windows_sys::Win32::Foundation::{
+            CloseHandle, ERROR_ACCESS_DENIED, GetLastError, STILL_ACTIVE,
+        };
+        use windows_sys::Win32::System::Threading::{
+            GetExitCodeProcess, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION,
+        };
+        // SAFETY: the handle is checked and closed once.
+        unsafe {
+            let h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
+            if h.is_null() {
+                return GetLastError() == ERROR_ACCESS_DENIED;
+            }
+            let mut code = 0u32;
+            let ok = GetExitCodeProcess(h, &mut code) != 0;
+            CloseHandle(h);
+            !ok || code == STILL_ACTIVE as u32
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = pid;
+        true
+    }
 }
 
 /// A signal writes a byte to a socket (from the handler, which may do no more); a thread

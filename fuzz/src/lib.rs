@@ -244,3 +244,48 @@ pub fn http_response(data: &[u8]) -> bool {
     }
     read.is_ok()
 }
+
+/// The bastion's gateway file, as the network may send it: decoded (UTF-16 with its mark or
+/// UTF-8) and merged with a profile's settings for the bastion `bst-....bastion.azure.com`,
+/// it is refused or becomes lines with no control character, one address and a gateway under
+/// the bastion's domain; never a panic.
+pub fn gateway_file(data: &[u8]) -> bool {
+    const HOST: &str = "bst-0b6c3c6e-0000-4000-8000-000000000001.bastion.azure.com";
+    let Ok(text) = bprof::azure::gateway::decode(data) else {
+        return false;
+    };
+    let settings = [
+        "screen mode id:i:1".to_string(),
+        "desktopwidth:i:1280".into(),
+    ];
+    let Ok(m) = bprof::plan::gateway::merge(&text, &settings, HOST) else {
+        return false;
+    };
+    let key = |l: &str| {
+        let mut parts = l.splitn(3, ':');
+        let name = parts.next().unwrap_or("");
+        let ty = parts.next().unwrap_or("");
+        bprof::profile::allow::rdp_key(&format!("{name}:{ty}"))
+    };
+    for l in &m.lines {
+        assert!(
+            !l.chars().any(char::is_control),
+            "a control character: {l:?}"
+        );
+        if key(l) == "gatewayhostname:s" {
+            let v = l.splitn(3, ':').nth(2).unwrap_or("").to_ascii_lowercase();
+            let host = v.split(':').next().unwrap_or("");
+            assert!(
+                host == HOST || host.ends_with(".bastion.azure.com"),
+                "a gateway elsewhere: {l:?}"
+            );
+        }
+    }
+    let addresses = m
+        .lines
+        .iter()
+        .filter(|l| key(l) == "full address:s")
+        .count();
+    assert_eq!(addresses, 1, "{:?}", m.lines);
+    true
+}

@@ -45,6 +45,57 @@ pub enum Route {
     Broker(super::developer::Broker),
 }
 
+/// A bastion as a profile names it.
+#[derive(Debug, Clone, Copy)]
+pub struct Located<'a> {
+    pub subscription: &'a str,
+    pub resource_group: &'a str,
+    pub name: &'a str,
+    /// The profile's `dns_name`: then ARM is not asked.
+    pub dns_name: Option<&'a str>,
+}
+
+/// Where a bastion's sessions are asked for: the profile's `dns_name`, or ARM's read (which
+/// also refuses a SKU or setting that cannot carry a native client, before anything listens):
+/// the bastion's host, or the Developer SKU's broker. `token` is needed for ARM's read.
+pub async fn route(
+    net: &Net,
+    azure: &super::Config,
+    token: Option<&Secret>,
+    at: &Located<'_>,
+    ip_target: bool,
+) -> Result<Route, AzureError> {
+    if let Some(d) = at.dns_name {
+        return DataPlane::from_profile(d).map(Route::Host);
+    }
+    let unusable = |why: String| AzureError::Unusable {
+        bastion: at.name.to_string(),
+        why,
+    };
+    let Some(token) = token else {
+        return Err(unusable("no token to read it from ARM".into()));
+    };
+    let arm = super::arm::Arm::from_config(net.clone(), azure)?;
+    let facts =
+        super::arm::bastion(&arm, token, at.subscription, at.resource_group, at.name).await?;
+    if let Some(why) = facts.refusal(ip_target) {
+        return Err(unusable(why));
+    }
+    let Some(dns) = facts.dns_name.as_deref().filter(|d| !d.is_empty()) else {
+        return Err(unusable("ARM's answer has no dnsName".into()));
+    };
+    if facts.developer() {
+        let id = facts.id.clone().unwrap_or_else(|| {
+            format!(
+                "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/bastionHosts/{}",
+                at.subscription, at.resource_group, at.name
+            )
+        });
+        return super::developer::Broker::from_arm(dns, &id).map(Route::Broker);
+    }
+    DataPlane::from_arm(dns).map(Route::Host)
+}
+
 /// Whether `s` is exactly `bst-<guid>.bastion.azure.com`, lower case.
 pub fn is_public_bastion_host(s: &str) -> bool {
     let Some(guid) = s
@@ -235,22 +286,7 @@ pub async fn create_session(
         .send(&dp.endpoint, &req, MAX_BODY, SESSION_TIMEOUT)
         .await?;
     if resp.status != 200 {
-        let (_, message) = error_text(&resp);
-        let message = if is_html(&resp) {
-            format!(
-                "an HTML error page{}",
-                html_title(&resp.body)
-                    .map(|t| format!(" ({t})"))
-                    .unwrap_or_default()
-            )
-        } else {
-            message
-        };
-        return Err(AzureError::Refused {
-            status: resp.status,
-            hint: refusal_hint(resp.status, &message, token.expose().len()),
-            message,
-        });
+        return Err(refused(&resp, token, ""));
     }
     let v: Value = serde_json::from_slice(&resp.body).map_err(|_| AzureError::Protocol {
         what: "the bastion's session answer".into(),
@@ -261,6 +297,31 @@ pub async fn create_session(
         node_id: service_value(v.get("nodeId"), "nodeId")?,
         websocket_token: service_value(v.get("websocketToken"), "websocketToken")?,
     })
+}
+
+/// The service's refusal of a request made with `token`: its message (an HTML page by its
+/// title), after `what` when given, and the hint for it.
+pub(super) fn refused(resp: &super::http::Response, token: &Secret, what: &str) -> AzureError {
+    let (_, message) = error_text(resp);
+    let message = if is_html(resp) {
+        format!(
+            "an HTML error page{}",
+            html_title(&resp.body)
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default()
+        )
+    } else {
+        message
+    };
+    AzureError::Refused {
+        status: resp.status,
+        hint: refusal_hint(resp.status, &message, token.expose().len()),
+        message: if what.is_empty() {
+            message
+        } else {
+            format!("{what}: {message}")
+        },
+    }
 }
 
 /// The `<title>` of an HTML page, bounded.

@@ -1,12 +1,14 @@
 //! What az and Azure know: `signin` reads az's local profile (who is signed in where); `token`
 //! gets the ARM access token from az; `tls` and `http` are bprof's own HTTPS; `arm` is Azure
 //! Resource Manager; `resources` the reads around a connection (VM, extensions, role
-//! assignments, NIC, virtual network); `bastion` is the bastion's data plane; `known` is the
+//! assignments, NIC, virtual network); `bastion` is the bastion's data plane (`developer`: the Developer SKU's broker; `gateway`: the RD
+//! gateway's .rdp file); `known` is the
 //! table of az's and the service's known failures and their hints. The features that use them
 //! (`tunnel`, `doctor`, `import`) are rooms of their own above this one: nothing here uses them.
 pub mod arm;
 pub mod bastion;
 pub mod developer;
+pub mod gateway;
 pub mod http;
 pub mod known;
 pub mod resources;

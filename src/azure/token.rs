@@ -178,7 +178,7 @@ impl TokenFor {
     pub fn argv(&self) -> Vec<String> {
         let mut argv: Vec<String> = vec!["az".into(), "account".into(), "get-access-token".into()];
         match self {
-            TokenFor::Subscription(s) => return crate::plan::token_argv(s),
+            TokenFor::Subscription(s) => argv.extend(["--subscription".to_string(), s.clone()]),
             TokenFor::Tenant(t) => argv.extend(["--tenant".to_string(), t.clone()]),
             TokenFor::Default => {}
         }

@@ -133,7 +133,12 @@ pub(super) fn plan_options(
             resolve::mode_name(p.mode)
         )));
     }
-    if port.is_some() && !plan::uses_tunnel(p, os, tunnel_only) {
+    let shape = PlanOptions {
+        tunnel_only,
+        engine: settings.engine,
+        ..PlanOptions::for_os(os)
+    };
+    if port.is_some() && !plan::uses_tunnel(p, &shape) {
         return Err(Error::Usage(format!(
             "--port sets the local end of a tunnel, and profile `{}` opens none on {} (add --tunnel-only to open one)",
             p.name,
@@ -271,7 +276,12 @@ pub(super) fn choose_port(
     for_run: bool,
     out: &Out,
 ) -> Result<Option<u16>, Error> {
-    if !plan::uses_tunnel(p, os, tunnel_only) {
+    let shape = PlanOptions {
+        tunnel_only,
+        engine,
+        ..PlanOptions::for_os(os)
+    };
+    if !plan::uses_tunnel(p, &shape) {
         return Ok(requested);
     }
     let port = plan::local_port(p, requested);
@@ -283,14 +293,7 @@ pub(super) fn choose_port(
     }
     // the native engine binds the port itself (falling back to one the OS picks): no
     // check-then-bind race
-    let native = plan::engine(
-        p,
-        &PlanOptions {
-            tunnel_only,
-            engine,
-            ..PlanOptions::for_os(os)
-        },
-    ) == crate::profile::raw::TunnelEngine::Native;
+    let native = plan::engine(p, &shape) == crate::profile::raw::TunnelEngine::Native;
     // plans show the configured (or derived) port; only a run checks that it is free
     if native && requested.is_none() {
         // `auto` stays a choice of the engine's: it may move off a taken derived port

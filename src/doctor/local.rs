@@ -107,7 +107,6 @@ fn at_least(v: &str, min: (u64, u64, u64)) -> bool {
 /// Why a profile's connection runs one of `az network bastion rdp|ssh|tunnel` on `os`, if it
 /// does (the native engine needs no extension).
 fn bastion_command(p: &Profile, opts: &PlanOptions) -> Option<&'static str> {
-    let os = opts.os;
     if p.template.is_some() {
         return Some("its own template runs az's commands");
     }
@@ -117,10 +116,10 @@ fn bastion_command(p: &Profile, opts: &PlanOptions) -> Option<&'static str> {
         } else {
             "`tunnel_engine: az` runs `az network bastion ssh`"
         }),
-        Mode::Rdp if !plan::uses_tunnel(p, os, false) => {
+        Mode::Rdp if plan::rdp_path(p, opts) == plan::RdpPath::Az => {
             Some("rdp with `client: auto` on Windows runs `az network bastion rdp`")
         }
-        _ if plan::uses_tunnel(p, os, false) && plan::engine(p, opts) == TunnelEngine::Az => {
+        _ if plan::uses_tunnel(p, opts) && plan::engine(p, opts) == TunnelEngine::Az => {
             Some("`tunnel_engine: az` runs `az network bastion tunnel`")
         }
         _ => None,

@@ -12,7 +12,7 @@ use crate::azure::bastion::{DataPlane, LARGE_TOKEN};
 use crate::azure::http::{Endpoint, bounded};
 use crate::azure::resources::{self, VmFacts};
 use crate::plan::{self, PlanOptions};
-use crate::profile::raw::{AuthType, Mode, TunnelEngine};
+use crate::profile::raw::{AuthType, Mode};
 use crate::profile::resolve::Profile;
 
 /// The answers read so far.
@@ -34,8 +34,7 @@ pub(super) fn entra(p: &Profile) -> bool {
 
 /// Whether the profile's connection runs on bprof's own tunnel engine on `os`.
 fn native_path(p: &Profile, opts: &PlanOptions) -> bool {
-    plan::native_ssh(p, opts)
-        || (plan::uses_tunnel(p, opts.os, false) && plan::engine(p, opts) == TunnelEngine::Native)
+    plan::native(p, opts)
 }
 
 fn bastion_read(p: &Profile) -> Read {

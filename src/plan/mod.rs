@@ -6,6 +6,7 @@ pub mod check;
 mod checked;
 pub mod client;
 mod draft;
+pub mod gateway;
 mod ports;
 pub mod rdp;
 pub mod shell;
@@ -135,6 +136,9 @@ pub enum StepKind {
     RestoreDefault { previous: String },
     /// An HTTP request bprof makes itself (the engine makes it; shown, never run as a step).
     Request { method: &'static str, url: String },
+    /// The bastion's RD gateway file (Windows' gateway path), fetched by bprof and held in
+    /// memory for the write-rdp step that follows; shown as a request.
+    Gateway(gateway::Gateway),
     /// `ssh-keygen` of an Entra profile's key pair, only when it is missing.
     SshKey { key: String },
     /// `az ssh cert` for that key, only when its certificate is missing or near its end.
@@ -197,6 +201,15 @@ pub struct Step {
 }
 
 impl Step {
+    /// The HTTP request a step is (method and URL, no token), when it is one.
+    pub fn request(&self) -> Option<(&'static str, String)> {
+        match &self.kind {
+            StepKind::Request { method, url } => Some((method, url.clone())),
+            StepKind::Gateway(g) => Some(("GET", g.url())),
+            _ => None,
+        }
+    }
+
     fn internal(name: &str, detail: String, kind: StepKind) -> Step {
         Step {
             name: name.into(),
@@ -248,12 +261,52 @@ pub struct PlanOptions {
     pub host: Host,
 }
 
-/// Whether an rdp profile connects through bprof's own tunnel (every OS but Windows with
-/// `client: auto`, where az opens mstsc itself).
-pub fn uses_tunnel(profile: &Profile, os: Os, tunnel_only: bool) -> bool {
-    tunnel_only
+/// How an rdp profile reaches its VM on the plan's OS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RdpPath {
+    /// `az network bastion rdp` opens mstsc itself (Windows, `client: auto`, az's engine or a
+    /// template).
+    Az,
+    /// bprof fetches the bastion's RD gateway file and opens mstsc with it (Windows,
+    /// `client: auto`, the native engine, a VM by id with the gateway kept).
+    Gateway,
+    /// A tunnel (either engine) and an RDP client with bprof's own .rdp file.
+    Tunnel,
+}
+
+/// The path of an rdp profile: on Windows with `client: auto`, az's own (`tunnel_engine: az`
+/// or a template), else the gateway when it can be used ([`gateway::possible`]), else bprof's
+/// tunnel and mstsc; with any named client, or on Linux and macOS, the tunnel.
+pub fn rdp_path(profile: &Profile, opts: &PlanOptions) -> RdpPath {
+    if opts.os != Os::Windows || profile.client != Client::Auto || opts.tunnel_only {
+        return RdpPath::Tunnel;
+    }
+    if engine(profile, opts) == TunnelEngine::Az {
+        return RdpPath::Az;
+    }
+    if gateway::possible(profile) {
+        RdpPath::Gateway
+    } else {
+        RdpPath::Tunnel
+    }
+}
+
+/// Whether bprof itself makes the profile's connection (no az command line but the token's):
+/// OpenSSH through `bprof proxy`, the native tunnel, or Windows' gateway path.
+pub fn native(profile: &Profile, opts: &PlanOptions) -> bool {
+    native_ssh(profile, opts)
+        || (uses_tunnel(profile, opts) && engine(profile, opts) == TunnelEngine::Native)
+        || (profile.mode == Mode::Rdp
+            && !opts.tunnel_only
+            && rdp_path(profile, opts) == RdpPath::Gateway)
+}
+
+/// Whether a profile's plan opens a tunnel: `--tunnel-only`, mode tunnel, or rdp on the
+/// tunnel path ([`rdp_path`]).
+pub fn uses_tunnel(profile: &Profile, opts: &PlanOptions) -> bool {
+    opts.tunnel_only
         || profile.mode == Mode::Tunnel
-        || (profile.mode == Mode::Rdp && (os != Os::Windows || profile.client != Client::Auto))
+        || (profile.mode == Mode::Rdp && rdp_path(profile, opts) == RdpPath::Tunnel)
 }
 
 /// The template context: profile, tenant, bastion, vm, port, env.
@@ -340,7 +393,7 @@ pub fn requests(
 
 fn prepare(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Result<Prepared, PlanError> {
     let port = local_port(profile, opts.port);
-    let tunnel = uses_tunnel(profile, opts.os, opts.tunnel_only);
+    let tunnel = uses_tunnel(profile, opts);
     let (template_name, steps) = match (&profile.template, opts.tunnel_only) {
         (Some(t), false) => (
             t.clone(),
@@ -439,7 +492,7 @@ pub(crate) fn developer_path(
     if profile.mode == Mode::Rdp && !tunnel {
         return refuse(
             "`az network bastion rdp` does not serve it",
-            "set a `client` (such as `client: mstsc`): bprof then opens its own tunnel and the client through it",
+            "leave out `tunnel_engine: az` (and unset BPROF_TUNNEL_ENGINE), or set a `client` (such as `client: mstsc`): bprof then opens its own tunnel and mstsc through it",
         );
     }
     Ok(())
@@ -503,15 +556,21 @@ fn assemble(
         }
     }
     let native = tunnel && engine(profile, opts) == TunnelEngine::Native;
-    if native_ssh(profile, opts) {
-        // `bprof proxy` (ssh's ProxyCommand) asks the broker for each connection
-        if profile.bastion.sku == Some(crate::profile::raw::Sku::Developer) {
-            out.push(steps::broker_step());
+    let gateway = profile.mode == Mode::Rdp && rdp_path(profile, opts) == RdpPath::Gateway;
+    if native_ssh(profile, opts) || gateway {
+        if gateway {
+            az_only_refused(profile, opts)?;
+            gateway::steps(profile, opts, &mut out);
+        } else {
+            // `bprof proxy` (ssh's ProxyCommand) asks the broker for each connection
+            if profile.bastion.sku == Some(crate::profile::raw::Sku::Developer) {
+                out.push(steps::broker_step());
+            }
+            if profile.auth_type == Some(crate::profile::raw::AuthType::Aad) {
+                steps::entra_steps(profile, opts, &mut out);
+            }
+            out.push(ssh_step(set, profile, opts)?);
         }
-        if profile.auth_type == Some(crate::profile::raw::AuthType::Aad) {
-            steps::entra_steps(profile, opts, &mut out);
-        }
-        out.push(ssh_step(set, profile, opts)?);
         return Ok(Plan {
             profile: profile.name.clone(),
             os: opts.os,

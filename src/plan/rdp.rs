@@ -10,10 +10,19 @@ use crate::profile::resolve::Profile;
 
 /// The properties of a profile's .rdp file, in order, as `name:type:value` lines.
 pub fn lines(profile: &Profile, port: u16) -> Vec<String> {
+    let mut out = vec![format!(
+        "full address:s:{}",
+        crate::plan::local_address(port)
+    )];
+    out.extend(settings(profile));
+    out
+}
+
+/// The profile's own properties: every line of [`lines`] but the address.
+pub fn settings(profile: &Profile) -> Vec<String> {
     let r = &profile.rdp;
     let b = |v: bool| if v { 1 } else { 0 };
-    let mut out: Vec<(String, String)> =
-        vec![("full address:s".into(), crate::plan::local_address(port))];
+    let mut out: Vec<(String, String)> = Vec::new();
     if let Some(u) = &profile.username {
         out.push(("username:s".into(), u.clone()));
     }

@@ -5,18 +5,7 @@ use super::*;
 
 /// The argv of the token call of the native engine.
 pub fn token_argv(subscription: &str) -> Vec<String> {
-    [
-        "az",
-        "account",
-        "get-access-token",
-        "--subscription",
-        subscription,
-        "-o",
-        "json",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    crate::azure::token::TokenFor::Subscription(subscription.to_string()).argv()
 }
 
 /// Where `run` writes the temporary .rdp of a profile: a directory of the person's own.
@@ -268,6 +257,39 @@ pub(super) fn broker_step() -> Step {
     }
 }
 
+/// The RDP client with the run's .rdp file, and notes: missing, no Entra sign-in, what
+/// `--configure` does with it.
+pub(super) fn client_step(
+    profile: &Profile,
+    opts: &PlanOptions,
+    c: &crate::plan::client::ClientCmd,
+    path: &str,
+) -> Step {
+    let missing = opts.os == Os::current() && crate::process::which(&c.program).is_none();
+    let no_entra =
+        profile.enable_mfa && !c.freerdp3 && !["mstsc", "open"].contains(&c.program.as_str());
+    let mut notes = Vec::new();
+    if missing {
+        notes.push(format!(
+            "`{}` is not on PATH: {}",
+            c.program,
+            crate::plan::client::INSTALL_HINT
+        ));
+    } else if no_entra {
+        notes.push(format!("`{}` has no Entra sign-in: this profile's `enable_mfa` needs FreeRDP 3 (xfreerdp3, sdl-freerdp3) or sign-in with a local account", c.program));
+    }
+    if (profile.configure || opts.configure) && c.program != "mstsc" {
+        notes.push(crate::plan::client::configure_note(&c.program));
+    }
+    Step {
+        name: "client".into(),
+        argv: c.argv(profile, path, profile.configure || opts.configure),
+        when: None,
+        detail: (!notes.is_empty()).then(|| notes.join("; ")),
+        kind: StepKind::Client,
+    }
+}
+
 /// The steps after the tunnel: wait (az's tunnel; the native one listens when its step
 /// ends), then the .rdp and the client (rdp), or hold it open.
 pub(super) fn session_steps(
@@ -326,28 +348,7 @@ pub(super) fn session_tail(
             },
         ));
         if let Some(c) = &client {
-            let missing = opts.os == Os::current() && crate::process::which(&c.program).is_none();
-            let no_entra = profile.enable_mfa
-                && !c.freerdp3
-                && !["mstsc", "open"].contains(&c.program.as_str());
-            out.push(Step {
-                name: "client".into(),
-                argv: c.argv(profile, &path, profile.configure || opts.configure),
-                when: None,
-                detail: {
-                    let mut notes = Vec::new();
-                    if missing {
-                        notes.push(format!("`{}` is not on PATH: {}", c.program, crate::plan::client::INSTALL_HINT));
-                    } else if no_entra {
-                        notes.push(format!("`{}` has no Entra sign-in: this profile's `enable_mfa` needs FreeRDP 3 (xfreerdp3, sdl-freerdp3) or sign-in with a local account", c.program));
-                    }
-                    if (profile.configure || opts.configure) && c.program != "mstsc" {
-                        notes.push(crate::plan::client::configure_note(&c.program));
-                    }
-                    (!notes.is_empty()).then(|| notes.join("; "))
-                },
-                kind: StepKind::Client,
-            });
+            out.push(client_step(profile, opts, c, &path));
             if !c.detaches() {
                 return;
             }

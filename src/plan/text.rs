@@ -30,7 +30,7 @@ impl Plan {
                     local_address(port)
                 ));
             }
-            if let StepKind::Request { method, url } = &step.kind {
+            if let Some((method, url)) = step.request() {
                 out.push_str(&format!("# {}: {method} {url}\n", step.name));
             }
             if step.argv.is_empty() || step.detail.is_some() {
@@ -55,7 +55,7 @@ impl Plan {
         let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
         let steps = v.get_mut("steps").and_then(Value::as_array_mut);
         for (json, step) in steps.into_iter().flatten().zip(&self.steps) {
-            if let (StepKind::Request { method, url }, Value::Object(map)) = (&step.kind, json) {
+            if let (Some((method, url)), Value::Object(map)) = (step.request(), json) {
                 map.remove("argv");
                 map.insert(
                     "request".into(),

@@ -2,10 +2,9 @@
 //! any OS: its entries, each profile resolved, templates, the native engine's refusals, values
 //! cmd.exe would interpret on Windows, and unapproved shared content.
 
-use super::{Os, PlanError, PlanOptions, engine, native_ssh, requests, template, uses_tunnel};
+use super::{Os, PlanError, PlanOptions, native_ssh, requests, template, uses_tunnel};
 use crate::profile::diag::Problem;
 use crate::profile::load::{ProfileSet, Section};
-use crate::profile::raw::TunnelEngine;
 use crate::profile::resolve::Profile;
 use crate::profile::trust::{Consent, Request};
 
@@ -105,7 +104,7 @@ fn refusals(set: &ProfileSet, profile: &Profile) -> (Vec<Problem>, Vec<Request>)
         if let Some(p) = native_refusal(set, profile, &opts) {
             add(&mut found, p, os);
         }
-        let tunnel = uses_tunnel(profile, os, false);
+        let tunnel = uses_tunnel(profile, &opts);
         if let Err(e @ PlanError::Developer { .. }) = super::developer_path(profile, &opts, tunnel)
         {
             let hint = e.hint().unwrap_or_default();
@@ -173,9 +172,7 @@ fn refusals(set: &ProfileSet, profile: &Profile) -> (Vec<Problem>, Vec<Request>)
 /// The native engine's refusal of a profile's az-only fields, where they are written (`run`
 /// says the same through [`PlanError::Native`]).
 fn native_refusal(set: &ProfileSet, profile: &Profile, opts: &PlanOptions) -> Option<Problem> {
-    let native = (uses_tunnel(profile, opts.os, false)
-        && engine(profile, opts) == TunnelEngine::Native)
-        || native_ssh(profile, opts);
+    let native = super::native(profile, opts);
     if !native || profile.extra_args.is_empty() {
         return None;
     }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 mod az_output;
 pub mod entra;
+mod gateway;
 pub mod listener;
 mod temp_rdp;
 mod tunnel;
@@ -185,6 +186,8 @@ struct Owned<'a> {
     engine: Option<Engine>,
     /// The token fetched by the plan's token step, for the engine.
     token: Option<crate::azure::token::AccessToken>,
+    /// The gateway's .rdp file (Windows' gateway path), until the write-rdp step writes it.
+    gateway: Option<gateway::Fetched>,
     rdp: Option<TempRdp>,
 }
 
@@ -414,6 +417,18 @@ fn run_steps<'a>(
                             local_address(*port)
                         ));
                     }
+                }
+            }
+            StepKind::Gateway(g) => {
+                let token = owned.token.take().ok_or_else(|| AzureError::Io {
+                    what: "the gateway file".into(),
+                    why: "the plan has no token step before it".into(),
+                })?;
+                owned.gateway = Some(gateway::fetch(plan, g, &token, signals)?);
+            }
+            StepKind::WriteRdp { path, lines } if owned.gateway.is_some() => {
+                if let Some(fetched) = owned.gateway.take() {
+                    owned.rdp = Some(gateway::write(fetched, Path::new(path), lines)?);
                 }
             }
             StepKind::WriteRdp { path, lines } => {

@@ -1,5 +1,7 @@
 //! The temporary .rdp file of a run: in a directory of the person's own, a new name per run,
-//! readable by the person only, removed when dropped (every way a run ends).
+//! readable by the person only (mode 0600; on Windows an access list of the person alone),
+//! removed when dropped (every way a run ends). A file a killed run left behind (its process
+//! is gone) is removed by the next run.
 
 use super::*;
 
@@ -21,6 +23,7 @@ impl TempRdp {
             source,
         };
         create_private_dir(dir).map_err(|e| err(dir, e))?;
+        sweep(dir);
         let stem = planned
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -40,6 +43,9 @@ impl TempRdp {
                 Ok(mut f) => {
                     // owned from here: a failed write removes it
                     let guard = TempRdp { path };
+                    // Windows: the person's alone before anything is written into it
+                    #[cfg(windows)]
+                    crate::owner::make_private(&guard.path).map_err(|e| err(&guard.path, e))?;
                     f.write_all(bytes)
                         .and_then(|()| f.sync_all())
                         .map_err(|e| err(&guard.path, e))?;
@@ -74,6 +80,39 @@ impl Drop for TempRdp {
     }
 }
 
+/// The run (process id) whose file `name` is: `STEM-PID-N.rdp`.
+fn run_of(name: &str) -> Option<u32> {
+    let stem = name.strip_suffix(".rdp")?;
+    let mut parts = stem.rsplitn(3, '-');
+    let n = parts.next()?;
+    let pid = parts.next()?;
+    parts.next()?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Removes the files of runs that are gone (killed before their guard ran): their gateway
+/// tokens end with them. Best effort; bounded.
+fn sweep(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let me = std::process::id();
+    for entry in entries.flatten().take(1000) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if let Some(pid) = run_of(&name)
+            && is_file
+            && pid != me
+            && !crate::process::alive(pid)
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Creates `dir` readable by the user only (0700 on Unix).
 pub(super) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
@@ -98,7 +137,13 @@ pub(super) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         }
         Ok(())
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        std::fs::create_dir_all(dir)?;
+        crate::owner::check(dir, crate::owner::Rule::Owner).map_err(std::io::Error::other)?;
+        crate::owner::make_private(dir)
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         std::fs::create_dir_all(dir)
     }
@@ -141,6 +186,42 @@ mod tests {
             !pb.exists() && !planned.parent().unwrap().exists(),
             "nothing left"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    // a process that has ended is needed: the test starts one itself
+    #[allow(clippy::disallowed_methods)]
+    fn files_of_runs_that_are_gone_are_swept() {
+        assert_eq!(run_of("prod-jumpbox-1234-0.rdp"), Some(1234));
+        assert_eq!(run_of("p-9-12.rdp"), Some(9));
+        for not in ["p.rdp", "1234-0.rdp", "p-x-0.rdp", "p-1-.rdp", "p-1-0.txt"] {
+            assert_eq!(run_of(not), None, "{not}");
+        }
+        let d = tempfile::tempdir().unwrap();
+        let planned = d.path().join("bprof-alice/p.rdp");
+        create_private_dir(planned.parent().unwrap()).unwrap();
+        // a process that has ended: a child waited for
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .arg("--list")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let dead = planned.with_file_name(format!("p-{gone}-0.rdp"));
+        let living = planned.with_file_name(format!("q-{}-7.rdp", std::process::id()));
+        let other = planned.with_file_name("notes.txt");
+        for f in [&dead, &living, &other] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        // the run's own file is never swept, nor a name of another shape
+        let parent_alive =
+            planned.with_file_name(format!("r-{}-0.rdp", std::os::unix::process::parent_id()));
+        std::fs::write(&parent_alive, b"x").unwrap();
+        let f = TempRdp::create(&planned, b"new").unwrap();
+        assert!(!dead.exists(), "a gone run's file is removed");
+        assert!(living.exists() && other.exists() && parent_alive.exists() && f.path().exists());
     }
 
     #[test]

@@ -9,51 +9,35 @@ use tokio::sync::watch;
 use super::pump::pump;
 use super::{Config, STOP_GRACE, Shared, say};
 use crate::azure::AzureError;
-use crate::azure::arm::{self, Arm};
 use crate::azure::bastion::{self, DataPlane, Route};
-use crate::azure::developer::{self, Broker};
+use crate::azure::developer;
 use crate::azure::http::Net;
 use crate::azure::token::{AccessToken, TokenSource};
 use crate::process::Signals;
 
-/// Where sessions are asked for: the profile's `dns_name`, or ARM's read (which also refuses
-/// a SKU or setting that cannot carry a tunnel, before anything listens): the bastion's host,
-/// or the Developer SKU's broker.
+/// Where sessions are asked for (see [`bastion::route`]).
 async fn route(net: &Net, tokens: &TokenSource, cfg: &Config) -> Result<Route, AzureError> {
-    if let Some(d) = &cfg.tunnel.dns_name {
-        return DataPlane::from_profile(d).map(Route::Host);
-    }
-    let arm = Arm::from_config(net.clone(), &cfg.azure)?;
-    let token = tokens.get()?;
     let t = &cfg.tunnel;
-    let facts = arm::bastion(
-        &arm,
-        &token.secret,
-        &t.subscription,
-        &t.resource_group,
-        &t.bastion,
+    let at = bastion::Located {
+        subscription: &t.subscription,
+        resource_group: &t.resource_group,
+        name: &t.bastion,
+        dns_name: t.dns_name.as_deref(),
+    };
+    let ip_target = matches!(t.target, crate::plan::TunnelTarget::Ip(_));
+    let token = if t.dns_name.is_some() {
+        None
+    } else {
+        Some(tokens.get()?)
+    };
+    bastion::route(
+        net,
+        &cfg.azure,
+        token.as_ref().map(|t| &t.secret),
+        &at,
+        ip_target,
     )
-    .await?;
-    let unusable = |why: String| AzureError::Unusable {
-        bastion: t.bastion.clone(),
-        why,
-    };
-    if let Some(why) = facts.refusal(matches!(t.target, crate::plan::TunnelTarget::Ip(_))) {
-        return Err(unusable(why));
-    }
-    let Some(dns) = facts.dns_name.as_deref().filter(|d| !d.is_empty()) else {
-        return Err(unusable("ARM's answer has no dnsName".into()));
-    };
-    if facts.developer() {
-        let id = facts.id.clone().unwrap_or_else(|| {
-            format!(
-                "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/bastionHosts/{}",
-                t.subscription, t.resource_group, t.bastion
-            )
-        });
-        return Broker::from_arm(dns, &id).map(Route::Broker);
-    }
-    DataPlane::from_arm(dns).map(Route::Host)
+    .await
 }
 
 /// The token (one az process unless given), a runtime, the network and the data plane.

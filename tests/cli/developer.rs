@@ -155,16 +155,47 @@ fn azs_tunnel_and_rdp_are_refused_for_a_developer_bastion_with_what_to_change() 
         .code(65)
         .stderr_has("bastion `b` is the Developer SKU, and az's tunnel does not serve it")
         .stderr_has("leave out `tunnel_engine: az`");
-    t.run_with(&["plan", "desk", "--os", "windows"])
+    // az's rdp does not serve it; bprof's own tunnel and mstsc do (the gateway is not there)
+    let out = t
+        .command()
+        .env("BPROF_TUNNEL_ENGINE", "az")
+        .args(["plan", "desk", "--os", "windows"])
+        .output()
+        .unwrap();
+    t.finish(out.status.code().unwrap_or(-1), out.stdout, out.stderr)
         .code(65)
         .stderr_has("`az network bastion rdp` does not serve it");
+    let w = t
+        .run_with(&["--format", "json", "plan", "desk", "--os", "windows"])
+        .json();
+    let names: Vec<&str> = w["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "login",
+            "token",
+            "connection",
+            "tunnel",
+            "write-rdp",
+            "client"
+        ],
+        "{w}"
+    );
+    assert_eq!(w["steps"][5]["argv"][0], "mstsc");
     // on Linux the same rdp profile goes through bprof's own tunnel
     t.run_with(&["plan", "desk", "--os", "linux"]).code(0);
     t.run_with(&["show", "byip"])
         .code(65)
         .stderr_has("has SKU developer, which has no IP-based connection");
     let v = t.run_with(&["validate"]);
-    v.code(65).stderr_has("on windows: profile `desk`");
+    v.code(65);
+    // `desk` plans on every OS now (bprof's tunnel and mstsc on Windows)
+    assert!(!v.stderr.contains("profile `desk`"), "{}", v.stderr);
     // the plan shows the broker's request, without a token
     let j = t
         .run_with(&["--format", "json", "plan", "desk", "--os", "linux"])

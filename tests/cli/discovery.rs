@@ -202,7 +202,7 @@ fn init_scaffolds_a_set_that_validates_and_plans() {
     t.run_with(&["validate", "--strict"]).code(0);
     t.run_with(&["plan", "my-jumpbox", "--os", "windows"])
         .code(0)
-        .stdout_has("--enable-mfa");
+        .stdout_has("&enablerdsaad=True");
     let ignore = std::fs::read_to_string(t.path().join("profiles/.gitignore")).unwrap();
     assert!(
         ignore.starts_with("/target\n") && ignore.contains("\n*.local.yaml\n"),

@@ -16,6 +16,9 @@
 //! - `GET /webtunnelv2/{websocketToken}?X-Node-Id={nodeId}`: the websocket; binary frames carry
 //!   the tunnel's bytes to and from the backend (an echo, or a TCP connection per websocket).
 //! - `DELETE /api/tokens/{authToken}` with `X-Node-Id`: ends the session.
+//! - `GET /api/rdpfile?resourceId={vm id}&format=rdp&rdpport={port}&enablerdsaad={True|False}`
+//!   with `Authorization: Bearer ...`: an .rdp file for the bastion's RD gateway (this server),
+//!   with a fresh gateway token in it (`gateway_tokens()`).
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -186,6 +189,8 @@ pub struct Config {
     /// many payload bytes, both directions added up, have crossed it; the frame that crosses the
     /// mark is cut at the mark.
     pub drop_after_bytes: Option<usize>,
+    /// `/api/rdpfile` answers in UTF-16LE with a byte-order mark (else UTF-8).
+    pub rdpfile_utf16: bool,
 }
 
 impl Default for Config {
@@ -203,6 +208,7 @@ impl Default for Config {
             arm_failures_left: None,
             ping_every: None,
             drop_after_bytes: None,
+            rdpfile_utf16: false,
         }
     }
 }
@@ -227,6 +233,8 @@ struct State {
     errors: Vec<String>,
     /// The targets of `CONNECT` requests (the fake is also an HTTP proxy to itself).
     connects: Vec<String>,
+    /// The gateway tokens `/api/rdpfile` handed out.
+    gateway_tokens: Vec<String>,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -328,6 +336,12 @@ impl FakeBastion {
     }
 
     /// Sessions created by `POST /api/tokens` and not yet deleted.
+    /// The gateway tokens `/api/rdpfile` handed out (secrets: a test looks for them where they
+    /// must not be).
+    pub fn gateway_tokens(&self) -> Vec<String> {
+        lock(&self.state).gateway_tokens.clone()
+    }
+
     pub fn open_sessions(&self) -> usize {
         lock(&self.state)
             .sessions
@@ -808,6 +822,7 @@ fn route(state: &mut State, request: &Request, host: &str) -> Outcome {
         }
         "GET" if path.starts_with("/subscriptions/") => Outcome::Reply(arm(state, request, host)),
         "POST" if path == "/api/tokens" => tokens(state, request),
+        "GET" if path == "/api/rdpfile" => rdpfile(state, request, host),
         "DELETE" if path.starts_with("/api/tokens/") => Outcome::Reply(delete(state, request)),
         _ => Outcome::Reply(Reply::message(
             404,
@@ -1045,6 +1060,68 @@ fn upgrade(state: &mut State, request: &Request) -> Outcome {
         Some(_) => Outcome::Reply(Reply::message(404, "The websocket token was used already.")),
         None => Outcome::Reply(Reply::message(404, "The websocket token is unknown.")),
     }
+}
+
+/// The RD gateway's .rdp file for a VM, as the bastion serves it to az's Windows `rdp`.
+fn rdpfile(state: &mut State, request: &Request, host: &str) -> Outcome {
+    let bearer = request
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| !t.trim().is_empty());
+    if !bearer {
+        return Outcome::Reply(Reply::message(401, "Unauthorized"));
+    }
+    let query = parse_form(request.query());
+    let get = |name: &str| {
+        query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let (Some(id), Some("rdp"), Some(port), Some(aad)) = (
+        get("resourceId"),
+        get("format"),
+        get("rdpport").and_then(|p| p.parse::<u16>().ok()),
+        get("enablerdsaad"),
+    ) else {
+        return Outcome::Reply(Reply::message(400, "Bad rdpfile request."));
+    };
+    let aad = match aad {
+        "True" => 1,
+        "False" => 0,
+        _ => return Outcome::Reply(Reply::message(400, "enablerdsaad is True or False.")),
+    };
+    let Some(vm) = id
+        .strip_prefix("/subscriptions/")
+        .and_then(|r| r.rsplit('/').next())
+        .filter(|v| !v.is_empty())
+    else {
+        return Outcome::Reply(Reply::message(404, "No such VM."));
+    };
+    let token = format!("gw-{}", random_hex(48));
+    state.gateway_tokens.push(token.clone());
+    let text = format!(
+        "full address:s:{vm}:{port}\r\ngatewayhostname:s:{host}\r\ngatewayusagemethod:i:1\r\ngatewaycredentialssource:i:5\r\ngatewayprofileusagemethod:i:1\r\ngatewayaccesstoken:s:{token}\r\nenablerdsaadauth:i:{aad}\r\nscreen mode id:i:2\r\nuse multimon:i:0\r\npromptcredentialonce:i:1\r\n"
+    );
+    if !state.config.rdpfile_utf16 {
+        return Outcome::Reply(Reply {
+            status: 200,
+            content_type: "application/x-rdp",
+            headers: Vec::new(),
+            body: text,
+        });
+    }
+    let mut body = vec![0xFF, 0xFE];
+    for unit in text.encode_utf16() {
+        body.extend_from_slice(&unit.to_le_bytes());
+    }
+    let mut bytes = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/x-rdp\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    bytes.extend(body);
+    Outcome::Bytes(bytes)
 }
 
 fn delete(state: &mut State, request: &Request) -> Reply {

@@ -129,3 +129,27 @@ fn hostile_http_answers_through_the_fuzz_pipeline() {
         b"\x02\x00HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
     ));
 }
+
+/// Hand-made hostile gateway files through the fuzz pipeline: refused or merged safely.
+#[test]
+fn hostile_gateway_files_through_the_fuzz_pipeline() {
+    let host = "bst-0b6c3c6e-0000-4000-8000-000000000001.bastion.azure.com";
+    let files: Vec<Vec<u8>> = vec![
+        format!("full address:s:vm\r\ngatewayhostname:s:{host}\r\n").into_bytes(),
+        format!("full address:s:vm\r\ngatewayhostname:s:{host}\r\nfull address:s:evil\r\nalternate shell:s:calc\r\nwinposstr:s:\u{1b}[2J\r\n").into_bytes(),
+        b"full address:s:vm\r\ngatewayhostname:s:evil.com\r\n".to_vec(),
+        b"\xFF\xFEf\x00".to_vec(),
+        b"\xFF\xFE".to_vec(),
+        b"\xEF\xBB\xBF".to_vec(),
+        b"::\r\n:\r\n\r\n".to_vec(),
+        Vec::new(),
+    ];
+    let merged: Vec<bool> = files
+        .iter()
+        .map(|f| fuzz_pipeline::gateway_file(f))
+        .collect();
+    assert_eq!(
+        merged,
+        [true, true, false, false, false, false, false, false]
+    );
+}

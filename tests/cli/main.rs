@@ -32,6 +32,8 @@ mod fake_bastion;
 #[cfg(unix)]
 mod files;
 mod fuzz_regressions;
+#[cfg(target_os = "linux")]
+mod gateway;
 mod plan;
 mod props;
 mod props_load;

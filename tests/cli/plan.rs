@@ -36,6 +36,12 @@ fn every_bundled_profile_plans_on_every_os() {
             let plan = r.json();
             assert_eq!(plan["profile"], name.as_str());
             for step in plan["steps"].as_array().expect("steps") {
+                if let Some(url) = step["request"]["url"].as_str() {
+                    assert!(step.get("argv").is_none(), "{step}");
+                    let step_name = step["name"].as_str().unwrap_or("");
+                    all.push_str(&format!("{name} [{step_name}]: GET {url}\n"));
+                    continue;
+                }
                 let argv: Vec<&str> = step["argv"]
                     .as_array()
                     .expect("argv")
@@ -164,8 +170,16 @@ fn check_az_accepts(argv: &[&str]) {
 
 /// The argv of the first step of `plan PROFILE --format json ARGS...` on the examples.
 fn first_argv(profile: &str, args: &[&str]) -> Vec<String> {
-    let r = Test::examples()
-        .signed_in(&SUBS)
+    first_argv_with(profile, args, None)
+}
+
+/// The first step's argv, with `BPROF_TUNNEL_ENGINE` set when given.
+fn first_argv_with(profile: &str, args: &[&str], engine: Option<&str>) -> Vec<String> {
+    let mut t = Test::examples().signed_in(&SUBS);
+    if let Some(e) = engine {
+        t = t.env("BPROF_TUNNEL_ENGINE", e);
+    }
+    let r = t
         .args(&["plan", profile, "--format", "json"])
         .args(args)
         .run();
@@ -179,8 +193,36 @@ fn first_argv(profile: &str, args: &[&str]) -> Vec<String> {
 }
 
 #[test]
-fn rdp_is_az_rdp_on_windows_and_a_tunnel_elsewhere() {
-    let argv = first_argv("prod-jumpbox", &["--os", "windows"]);
+fn rdp_is_the_gateway_on_windows_and_a_tunnel_elsewhere() {
+    // Windows: the token, then bprof's own request for the gateway's file, then mstsc
+    let r = Test::examples()
+        .signed_in(&SUBS)
+        .args(&[
+            "plan",
+            "prod-jumpbox",
+            "--format",
+            "json",
+            "--os",
+            "windows",
+        ])
+        .run();
+    let steps = r.json()["steps"].clone();
+    assert_eq!(steps[0]["argv"][2], "get-access-token", "{steps}");
+    assert_eq!(steps[1]["name"], "gateway-file");
+    assert!(
+        steps[1].get("argv").is_none(),
+        "a request has no argv: {steps}"
+    );
+    assert_eq!(steps[1]["request"]["method"], "GET");
+    assert_eq!(
+        steps[1]["request"]["url"],
+        "https://<the bastion's dnsName from ARM>/api/rdpfile?resourceId=/subscriptions/22222222-2222-2222-2222-222222222222/resourceGroups/rg-prod-mgmt/providers/Microsoft.Compute/virtualMachines/vm-jumpbox-01&format=rdp&rdpport=3389&enablerdsaad=True"
+    );
+    assert_eq!(steps[2]["name"], "write-rdp");
+    assert_eq!(steps[3]["argv"][0], "mstsc");
+    assert_eq!(steps.as_array().unwrap().len(), 4, "{steps}");
+    // `tunnel_engine: az` keeps az's rdp
+    let argv = first_argv_with("prod-jumpbox", &["--os", "windows"], Some("az"));
     assert_eq!(argv[3], "rdp");
     assert!(argv.iter().any(|a| a == "--enable-mfa"));
     for os in ["linux", "macos"] {
@@ -212,14 +254,34 @@ fn rdp_is_az_rdp_on_windows_and_a_tunnel_elsewhere() {
 
 #[test]
 fn configure_flag_is_bare_and_for_this_run_only() {
-    let with = first_argv("prod-jumpbox", &["--os", "windows", "--configure"]);
+    let with = first_argv_with(
+        "prod-jumpbox",
+        &["--os", "windows", "--configure"],
+        Some("az"),
+    );
     assert_eq!(
         with.last().map(String::as_str),
         Some("--configure"),
         "{with:?}"
     );
-    let without = first_argv("prod-jumpbox", &["--os", "windows"]);
+    let without = first_argv_with("prod-jumpbox", &["--os", "windows"], Some("az"));
     assert!(!without.iter().any(|a| a == "--configure"));
+    // the gateway path: mstsc /edit
+    let r = Test::examples()
+        .signed_in(&SUBS)
+        .args(&[
+            "plan",
+            "prod-jumpbox",
+            "--format",
+            "json",
+            "--os",
+            "windows",
+            "--configure",
+        ])
+        .run();
+    let client = r.json()["steps"][3]["argv"].clone();
+    assert_eq!(client[0], "mstsc");
+    assert_eq!(client[1], "/edit");
     Test::examples()
         .args(&["plan", "prod-app-ssh", "--configure"])
         .run()

@@ -141,3 +141,47 @@ proptest! {
         }
     }
 }
+
+/// A gateway file as the network might send it: real properties, hostile ones, and junk.
+fn gateway_file() -> impl Strategy<Value = String> {
+    let line = prop_oneof![
+        value().prop_map(|v| format!("full address:s:{v}")),
+        value().prop_map(|v| format!("gatewayhostname:s:{v}")),
+        Just("gatewayhostname:s:gw.bastion.azure.com:443".to_string()),
+        value().prop_map(|v| format!("gatewayaccesstoken:s:{v}")),
+        value().prop_map(|v| format!("alternate shell:s:{v}")),
+        value().prop_map(|v| format!("drivestoredirect:s:{v}")),
+        value().prop_map(|v| format!("{v}:i:1")),
+        value(),
+    ];
+    proptest::collection::vec(line, 0..12).prop_map(|l| l.join("\r\n"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Whatever the gateway sends: no panic; what is written has no control character, one
+    /// address, a gateway under the bastion's domain, and no redirection turned on.
+    #[test]
+    fn a_gateway_file_from_the_network_is_merged_safely_or_refused(file in gateway_file(), settings in proptest::collection::vec(value(), 0..4)) {
+        let host = "bst-0b6c3c6e-0000-4000-8000-000000000001.bastion.azure.com";
+        let settings: Vec<String> = settings.into_iter().map(|s| format!("winposstr:s:{s}")).collect();
+        if let Ok(m) = bprof::plan::gateway::merge(&file, &settings, host) {
+            let key = |l: &str| bprof::profile::allow::rdp_key(l.splitn(3, ':').take(2).collect::<Vec<_>>().join(":").as_str());
+            for l in &m.lines {
+                prop_assert!(!l.chars().any(|c| c.is_control() && c != '\t') || settings.contains(l), "{:?}", l);
+                prop_assert!(!key(l).starts_with("alternate shell"), "{:?}", l);
+                if key(l) == "drivestoredirect:s" {
+                    prop_assert!(matches!(l.splitn(3, ':').nth(2).map(str::trim), Some("" | "0")), "turned on: {:?}", l);
+                }
+            }
+            prop_assert_eq!(m.lines.iter().filter(|l| key(l) == "full address:s").count(), 1);
+            for g in m.lines.iter().filter(|l| key(l) == "gatewayhostname:s") {
+                let v = g.splitn(3, ':').nth(2).unwrap_or("");
+                let h = v.split(':').next().unwrap_or("").to_ascii_lowercase();
+                prop_assert!(h.ends_with(".bastion.azure.com"), "{:?}", g);
+            }
+            prop_assert!(m.left_out.iter().all(|l| !l.chars().any(char::is_control)));
+        }
+    }
+}

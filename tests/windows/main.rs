@@ -6,12 +6,14 @@
 //!
 //! The environment run.sh hands over: BPROF_WINDOWS_EXE (bprof.exe, with the test-only
 //! `bcryptprimitives.dll` beside it), BPROF_WINDOWS_BIN (a directory with `az.cmd` and its
-//! `fake_az.exe`), WINEPREFIX (a prefix of the suite's own).
+//! `fake_az.exe`, and `mstsc.exe`, a fake that records the file it was given), WINEPREFIX (a
+//! prefix of the suite's own).
 // the tests start Wine and helper programs themselves
 #![allow(clippy::disallowed_methods)]
 
 #[path = "../cli/fake_bastion.rs"]
 mod fake_bastion;
+mod gateway;
 /// The Linux suite's harness: its `Run` (and checks) and its one-profile set.
 #[path = "../cli/harness.rs"]
 #[allow(dead_code)]

@@ -24,9 +24,14 @@ const JUMPBOX: [&str; 15] = [
     "--only-show-errors",
 ];
 
+/// The examples with az's own rdp (`tunnel_engine: az`): az.cmd gets the plan's argv.
+fn az_rdp() -> WinTest {
+    WinTest::examples().env("BPROF_TUNNEL_ENGINE", "az")
+}
+
 #[test]
 fn az_cmd_gets_the_plans_argv_and_metacharacters_literally() {
-    let t = WinTest::examples();
+    let t = az_rdp();
     t.run(&["run", "prod-jumpbox", "--", "--only-show-errors"])
         .code(0);
     assert_eq!(t.calls(), vec![JUMPBOX.to_vec()]);
@@ -41,13 +46,13 @@ fn az_cmd_gets_the_plans_argv_and_metacharacters_literally() {
     assert_eq!(calls[0][14..], ["--tags", odd], "reached az literally");
     // az's exit code is bprof's
     t.run(&["run", "prod-jumpbox"]).code(0);
-    let failing = WinTest::examples().env("FAKE_AZ_EXIT", "3");
+    let failing = az_rdp().env("FAKE_AZ_EXIT", "3");
     failing.run(&["run", "prod-jumpbox"]).code(3);
 }
 
 #[test]
 fn a_percent_for_az_cmd_is_refused_before_anything_runs() {
-    let t = WinTest::examples();
+    let t = az_rdp();
     t.run(&["run", "prod-jumpbox", "--", "--tags", "x%PATH%y"])
         .code(65)
         .stderr_has("contains `%`")
@@ -82,7 +87,7 @@ fn kill(pid: u32, sig: &str) {
 #[test]
 fn killing_bprof_ends_az_and_everything_it_started() {
     for (sig, code) in [("-KILL", None), ("-INT", Some(130))] {
-        let t = WinTest::examples().env("FAKE_AZ_SLEEP", "120");
+        let t = az_rdp().env("FAKE_AZ_SLEEP", "120");
         let mut cmd = t.command(&["run", "prod-jumpbox"]);
         let (_, err) = t.outputs(&mut cmd);
         let mut child = cmd.spawn().expect("start bprof.exe");

@@ -38,6 +38,8 @@ x86_64-w64-mingw32-gcc -shared -O2 -o "$exe_dir/bcryptprimitives.dll" \
 # the fake az: az.cmd starts fake_az.exe as the real az.cmd starts python
 x86_64-w64-mingw32-gcc -O2 -o "$bin/fake_az.exe" tests/windows/fake_az.c
 printf '@"%%~dp0fake_az.exe" %%*\r\n' > "$bin/az.cmd"
+# the fake mstsc: records what it was given (the gateway path's client)
+x86_64-w64-mingw32-gcc -O2 -o "$bin/mstsc.exe" tests/windows/fake_mstsc.c
 
 export WINEPREFIX=$out/prefix WINEDEBUG=-all
 cleanup() { wineserver -k 2>/dev/null || true; }

@@ -16,7 +16,8 @@ fn validate_list_plan_and_show_read_the_examples() {
         .code(0)
         .stdout_has("on windows (PowerShell)")
         .stdout_has("profiles\\contoso.yaml")
-        .stdout_has("az network bastion rdp --name bas-hub-weu");
+        .stdout_has("# gateway-file: GET https://<the bastion's dnsName from ARM>/api/rdpfile?resourceId=/subscriptions/")
+        .stdout_has("\nmstsc C:\\");
     let json = t.run(&["plan", "prod-db-tunnel", "--format", "json"]);
     json.code(0);
     let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("plan JSON");
@@ -58,7 +59,7 @@ fn the_rdp_file_is_utf16le_with_a_bom_and_crlf() {
 fn trust_allow_list_and_revoke_live_in_appdata() {
     let t = WinTest::examples().file(
         "profiles/zz.local.yaml",
-        "version: 1\nprofiles:\n  extra:\n    vm: jumpbox\n    mode: rdp\n    extra_args: ['--debug']\n",
+        "version: 1\nprofiles:\n  extra:\n    vm: jumpbox\n    mode: rdp\n    extra_args: ['--debug']\n    tunnel_engine: az\n",
     );
     // Wine sets %APPDATA% from its prefix whatever the environment says; this is the one test
     // that writes there, and it leaves it as it found it

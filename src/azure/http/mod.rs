@@ -118,6 +118,11 @@ pub fn segment(s: &str) -> Result<String, String> {
     Ok(encode(s, false))
 }
 
+/// One query value, percent-encoded (a space is `%20`).
+pub fn query_value(s: &str) -> String {
+    encode(s, false)
+}
+
 /// `application/x-www-form-urlencoded` of one value.
 pub fn form_value(s: &str) -> String {
     encode(s, true)
