@@ -357,10 +357,11 @@ fn present(c: &ClientCmd) -> bool {
     true
 }
 
-/// Whether an Entra profile's sign-in works with this client on `os`: az's gateway on Windows,
-/// or FreeRDP 3 through the tunnel.
+/// Whether an Entra profile's sign-in works with this client on `os`: mstsc through the
+/// bastion's gateway on Windows (bprof's or az's), or FreeRDP 3 through the tunnel.
 fn entra_capable(p: &Profile, c: &ClientCmd, os: Os) -> bool {
-    c.freerdp3 || (os == Os::Windows && p.client == Client::Auto)
+    c.freerdp3
+        || (os == Os::Windows && p.client == Client::Auto && crate::plan::gateway::possible(p))
 }
 
 fn rdp_client(scope: &Scope) -> Check {

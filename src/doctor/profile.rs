@@ -32,11 +32,6 @@ pub(super) fn entra(p: &Profile) -> bool {
     }
 }
 
-/// Whether the profile's connection runs on bprof's own tunnel engine on `os`.
-fn native_path(p: &Profile, opts: &PlanOptions) -> bool {
-    plan::native(p, opts)
-}
-
 fn bastion_read(p: &Profile) -> Read {
     let b = &p.bastion;
     Read::get(
@@ -125,7 +120,7 @@ pub(super) fn bastion_host(
     opts: &PlanOptions,
     answers: &Answers,
 ) -> Option<Result<Endpoint, String>> {
-    if !native_path(p, opts) {
+    if !plan::native(p, opts) {
         return None;
     }
     let dp = match &p.bastion.dns_name {
@@ -148,8 +143,9 @@ pub(super) fn checks(p: &Profile, scope: &Scope, f: &Found) -> Vec<Check> {
         _ => None,
     };
     let facts = bastion_json.map(BastionFacts::from_json);
-    out.extend(bastion_settings(p, facts.as_ref()));
-    out.push(tls_bastion(p, &scope.plan_options(), f, facts.as_ref()));
+    let opts = scope.plan_options();
+    out.extend(bastion_settings(p, &opts, facts.as_ref()));
+    out.push(tls_bastion(p, &opts, f, facts.as_ref()));
     let vm = vm_read(p).map(|r| f.got(&r));
     let vm_facts = match &vm {
         Some(Got::Value(v)) => Some(VmFacts::from_json(v)),
@@ -312,7 +308,7 @@ fn bastion_exists(p: &Profile, got: &Got) -> Check {
 }
 
 /// SKU, native client support, IP connect.
-fn bastion_settings(p: &Profile, facts: Option<&BastionFacts>) -> Vec<Check> {
+fn bastion_settings(p: &Profile, opts: &PlanOptions, facts: Option<&BastionFacts>) -> Vec<Check> {
     let unread = || Check::skip("", "the bastion could not be read (see check `bastion`)");
     let ip_skip = || {
         Check::skip(
@@ -340,8 +336,20 @@ fn bastion_settings(p: &Profile, facts: Option<&BastionFacts>) -> Vec<Check> {
             ip,
         ];
     };
+    let gateway = p.mode == Mode::Rdp && plan::rdp_path(p, opts) == plan::RdpPath::Gateway;
     let sku = match facts.sku_refusal() {
         Some(r) => Check::fail("bastion-sku", r.why, r.fix),
+        None if facts.developer() && gateway => Check::fail(
+            "bastion-sku",
+            format!(
+                "SKU Developer has no RD gateway, and on {} this profile connects through it",
+                opts.os.name()
+            ),
+            format!(
+                "add `sku: developer` to bastion `{}` in the profile: bprof then opens its own tunnel and mstsc through it",
+                p.bastion.key
+            ),
+        ),
         None if facts.developer() => Check::ok(
             "bastion-sku",
             "SKU Developer: bprof's own engine serves it (ssh, tunnels, and RDP through bprof's tunnel; az's tunnel and rdp do not), from its own virtual network only (no peering), to VMs by name (no IP-based connection)",
@@ -371,7 +379,7 @@ fn bastion_settings(p: &Profile, facts: Option<&BastionFacts>) -> Vec<Check> {
 }
 
 fn tls_bastion(p: &Profile, opts: &PlanOptions, f: &Found, facts: Option<&BastionFacts>) -> Check {
-    if !native_path(p, opts) {
+    if !plan::native(p, opts) {
         return Check::skip(
             "tls-bastion",
             format!(
@@ -422,5 +430,48 @@ fn tls_bastion(p: &Profile, opts: &PlanOptions, f: &Found, facts: Option<&Bastio
             f.unread(&p.bastion.subscription)
                 .unwrap_or_else(|| format!("{authority} was not probed")),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::Status;
+    use crate::plan::Os;
+
+    #[test]
+    fn a_developer_bastion_under_the_windows_gateway_path_fails_with_the_sku_to_declare() {
+        let yaml = "version: 1
+tenants: {t: {id: 11111111-1111-1111-1111-111111111111, subscription: 22222222-2222-2222-2222-222222222222}}
+bastions: {b: {tenant: t, resource_group: rg, name: bas}}
+vms: {v: {resource_group: rg, name: vm}}
+profiles: {desk: {bastion: b, vm: v}}
+";
+        let set = crate::profile::load::load_text(
+            std::path::Path::new("p.yaml"),
+            "p.yaml".into(),
+            yaml.into(),
+        );
+        let p = crate::profile::resolve::resolve(&set, "desk").unwrap();
+        let facts = BastionFacts::from_json(&serde_json::json!({
+            "sku": {"name": "Developer"},
+            "properties": {"dnsName": "omnibrain.westeurope.bastionglobal.azure.com"},
+        }));
+        let sku = |os| {
+            bastion_settings(&p, &PlanOptions::for_os(os), Some(&facts))
+                .into_iter()
+                .find(|c| c.name == "bastion-sku")
+                .unwrap()
+        };
+        let on_windows = sku(Os::Windows);
+        assert_eq!(on_windows.status, Status::Fail, "{on_windows:?}");
+        assert!(
+            on_windows
+                .fix
+                .as_deref()
+                .is_some_and(|f| f.contains("`sku: developer` to bastion `b`")),
+            "{on_windows:?}"
+        );
+        assert_eq!(sku(Os::Linux).status, Status::Ok, "the tunnel serves it");
     }
 }

@@ -64,7 +64,7 @@ pub fn profile(set: &ProfileSet, p: &Profile) -> Vec<Problem> {
             set,
             p,
             "enable_mfa",
-            format!("`enable_mfa` does nothing with {why}: az opens a plain tunnel there, without Entra sign-in"),
+            format!("`enable_mfa` does nothing with {why}: the connection is a plain tunnel to 127.0.0.1 there (az's or bprof's), where Entra sign-in does not work"),
             "give the vm by `resource_id` or `name` and keep the gateway for Entra sign-in, or remove `enable_mfa`",
         ));
     }
