@@ -9,12 +9,10 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio_tungstenite::WebSocketStream;
 
 use super::AzureError;
 use super::arm::{error_text, is_html};
 use super::http::{Endpoint, Net, Request, bounded, form, form_value, segment};
-use super::tls::Stream;
 use super::token::Secret;
 
 /// How long the session request may take.
@@ -334,47 +332,61 @@ fn html_title(body: &[u8]) -> Option<String> {
     (!t.is_empty()).then(|| bounded(t, 80))
 }
 
-/// The session's websocket.
+/// A websocket upgrade's answer head is read up to this size.
+const MAX_UPGRADE_HEAD: usize = 16 * 1024;
+
+/// The session's websocket: the TLS connection once the service has agreed to the upgrade
+/// (`101` with the right `Sec-WebSocket-Accept`). The answer's head is read byte by byte, so
+/// nothing the service sends after it is taken away from the tunnel.
 pub async fn connect_websocket(
     net: &Net,
     dp: &DataPlane,
     grant: &Grant,
-) -> Result<WebSocketStream<Stream>, AzureError> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+) -> Result<super::tls::Raw, AzureError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::handshake::{client::generate_key, derive_accept_key};
     let authority = dp.endpoint.authority();
     let what = || format!("the websocket to {authority}");
     let fail = |why: String| AzureError::Protocol { what: what(), why };
     let token = segment(&grant.websocket_token).map_err(fail)?;
-    let url = if dp.pod {
-        format!("wss://{authority}/omni/webtunnel/{token}")
+    let path = if dp.pod {
+        format!("/omni/webtunnel/{token}")
     } else {
         format!(
-            "wss://{authority}/webtunnelv2/{token}?X-Node-Id={}",
+            "/webtunnelv2/{token}?X-Node-Id={}",
             form_value(&grant.node_id)
         )
     };
-    let mut req = url.into_client_request().map_err(|e| fail(e.to_string()))?;
-    if let Ok(origin) = format!("https://{authority}").parse() {
-        req.headers_mut().insert("Origin", origin);
-    }
+    let key = generate_key();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: https://{authority}\r\nUser-Agent: bprof/{}\r\n\r\n",
+        env!("CARGO_PKG_VERSION")
+    );
     let work = async {
-        let stream = net.connect(&dp.endpoint).await?;
-        // frames are at most 16 KiB; the pump writes a batch of them and then flushes, so
-        // the write buffer holds one batch (small buffers keep a session's memory small)
-        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-            .read_buffer_size(32 * 1024)
-            .write_buffer_size(64 * 1024);
-        tokio_tungstenite::client_async_with_config(req, stream, Some(config))
-            .await
-            .map(|(ws, _)| ws)
-            .map_err(|e| match e {
-                tokio_tungstenite::tungstenite::Error::Http(resp) => AzureError::Refused {
-                    status: resp.status().as_u16(),
-                    message: "the websocket was refused".into(),
-                    hint: refusal_hint(resp.status().as_u16(), "", 0),
-                },
-                e => fail(e.to_string()),
-            })
+        let mut stream = net.connect_raw(&dp.endpoint).await?;
+        let io = |e: std::io::Error| fail(e.to_string());
+        stream.write_all(request.as_bytes()).await.map_err(io)?;
+        stream.flush().await.map_err(io)?;
+        let mut head = Vec::with_capacity(512);
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if head.len() >= MAX_UPGRADE_HEAD {
+                return Err(fail("the upgrade's answer is too long".into()));
+            }
+            match stream.read(&mut byte).await.map_err(io)? {
+                0 => return Err(fail("the connection ended during the upgrade".into())),
+                _ => head.extend_from_slice(&byte),
+            }
+        }
+        upgraded(&head, &derive_accept_key(key.as_bytes())).map_err(|e| match e {
+            Upgrade::Refused(status) => AzureError::Refused {
+                status,
+                message: "the websocket was refused".into(),
+                hint: refusal_hint(status, "", 0),
+            },
+            Upgrade::Bad(why) => fail(why),
+        })?;
+        Ok(stream)
     };
     tokio::time::timeout(WEBSOCKET_TIMEOUT, work)
         .await
@@ -382,6 +394,59 @@ pub async fn connect_websocket(
             what: what(),
             secs: WEBSOCKET_TIMEOUT.as_secs(),
         })?
+}
+
+/// Why an upgrade's answer is not a websocket.
+#[derive(Debug, PartialEq, Eq)]
+enum Upgrade {
+    /// Another status.
+    Refused(u16),
+    Bad(String),
+}
+
+/// Checks an upgrade's answer head: `101`, `Upgrade: websocket`, `Connection: upgrade`, and
+/// the accept value of this request's key.
+fn upgraded(head: &[u8], accept: &str) -> Result<(), Upgrade> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    match resp.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        _ => return Err(Upgrade::Bad("the upgrade's answer is not HTTP".into())),
+    }
+    let status = resp.code.unwrap_or(0);
+    if status != 101 {
+        return Err(Upgrade::Refused(status));
+    }
+    let value = |name: &str| {
+        resp.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
+    };
+    if !value("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
+        return Err(Upgrade::Bad(
+            "the answer does not upgrade to a websocket".into(),
+        ));
+    }
+    if !value("connection").is_some_and(|v| {
+        v.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+    }) {
+        return Err(Upgrade::Bad(
+            "the answer's Connection is not upgrade".into(),
+        ));
+    }
+    if value("sec-websocket-accept").as_deref() != Some(accept) {
+        return Err(Upgrade::Bad(
+            "the answer's Sec-WebSocket-Accept does not match".into(),
+        ));
+    }
+    if value("sec-websocket-extensions").is_some() {
+        return Err(Upgrade::Bad(
+            "the answer asks for an extension that was not offered".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Ends a session: `DELETE /api/tokens/{authToken}`. 200 and 204 are done, 404 was done
@@ -419,6 +484,30 @@ pub async fn delete_session(net: &Net, dp: &DataPlane, grant: &Grant) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_upgrade_is_checked_as_a_client_must() {
+        let ok = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Accept: abc=\r\n\r\n";
+        assert_eq!(upgraded(ok, "abc="), Ok(()));
+        assert_eq!(
+            upgraded(ok, "xyz="),
+            Err(Upgrade::Bad(
+                "the answer's Sec-WebSocket-Accept does not match".into()
+            ))
+        );
+        assert_eq!(
+            upgraded(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", "a"),
+            Err(Upgrade::Refused(403))
+        );
+        for bad in [
+            &b"HTTP/1.1 101 x\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: a\r\n\r\n"[..],
+            b"HTTP/1.1 101 x\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: a\r\n\r\n",
+            b"HTTP/1.1 101 x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: a\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+            b"SSH-2.0-x\r\n\r\n",
+        ] {
+            assert!(matches!(upgraded(bad, "a"), Err(Upgrade::Bad(_))), "{}", String::from_utf8_lossy(bad));
+        }
+    }
 
     #[test]
     fn only_azure_bastion_hosts_from_profiles() {

@@ -25,6 +25,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 pub type Stream = Box<dyn Io>;
 
+/// A TLS connection as its implementation has it (the tunnel splits it in two halves).
+#[cfg(not(target_os = "macos"))]
+pub type Raw = tokio_rustls::client::TlsStream<TcpStream>;
+#[cfg(target_os = "macos")]
+pub type Raw = tokio_native_tls::TlsStream<TcpStream>;
+
 /// The environment variables whose PEM bundles are trusted besides the platform's store.
 pub const BUNDLE_VARS: [&str; 2] = ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"];
 
@@ -227,6 +233,11 @@ impl Tls {
     /// The TLS handshake with `host` (a DNS name or an IP address) over `tcp`; the certificate
     /// must be valid for `host`.
     pub async fn connect(&self, host: &str, tcp: TcpStream) -> Result<Stream, AzureError> {
+        Ok(Box::new(self.connect_raw(host, tcp).await?))
+    }
+
+    /// [`Tls::connect`], the connection as its implementation has it.
+    pub async fn connect_raw(&self, host: &str, tcp: TcpStream) -> Result<Raw, AzureError> {
         let failed = |e: String| AzureError::Tls {
             host: host.to_string(),
             why: e,
@@ -239,7 +250,7 @@ impl Tls {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| failed(e.to_string()))?;
-            Ok(Box::new(s))
+            Ok(s)
         }
         #[cfg(target_os = "macos")]
         {
@@ -248,7 +259,7 @@ impl Tls {
                 .connect(host, tcp)
                 .await
                 .map_err(|e| failed(e.to_string()))?;
-            Ok(Box::new(s))
+            Ok(s)
         }
     }
 }

@@ -12,9 +12,11 @@
 //! `session` is one connection's bastion session (the data plane, the token, `POST`, the
 //! websocket, the `DELETE`); `pump` moves the bytes both ways and closes the websocket.
 
+mod frames;
 mod listener;
 mod pump;
 mod session;
+mod transport;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -43,6 +45,8 @@ const FRAME_HEADER: usize = 8;
 pub const PAYLOAD: usize = FRAME - FRAME_HEADER;
 /// What one local read may take: several frames, written to TLS at once (fewer syscalls).
 pub const READ_BATCH: usize = 4 * PAYLOAD;
+/// The engine's runtime threads: a connection's two directions run in parallel.
+pub const WORKERS: usize = 2;
 /// How long the engine waits, when it stops, for its connections to close and delete their
 /// sessions.
 pub const STOP_GRACE: Duration = Duration::from_secs(8);

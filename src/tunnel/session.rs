@@ -54,7 +54,7 @@ pub(super) fn prepare(
         cfg.azure.az.clone(),
     );
     tokens.get()?;
-    let rt = crate::azure::runtime("starting the tunnel engine")?;
+    let rt = crate::azure::runtime_with_workers("starting the tunnel engine", super::WORKERS)?;
     let route = rt.block_on(route(&net, &tokens, cfg))?;
     Ok((rt, net, tokens, route))
 }
@@ -128,7 +128,7 @@ pub(super) async fn carry<R, W>(
 ) -> Option<AzureError>
 where
     R: tokio::io::AsyncRead + Unpin,
-    W: tokio::io::AsyncWrite + Unpin,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let token = {
         let sh = Arc::clone(&sh);

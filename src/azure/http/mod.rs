@@ -290,6 +290,11 @@ impl Net {
     /// A TLS connection to `ep` (through the proxy unless NO_PROXY says otherwise), with
     /// TCP_NODELAY and TCP keepalive (idle 30 s, every 10 s, 3 probes: a dead path is noticed).
     pub async fn connect(&self, ep: &Endpoint) -> Result<Stream, AzureError> {
+        Ok(Box::new(self.connect_raw(ep).await?))
+    }
+
+    /// [`Net::connect`], the TLS connection as its implementation has it.
+    pub async fn connect_raw(&self, ep: &Endpoint) -> Result<super::tls::Raw, AzureError> {
         let work = async {
             let proxy = self.proxy_for(&ep.host);
             let first = proxy.map_or(ep, |p| &p.endpoint);
@@ -307,7 +312,7 @@ impl Net {
                 Some(p) => tunnel_through(tcp, p, ep).await?,
                 None => tcp,
             };
-            self.tls.connect(&ep.host, tcp).await
+            self.tls.connect_raw(&ep.host, tcp).await
         };
         tokio::time::timeout(CONNECT_TIMEOUT, work)
             .await
