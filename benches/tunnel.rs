@@ -141,13 +141,18 @@ fn round_trip_us(addr: SocketAddr) -> f64 {
     start.elapsed().as_secs_f64() * 1e6 / TRIPS as f64
 }
 
-fn peak_rss_mib(pid: u32) -> f64 {
+/// A `/proc/PID/status` field in MiB.
+fn status_mib(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    status_mib(pid, "VmHWM:")
 }
 
 /// User and system CPU seconds of a process so far.
@@ -303,6 +308,12 @@ fn main() {
         rows.push((conns, plain, through));
     }
     let rss = peak_rss_mib(child.0.id());
+    // what is bprof's alone: its heap and stacks (the rest of its RSS is the binary's pages,
+    // shared through the page cache)
+    let (anon, file) = (
+        status_mib(child.0.id(), "RssAnon:"),
+        status_mib(child.0.id(), "RssFile:"),
+    );
     let cpu = cpu_seconds(child.0.id());
     // CPU per GB: bprof's, five runs of at least 512 MiB, against the floor of the same run
     let per_run = volume().max(512 * 1024 * 1024);
@@ -339,6 +350,9 @@ fn main() {
     }
     println!(
         "| peak RSS of bprof: listening / after 1 connection / after 3 at once | {rss_idle:.1} / {rss_one:.1} / {rss:.1} MiB | < 15 MiB |"
+    );
+    println!(
+        "| of it after 3: private memory (heap, stacks) / the binary's and libraries' pages | {anon:.1} / {file:.1} MiB | |"
     );
     println!(
         "| bprof's CPU time for all of it ({} MiB through the tunnel) | {cpu:.2} s | |",

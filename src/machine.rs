@@ -28,6 +28,9 @@ pub struct Azure {
 pub struct Host {
     /// How long `run` waits for az's tunnel to accept connections (`BPROF_TUNNEL_TIMEOUT`).
     pub tunnel_timeout: std::time::Duration,
+    /// The tunnel engine's runtime threads: 2 runs a connection's two directions in parallel
+    /// (`BPROF_TUNNEL_WORKERS`, else chosen by the machine's cores).
+    pub tunnel_workers: usize,
     /// The person's own directory for the temporary .rdp files of `run`.
     pub rdp_dir: std::path::PathBuf,
     /// bprof's own absolute path (for the ProxyCommand that runs `bprof proxy`).
@@ -44,6 +47,7 @@ impl Default for Host {
     fn default() -> Host {
         Host {
             tunnel_timeout: std::time::Duration::from_secs(30),
+            tunnel_workers: 1,
             rdp_dir: std::path::PathBuf::from("bprof-rdp"),
             bprof: "bprof".into(),
             state_dir: std::path::PathBuf::from("~/.local/state/bprof"),

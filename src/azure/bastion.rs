@@ -344,7 +344,6 @@ pub async fn connect_websocket(
     grant: &Grant,
 ) -> Result<super::tls::Raw, AzureError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio_tungstenite::tungstenite::handshake::{client::generate_key, derive_accept_key};
     let authority = dp.endpoint.authority();
     let what = || format!("the websocket to {authority}");
     let fail = |why: String| AzureError::Protocol { what: what(), why };
@@ -357,7 +356,7 @@ pub async fn connect_websocket(
             form_value(&grant.node_id)
         )
     };
-    let key = generate_key();
+    let key = websocket_key().map_err(|e| fail(e.to_string()))?;
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: https://{authority}\r\nUser-Agent: bprof/{}\r\n\r\n",
         env!("CARGO_PKG_VERSION")
@@ -378,7 +377,7 @@ pub async fn connect_websocket(
                 _ => head.extend_from_slice(&byte),
             }
         }
-        upgraded(&head, &derive_accept_key(key.as_bytes())).map_err(|e| match e {
+        upgraded(&head, &accept_value(&key)).map_err(|e| match e {
             Upgrade::Refused(status) => AzureError::Refused {
                 status,
                 message: "the websocket was refused".into(),
@@ -394,6 +393,22 @@ pub async fn connect_websocket(
             what: what(),
             secs: WEBSOCKET_TIMEOUT.as_secs(),
         })?
+}
+
+/// A fresh `Sec-WebSocket-Key`: 16 random bytes, base64.
+fn websocket_key() -> Result<String, getrandom::Error> {
+    let mut key = [0u8; 16];
+    getrandom::fill(&mut key)?;
+    Ok(data_encoding::BASE64.encode(&key))
+}
+
+/// The `Sec-WebSocket-Accept` the service must answer `key` with (RFC 6455, 4.2.2).
+fn accept_value(key: &str) -> String {
+    use sha1::Digest;
+    let mut h = sha1::Sha1::new();
+    h.update(key.as_bytes());
+    h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    data_encoding::BASE64.encode(&h.finalize())
 }
 
 /// Why an upgrade's answer is not a websocket.
@@ -484,6 +499,21 @@ pub async fn delete_session(net: &Net, dp: &DataPlane, grant: &Grant) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_accept_value_is_rfc_6455s() {
+        // the example of RFC 6455, section 1.3
+        assert_eq!(
+            accept_value("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        let k = websocket_key().unwrap();
+        assert_eq!(
+            data_encoding::BASE64.decode(k.as_bytes()).unwrap().len(),
+            16
+        );
+        assert_ne!(k, websocket_key().unwrap());
+    }
 
     #[test]
     fn an_upgrade_is_checked_as_a_client_must() {

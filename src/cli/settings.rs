@@ -98,6 +98,16 @@ impl Settings {
             },
             host: Host {
                 tunnel_timeout: timeout,
+                tunnel_workers: match var("BPROF_TUNNEL_WORKERS")
+                    .as_ref()
+                    .and_then(|v| v.to_str())
+                {
+                    Some("1") => 1,
+                    Some("2") => 2,
+                    _ => crate::tunnel::workers(
+                        std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+                    ),
+                },
                 rdp_dir: temp.join(format!("bprof-{user}")),
                 bprof: exe.unwrap_or_else(|| "bprof".into()),
                 state_dir,
@@ -175,6 +185,11 @@ fn check_with(get: impl Fn(&str) -> Option<OsString>) -> Result<(), Error> {
                 )
             })?;
     }
+    if let Some(v) = var("BPROF_TUNNEL_WORKERS")
+        && !matches!(v.to_str(), Some("1" | "2"))
+    {
+        return Err(bad("BPROF_TUNNEL_WORKERS", &v, "1 or 2"));
+    }
     if let Some(v) = var("BPROF_TUNNEL_ENGINE")
         && !matches!(v.to_str(), Some("native" | "az"))
     {
@@ -219,6 +234,16 @@ mod tests {
     fn bad_values_name_the_variable() {
         assert!(with(&[]).is_ok());
         assert!(with(&[("BPROF_TUNNEL_TIMEOUT", "12.5")]).is_ok());
+        assert!(with(&[("BPROF_TUNNEL_WORKERS", "2")]).is_ok());
+        for bad in ["0", "3", "two", " 2"] {
+            let e = with(&[("BPROF_TUNNEL_WORKERS", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("BPROF_TUNNEL_WORKERS") && e.contains("1 or 2"),
+                "{bad}: {e}"
+            );
+        }
         assert!(
             with(&[("BPROF_TUNNEL_TIMEOUT", "")]).is_ok(),
             "empty is unset"

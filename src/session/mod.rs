@@ -617,6 +617,7 @@ fn engine_config(plan: &Plan, t: &crate::plan::NativeTunnel) -> crate::tunnel::C
         tenant: plan.tenant.clone(),
         tunnel: t.clone(),
         azure: plan.host.azure.clone(),
+        workers: plan.host.tunnel_workers,
     }
 }
 

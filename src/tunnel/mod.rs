@@ -2,15 +2,18 @@
 //! accepted connection (`POST /api/tokens`, the websocket, its own `DELETE` at the end, however
 //! it ends), and the pump between them. No Python, no az process but the one for the token.
 //!
-//! Threads: the engine runs on a thread of its own with a single-threaded tokio runtime; the
-//! session layer holds an [`Engine`] and stays synchronous. Dropping the engine stops the
+//! Threads: the engine runs on a thread of its own with a tokio runtime of [`WORKERS`] worker
+//! threads (each direction of a connection is a task, so both run at once); the session layer
+//! holds an [`Engine`] and stays synchronous. Dropping the engine stops the
 //! listener, closes every connection's websocket and deletes every open session (bounded),
 //! then joins the thread.
 //!
 //! The room: this file holds the types, the [`Engine`] and `bprof proxy`'s [`proxy`];
 //! `listener` binds the port and accepts (the accept loop, which peers are refused);
 //! `session` is one connection's bastion session (the data plane, the token, `POST`, the
-//! websocket, the `DELETE`); `pump` moves the bytes both ways and closes the websocket.
+//! websocket, the `DELETE`); `transport` splits its TLS connection in halves; `frames` writes
+//! and reads websocket frames; `pump` moves the bytes both ways (a task per direction) and
+//! closes the websocket.
 
 mod frames;
 mod listener;
@@ -45,8 +48,17 @@ const FRAME_HEADER: usize = 8;
 pub const PAYLOAD: usize = FRAME - FRAME_HEADER;
 /// What one local read may take: several frames, written to TLS at once (fewer syscalls).
 pub const READ_BATCH: usize = 4 * PAYLOAD;
-/// The engine's runtime threads: a connection's two directions run in parallel.
+/// The engine's runtime threads on a machine with enough cores: a connection's two directions
+/// run in parallel.
 pub const WORKERS: usize = 2;
+
+/// The engine's runtime threads on a machine of `cores`: [`WORKERS`] from four cores up; below
+/// that one (on two cores the directions' threads and the peers on the same machine compete
+/// for the cores, and each hand-over between threads costs more CPU than it saves: measured in
+/// the bench).
+pub fn workers(cores: usize) -> usize {
+    if cores >= 4 { WORKERS } else { 1 }
+}
 /// How long the engine waits, when it stops, for its connections to close and delete their
 /// sessions.
 pub const STOP_GRACE: Duration = Duration::from_secs(8);
@@ -60,6 +72,8 @@ pub struct Config {
     pub tunnel: crate::plan::NativeTunnel,
     /// The Azure client's settings (ARM endpoint, proxy, bundles, az for the token).
     pub azure: crate::azure::Config,
+    /// Runtime threads: 1, or 2 for a connection's directions in parallel.
+    pub workers: usize,
 }
 
 impl Config {
@@ -306,5 +320,17 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn two_workers_from_four_cores() {
+        assert_eq!(super::workers(1), 1);
+        assert_eq!(super::workers(2), 1);
+        assert_eq!(super::workers(3), 1);
+        assert_eq!(super::workers(4), 2);
+        assert_eq!(super::workers(64), 2);
     }
 }

@@ -54,7 +54,10 @@ pub(super) fn prepare(
         cfg.azure.az.clone(),
     );
     tokens.get()?;
-    let rt = crate::azure::runtime_with_workers("starting the tunnel engine", super::WORKERS)?;
+    let rt = match cfg.workers {
+        1 => crate::azure::runtime("starting the tunnel engine")?,
+        n => crate::azure::runtime_with_workers("starting the tunnel engine", n)?,
+    };
     let route = rt.block_on(route(&net, &tokens, cfg))?;
     Ok((rt, net, tokens, route))
 }

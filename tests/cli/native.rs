@@ -168,9 +168,20 @@ fn in_no_argv(needle: &str) {
 
 #[test]
 fn concurrent_connections_get_their_own_sessions_and_deletes_with_one_az_process() {
+    concurrent_connections("1");
+}
+
+/// The same with each connection's two directions on two worker threads, as on a machine of
+/// four cores or more.
+#[test]
+fn concurrent_connections_with_the_directions_in_parallel() {
+    concurrent_connections("2");
+}
+
+fn concurrent_connections(workers: &str) {
     let fake = FakeBastion::start();
     let port = free_port();
-    let t = set(&fake, port, "", "");
+    let t = set(&fake, port, "", "").env("BPROF_TUNNEL_WORKERS", workers);
     let run = Running::start(&t, &["run", "db", "--tunnel-only"]);
     wait_listening(port);
     // the probe above was a connection too: it gets (and ends) a session of its own
@@ -198,6 +209,21 @@ fn concurrent_connections_get_their_own_sessions_and_deletes_with_one_az_process
     fake.wait_until("three sessions open", Duration::from_secs(10), |f| {
         f.open_sessions() == 3
     });
+    // the runtime the setting asked for: two worker threads, or none beside the engine's own
+    let threads = std::fs::read_dir(format!("/proc/{}/task", run.child.id()))
+        .expect("/proc/PID/task")
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim() == "tunnel-worker")
+        })
+        .count();
+    // (tokio's blocking threads, for the token, carry the name too)
+    assert_eq!(
+        threads >= 2,
+        workers == "2",
+        "BPROF_TUNNEL_WORKERS={workers}: {threads}"
+    );
     let tokens = tokens_of(&fake);
     assert_eq!(tokens.len(), 1, "one token for the whole run");
     in_no_argv("SECRET-");
@@ -613,9 +639,15 @@ fn a_taken_derived_port_moves_but_tunnel_only_keeps_its_error() {
 
 #[test]
 fn dropped_websockets_end_their_connection_cleanly() {
+    for workers in ["1", "2"] {
+        dropped_websockets(workers);
+    }
+}
+
+fn dropped_websockets(workers: &str) {
     let fake = FakeBastion::start();
     let port = free_port();
-    let t = set(&fake, port, "", "");
+    let t = set(&fake, port, "", "").env("BPROF_TUNNEL_WORKERS", workers);
     let run = Running::start(&t, &["run", "db", "--tunnel-only"]);
     wait_listening(port);
     fake.set(|c| {

@@ -23,6 +23,8 @@ fn set(fake: &FakeBastion, port: u16) -> WinTest {
         .file("profiles/p.yaml", yaml)
         .env("BPROF_ARM_ENDPOINT", &fake.arm_endpoint())
         .env("SSL_CERT_FILE", &win(fake.ca_file()))
+        // the two directions of a connection on two threads (the Linux suite runs one and two)
+        .env("BPROF_TUNNEL_WORKERS", "2")
 }
 
 fn echo(s: &mut TcpStream, data: &[u8]) -> Vec<u8> {
