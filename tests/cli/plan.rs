@@ -192,9 +192,8 @@ fn first_argv_with(profile: &str, args: &[&str], engine: Option<&str>) -> Vec<St
         .collect()
 }
 
-#[test]
-fn rdp_is_the_gateway_on_windows_and_a_tunnel_elsewhere() {
-    // Windows: the token, then bprof's own request for the gateway's file, then mstsc
+/// The JSON steps of prod-jumpbox's plan for Windows, with `extra` flags.
+fn windows_steps(extra: &[&str]) -> serde_json::Value {
     let r = Test::examples()
         .signed_in(&SUBS)
         .args(&[
@@ -205,8 +204,16 @@ fn rdp_is_the_gateway_on_windows_and_a_tunnel_elsewhere() {
             "--os",
             "windows",
         ])
+        .args(extra)
         .run();
-    let steps = r.json()["steps"].clone();
+    r.code(0);
+    r.json()["steps"].clone()
+}
+
+#[test]
+fn rdp_is_the_gateway_on_windows_and_a_tunnel_elsewhere() {
+    // Windows: the token, then bprof's own request for the gateway's file, then mstsc
+    let steps = windows_steps(&[]);
     assert_eq!(steps[0]["argv"][2], "get-access-token", "{steps}");
     assert_eq!(steps[1]["name"], "gateway-file");
     assert!(
@@ -267,19 +274,7 @@ fn configure_flag_is_bare_and_for_this_run_only() {
     let without = first_argv_with("prod-jumpbox", &["--os", "windows"], Some("az"));
     assert!(!without.iter().any(|a| a == "--configure"));
     // the gateway path: mstsc /edit
-    let r = Test::examples()
-        .signed_in(&SUBS)
-        .args(&[
-            "plan",
-            "prod-jumpbox",
-            "--format",
-            "json",
-            "--os",
-            "windows",
-            "--configure",
-        ])
-        .run();
-    let client = r.json()["steps"][3]["argv"].clone();
+    let client = windows_steps(&["--configure"])[3]["argv"].clone();
     assert_eq!(client[0], "mstsc");
     assert_eq!(client[1], "/edit");
     Test::examples()
