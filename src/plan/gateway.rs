@@ -213,7 +213,8 @@ pub fn merge(file: &str, settings: &[String], bastion_host: &str) -> Result<Merg
             leave(shown);
             continue;
         }
-        if key == "gatewayhostname:s" && !gateway_ok(value.trim(), bastion_host) {
+        // judged as written: the value mstsc gets is the value checked (no trimming)
+        if key == "gatewayhostname:s" && !gateway_ok(value, bastion_host) {
             return Err(format!(
                 "the gateway file names the gateway {}, which is neither the bastion's host {bastion_host} nor under its domain",
                 crate::terminal::value(&crate::azure::http::bounded(value, 100))
@@ -318,6 +319,8 @@ mod tests {
         }
         for bad in [
             "evil.example.com",
+            "gw.bastion.azure.com ",
+            " gw.bastion.azure.com",
             "bastion.azure.com.evil.com",
             "10.0.0.1",
             "x.bastion.azure.com:44x",

@@ -138,6 +138,9 @@ fn hostile_gateway_files_through_the_fuzz_pipeline() {
         format!("full address:s:vm\r\ngatewayhostname:s:{host}\r\n").into_bytes(),
         format!("full address:s:vm\r\ngatewayhostname:s:{host}\r\nfull address:s:evil\r\nalternate shell:s:calc\r\nwinposstr:s:\u{1b}[2J\r\n").into_bytes(),
         b"full address:s:vm\r\ngatewayhostname:s:evil.com\r\n".to_vec(),
+        // found by the fuzzer: a gateway under the domain with a space after it passed the
+        // check (which trimmed it) and reached the file as written
+        b"full address:s:vm\r\ngatewayhostname:s:gw.bastion.azure.com \r\n".to_vec(),
         b"\xFF\xFEf\x00".to_vec(),
         b"\xFF\xFE".to_vec(),
         b"\xEF\xBB\xBF".to_vec(),
@@ -150,6 +153,6 @@ fn hostile_gateway_files_through_the_fuzz_pipeline() {
         .collect();
     assert_eq!(
         merged,
-        [true, true, false, false, false, false, false, false]
+        [true, true, false, false, false, false, false, false, false]
     );
 }
