@@ -22,7 +22,7 @@ impl TempRdp {
             path: path.display().to_string(),
             source,
         };
-        create_private_dir(dir).map_err(|e| err(dir, e))?;
+        prepare_dir(dir).map_err(|e| err(dir, e))?;
         sweep(dir);
         let stem = planned
             .file_stem()
@@ -57,7 +57,7 @@ impl TempRdp {
                 }
                 // another run that ended removed the (then empty) directory meanwhile
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 1000 => {
-                    create_private_dir(dir).map_err(|e| err(dir, e))?;
+                    prepare_dir(dir).map_err(|e| err(dir, e))?;
                     attempt += 1;
                 }
                 Err(e) => return Err(err(&path, e)),
@@ -80,6 +80,19 @@ impl Drop for TempRdp {
     }
 }
 
+/// [`create_private_dir`], again when another run that ended removed the (then empty)
+/// directory while it was being made private.
+fn prepare_dir(dir: &Path) -> std::io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match create_private_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(_) if !dir.exists() && tries < 100 => tries += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// The run (process id) whose file `name` is: `STEM-PID-N.rdp`.
 fn run_of(name: &str) -> Option<u32> {
     let stem = name.strip_suffix(".rdp")?;
@@ -93,8 +106,12 @@ fn run_of(name: &str) -> Option<u32> {
     pid.parse().ok()
 }
 
-/// Removes the files of runs that are gone (killed before their guard ran): their gateway
-/// tokens end with them. Best effort; bounded.
+/// A file is swept only once it is this old: a run whose process merely looks gone (a pid
+/// check that failed) keeps its file while its client starts.
+pub const SWEEP_AGE: Duration = Duration::from_secs(60);
+
+/// Removes the files of runs that are gone (killed before their guard ran) once they are
+/// [`SWEEP_AGE`] old: their gateway tokens end with them. Best effort; bounded.
 fn sweep(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -103,8 +120,15 @@ fn sweep(dir: &Path) {
     for entry in entries.flatten().take(1000) {
         let name = entry.file_name().to_string_lossy().into_owned();
         let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= SWEEP_AGE);
         if let Some(pid) = run_of(&name)
             && is_file
+            && old
             && pid != me
             && !crate::process::alive(pid)
         {
@@ -212,8 +236,14 @@ mod tests {
         let dead = planned.with_file_name(format!("p-{gone}-0.rdp"));
         let living = planned.with_file_name(format!("q-{}-7.rdp", std::process::id()));
         let other = planned.with_file_name("notes.txt");
-        for f in [&dead, &living, &other] {
+        let young = planned.with_file_name(format!("y-{gone}-0.rdp"));
+        let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        for f in [&dead, &living, &other, &young] {
             std::fs::write(f, b"x").unwrap();
+            if f != &young {
+                let file = std::fs::File::options().write(true).open(f).unwrap();
+                file.set_modified(an_hour_ago).unwrap();
+            }
         }
         // the run's own file is never swept, nor a name of another shape
         let parent_alive =
@@ -221,6 +251,7 @@ mod tests {
         std::fs::write(&parent_alive, b"x").unwrap();
         let f = TempRdp::create(&planned, b"new").unwrap();
         assert!(!dead.exists(), "a gone run's file is removed");
+        assert!(young.exists(), "a file younger than a minute is kept");
         assert!(living.exists() && other.exists() && parent_alive.exists() && f.path().exists());
     }
 

@@ -119,6 +119,12 @@ fn ending_bprof_ends_mstsc_and_no_gateway_file_outlives_the_next_run() {
         let (_, err) = t.outputs(&mut cmd);
         let mut child = cmd.spawn().expect("start bprof.exe");
         crate::run::wait_for("mstsc has the file", || {
+            let ended = child.try_wait().ok().flatten();
+            assert!(
+                ended.is_none(),
+                "bprof.exe ended: {ended:?}: {}",
+                crate::read(&err)
+            );
             t.path().join("mstsc-file").exists()
         });
         let argv = std::fs::read_to_string(t.path().join("mstsc-argv")).expect("argv");
@@ -138,8 +144,15 @@ fn ending_bprof_ends_mstsc_and_no_gateway_file_outlives_the_next_run() {
         if code.is_some() {
             assert!(!file.exists(), "{sig}: the guard removed it");
         } else {
-            // a killed bprof runs no guard: the next run, finding its process gone, removes it
+            // a killed bprof runs no guard: the next run, finding its process gone and the
+            // file older than a minute, removes it
             assert!(file.exists(), "{sig}: nothing could remove it");
+            let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+            std::fs::File::options()
+                .write(true)
+                .open(&file)
+                .and_then(|f| f.set_modified(an_hour_ago))
+                .expect("age the file");
             let next = set(&fake).run(&["run", "desk"]);
             assert_eq!(next.code, 0, "{}", next.stderr);
             assert!(!file.exists(), "the next run swept it");

@@ -66,7 +66,7 @@ fn a_percent_for_az_cmd_is_refused_before_anything_runs() {
 
 /// Waits until `pred`, at most 20 s (Wine is slow to start on a busy machine).
 #[track_caller]
-pub fn wait_for(what: &str, pred: impl Fn() -> bool) {
+pub fn wait_for(what: &str, mut pred: impl FnMut() -> bool) {
     let start = Instant::now();
     while !pred() {
         assert!(
