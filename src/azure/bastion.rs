@@ -55,11 +55,11 @@ pub struct Located<'a> {
 
 /// Where a bastion's sessions are asked for: the profile's `dns_name`, or ARM's read (which
 /// also refuses a SKU or setting that cannot carry a native client, before anything listens):
-/// the bastion's host, or the Developer SKU's broker. `token` is needed for ARM's read.
+/// the bastion's host, or the Developer SKU's broker.
 pub async fn route(
     net: &Net,
     azure: &super::Config,
-    token: Option<&Secret>,
+    token: &Secret,
     at: &Located<'_>,
     ip_target: bool,
 ) -> Result<Route, AzureError> {
@@ -69,9 +69,6 @@ pub async fn route(
     let unusable = |why: String| AzureError::Unusable {
         bastion: at.name.to_string(),
         why,
-    };
-    let Some(token) = token else {
-        return Err(unusable("no token to read it from ARM".into()));
     };
     let arm = super::arm::Arm::from_config(net.clone(), azure)?;
     let facts =

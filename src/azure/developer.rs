@@ -12,7 +12,6 @@
 use std::time::Duration;
 
 use super::AzureError;
-use super::arm::{error_text, is_html};
 use super::bastion::{DataPlane, Target};
 use super::http::{Endpoint, Net, Request, bounded};
 use super::token::Secret;
@@ -133,20 +132,14 @@ pub async fn data_pod(
         .send(&broker.endpoint, &req, MAX_ANSWER, CONNECTION_TIMEOUT)
         .await;
     // the body held the token: it is not kept
-    let mut body = body.into_bytes();
-    body.iter_mut().for_each(|b| *b = 0);
+    super::token::wipe(body.into_bytes());
     let resp = resp?;
     if !(200..300).contains(&resp.status) {
-        let message = if is_html(&resp) {
-            "an HTML error page".to_string()
-        } else {
-            error_text(&resp).1
-        };
-        return Err(AzureError::Refused {
-            status: resp.status,
-            message: format!("the Developer SKU's connection request failed: {message}"),
-            hint: super::bastion::refusal_hint(resp.status, &message, token.expose().len()),
-        });
+        return Err(super::bastion::refused(
+            &resp,
+            token,
+            "the Developer SKU's connection request failed",
+        ));
     }
     let host = answer_host(&resp.body);
     pod_ok(&host, &broker.suffix).map_err(|why| AzureError::Protocol {

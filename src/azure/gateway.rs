@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::AzureError;
 use super::bastion::{DataPlane, refused};
 use super::http::{Net, Request, query_value};
-use super::token::Secret;
+use super::token::{Secret, wipe};
 
 /// How long the request may take.
 pub const GATEWAY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -57,11 +57,6 @@ impl Drop for GatewayFile {
     fn drop(&mut self) {
         wipe(std::mem::take(&mut self.text).into_bytes());
     }
-}
-
-fn wipe(mut bytes: Vec<u8>) {
-    bytes.iter_mut().for_each(|b| *b = 0);
-    std::hint::black_box(&bytes);
 }
 
 /// The body as text: UTF-16LE with its byte-order mark (as mstsc writes files), or UTF-8 with

@@ -58,11 +58,14 @@ impl std::fmt::Debug for Secret {
 
 impl Drop for Secret {
     fn drop(&mut self) {
-        // SAFETY-free best effort: overwrite the bytes before the allocation is freed
-        let mut bytes = std::mem::take(&mut self.0).into_bytes();
-        bytes.iter_mut().for_each(|b| *b = 0);
-        std::hint::black_box(&bytes);
+        wipe(std::mem::take(&mut self.0).into_bytes());
     }
+}
+
+/// Overwrites bytes that held a secret before their allocation is freed (best effort).
+pub fn wipe(mut bytes: Vec<u8>) {
+    bytes.iter_mut().for_each(|b| *b = 0);
+    std::hint::black_box(&bytes);
 }
 
 /// An access token and when it ends.

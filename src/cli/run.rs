@@ -156,7 +156,7 @@ pub(super) fn plan_options(
     Ok(PlanOptions {
         os,
         configure,
-        port: choose_port(p, os, port, tunnel_only, settings.engine, for_run, out)?,
+        port: choose_port(p, &shape, port, for_run, out)?,
         extra,
         tunnel_only,
         signed_in,
@@ -269,19 +269,13 @@ fn run_plan(plan: &plan::Plan, out: &Out) -> Result<i32, Error> {
 /// root). Busy ports are checked by `run` only.
 pub(super) fn choose_port(
     p: &Profile,
-    os: Os,
+    shape: &PlanOptions,
     requested: Option<u16>,
-    tunnel_only: bool,
-    engine: Option<crate::profile::raw::TunnelEngine>,
     for_run: bool,
     out: &Out,
 ) -> Result<Option<u16>, Error> {
-    let shape = PlanOptions {
-        tunnel_only,
-        engine,
-        ..PlanOptions::for_os(os)
-    };
-    if !plan::uses_tunnel(p, &shape) {
+    let os = shape.os;
+    if !plan::uses_tunnel(p, shape) {
         return Ok(requested);
     }
     let port = plan::local_port(p, requested);
@@ -293,7 +287,7 @@ pub(super) fn choose_port(
     }
     // the native engine binds the port itself (falling back to one the OS picks): no
     // check-then-bind race
-    let native = plan::engine(p, &shape) == crate::profile::raw::TunnelEngine::Native;
+    let native = plan::engine(p, shape) == crate::profile::raw::TunnelEngine::Native;
     // plans show the configured (or derived) port; only a run checks that it is free
     if native && requested.is_none() {
         // `auto` stays a choice of the engine's: it may move off a taken derived port
@@ -304,7 +298,7 @@ pub(super) fn choose_port(
     }
     let derived =
         requested.is_none() && matches!(p.local_port, crate::profile::raw::LocalPort::Auto(_));
-    if !derived || tunnel_only {
+    if !derived || shape.tunnel_only {
         return Err(RunError::PortBusy { port, derived }.into());
     }
     // a port the OS offers on 127.0.0.1, and free on [::1] too

@@ -116,7 +116,7 @@ fn bastion_command(p: &Profile, opts: &PlanOptions) -> Option<&'static str> {
         } else {
             "`tunnel_engine: az` runs `az network bastion ssh`"
         }),
-        Mode::Rdp if plan::rdp_path(p, opts) == plan::RdpPath::Az => {
+        Mode::Rdp if plan::rdp_path(p, opts) == Some(plan::RdpPath::Az) => {
             Some("rdp with `client: auto` on Windows runs `az network bastion rdp`")
         }
         _ if plan::uses_tunnel(p, opts) && plan::engine(p, opts) == TunnelEngine::Az => {

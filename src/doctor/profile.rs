@@ -336,7 +336,7 @@ fn bastion_settings(p: &Profile, opts: &PlanOptions, facts: Option<&BastionFacts
             ip,
         ];
     };
-    let gateway = p.mode == Mode::Rdp && plan::rdp_path(p, opts) == plan::RdpPath::Gateway;
+    let gateway = plan::rdp_path(p, opts) == Some(plan::RdpPath::Gateway);
     let sku = match facts.sku_refusal() {
         Some(r) => Check::fail("bastion-sku", r.why, r.fix),
         None if facts.developer() && gateway => Check::fail(

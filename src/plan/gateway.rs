@@ -81,13 +81,10 @@ pub fn possible(profile: &Profile) -> bool {
 /// The gateway path's steps after sign-in: token, gateway-file, write-rdp, client.
 pub(super) fn steps(profile: &Profile, opts: &PlanOptions, out: &mut Vec<Step>) {
     let b = &profile.bastion;
-    out.push(Step {
-        name: "token".into(),
-        argv: token_argv(&b.subscription),
-        when: None,
-        detail: Some("the ARM access token, kept in memory only".into()),
-        kind: StepKind::Token,
-    });
+    out.push(super::steps::token_step(
+        &b.subscription,
+        "the ARM access token, kept in memory only",
+    ));
     let gateway = Gateway {
         subscription: b.subscription.clone(),
         resource_group: b.resource_group.clone(),
@@ -172,7 +169,8 @@ fn gateway_ok(value: &str, bastion_host: &str) -> bool {
 /// display settings of the same name or are added. Refused: a file without an address or a
 /// gateway, or whose gateway is not the bastion's (`bastion_host`) or under its domain.
 pub fn merge(file: &str, settings: &[String], bastion_host: &str) -> Result<Merged, String> {
-    let mut kept: Vec<(String, String)> = Vec::new();
+    // (the name as clients match it, as written, the value)
+    let mut kept: Vec<(String, String, String)> = Vec::new();
     let mut left_out = Vec::new();
     let mut leave = |what: String| {
         if left_out.len() < 20 {
@@ -196,7 +194,7 @@ pub fn merge(file: &str, settings: &[String], bastion_host: &str) -> Result<Merg
             leave(format!("{shown} (a control character)"));
             continue;
         }
-        if kept.iter().any(|(k, _)| rdp_key(k) == key) {
+        if kept.iter().any(|(k, _, _)| *k == key) {
             leave(format!("{shown} (a second time)"));
             continue;
         }
@@ -220,10 +218,10 @@ pub fn merge(file: &str, settings: &[String], bastion_host: &str) -> Result<Merg
                 crate::terminal::value(&crate::azure::http::bounded(value, 100))
             ));
         }
-        kept.push((written, value.to_string()));
+        kept.push((key, written, value.to_string()));
     }
     for needed in ["full address:s", "gatewayhostname:s"] {
-        if !kept.iter().any(|(k, _)| rdp_key(k) == needed) {
+        if !kept.iter().any(|(k, _, _)| k == needed) {
             return Err(format!("the gateway file has no `{needed}`"));
         }
     }
@@ -237,13 +235,16 @@ pub fn merge(file: &str, settings: &[String], bastion_host: &str) -> Result<Merg
         if CONNECTION.contains(&key.as_str()) {
             continue;
         }
-        match kept.iter_mut().find(|(k, _)| rdp_key(k) == key) {
-            Some(existing) => existing.1 = value.to_string(),
-            None => kept.push((written, value.to_string())),
+        match kept.iter_mut().find(|(k, _, _)| *k == key) {
+            Some(existing) => existing.2 = value.to_string(),
+            None => kept.push((key, written, value.to_string())),
         }
     }
     Ok(Merged {
-        lines: kept.into_iter().map(|(k, v)| format!("{k}:{v}")).collect(),
+        lines: kept
+            .into_iter()
+            .map(|(_, w, v)| format!("{w}:{v}"))
+            .collect(),
         left_out,
     })
 }

@@ -274,21 +274,25 @@ pub enum RdpPath {
     Tunnel,
 }
 
-/// The path of an rdp profile: on Windows with `client: auto`, az's own (`tunnel_engine: az`
-/// or a template), else the gateway when it can be used ([`gateway::possible`]), else bprof's
-/// tunnel and mstsc; with any named client, or on Linux and macOS, the tunnel.
-pub fn rdp_path(profile: &Profile, opts: &PlanOptions) -> RdpPath {
-    if opts.os != Os::Windows || profile.client != Client::Auto || opts.tunnel_only {
-        return RdpPath::Tunnel;
+/// The path of an rdp profile (None for other modes): on Windows with `client: auto`, az's own
+/// (`tunnel_engine: az` or a template), else the gateway when it can be used
+/// ([`gateway::possible`]), else bprof's tunnel and mstsc; with any named client, with
+/// `--tunnel-only`, or on Linux and macOS, the tunnel.
+pub fn rdp_path(profile: &Profile, opts: &PlanOptions) -> Option<RdpPath> {
+    if profile.mode != Mode::Rdp {
+        return None;
     }
-    if engine(profile, opts) == TunnelEngine::Az {
-        return RdpPath::Az;
-    }
-    if gateway::possible(profile) {
-        RdpPath::Gateway
-    } else {
-        RdpPath::Tunnel
-    }
+    Some(
+        if opts.os != Os::Windows || profile.client != Client::Auto || opts.tunnel_only {
+            RdpPath::Tunnel
+        } else if engine(profile, opts) == TunnelEngine::Az {
+            RdpPath::Az
+        } else if gateway::possible(profile) {
+            RdpPath::Gateway
+        } else {
+            RdpPath::Tunnel
+        },
+    )
 }
 
 /// Whether bprof itself makes the profile's connection (no az command line but the token's):
@@ -296,9 +300,7 @@ pub fn rdp_path(profile: &Profile, opts: &PlanOptions) -> RdpPath {
 pub fn native(profile: &Profile, opts: &PlanOptions) -> bool {
     native_ssh(profile, opts)
         || (uses_tunnel(profile, opts) && engine(profile, opts) == TunnelEngine::Native)
-        || (profile.mode == Mode::Rdp
-            && !opts.tunnel_only
-            && rdp_path(profile, opts) == RdpPath::Gateway)
+        || rdp_path(profile, opts) == Some(RdpPath::Gateway)
 }
 
 /// Whether a profile's plan opens a tunnel: `--tunnel-only`, mode tunnel, or rdp on the
@@ -306,7 +308,7 @@ pub fn native(profile: &Profile, opts: &PlanOptions) -> bool {
 pub fn uses_tunnel(profile: &Profile, opts: &PlanOptions) -> bool {
     opts.tunnel_only
         || profile.mode == Mode::Tunnel
-        || (profile.mode == Mode::Rdp && rdp_path(profile, opts) == RdpPath::Tunnel)
+        || rdp_path(profile, opts) == Some(RdpPath::Tunnel)
 }
 
 /// The template context: profile, tenant, bastion, vm, port, env.
@@ -556,41 +558,34 @@ fn assemble(
         }
     }
     let native = tunnel && engine(profile, opts) == TunnelEngine::Native;
-    let gateway = profile.mode == Mode::Rdp && rdp_path(profile, opts) == RdpPath::Gateway;
-    if native_ssh(profile, opts) || gateway {
-        if gateway {
-            az_only_refused(profile, opts)?;
-            gateway::steps(profile, opts, &mut out);
-        } else {
-            // `bprof proxy` (ssh's ProxyCommand) asks the broker for each connection
-            if profile.bastion.sku == Some(crate::profile::raw::Sku::Developer) {
-                out.push(steps::broker_step());
-            }
-            if profile.auth_type == Some(crate::profile::raw::AuthType::Aad) {
-                steps::entra_steps(profile, opts, &mut out);
-            }
-            out.push(ssh_step(set, profile, opts)?);
+    let done = |steps: Vec<Step>| Plan {
+        profile: profile.name.clone(),
+        os: opts.os,
+        tenant: profile.tenant.id.clone(),
+        host: opts.host.clone(),
+        steps,
+        sources,
+    };
+    if rdp_path(profile, opts) == Some(RdpPath::Gateway) {
+        az_only_refused(profile, opts)?;
+        gateway::steps(profile, opts, &mut out);
+        return Ok(done(out));
+    }
+    if native_ssh(profile, opts) {
+        // `bprof proxy` (ssh's ProxyCommand) asks the broker for each connection
+        if profile.bastion.sku == Some(crate::profile::raw::Sku::Developer) {
+            out.push(steps::broker_step());
         }
-        return Ok(Plan {
-            profile: profile.name.clone(),
-            os: opts.os,
-            tenant: profile.tenant.id.clone(),
-            host: opts.host.clone(),
-            steps: out,
-            sources,
-        });
+        if profile.auth_type == Some(crate::profile::raw::AuthType::Aad) {
+            steps::entra_steps(profile, opts, &mut out);
+        }
+        out.push(ssh_step(set, profile, opts)?);
+        return Ok(done(out));
     }
     if native {
         native_steps(profile, opts, port, &mut out)?;
         session_steps(profile, opts, port, true, &mut out);
-        return Ok(Plan {
-            profile: profile.name.clone(),
-            os: opts.os,
-            tenant: profile.tenant.id.clone(),
-            host: opts.host.clone(),
-            steps: out,
-            sources,
-        });
+        return Ok(done(out));
     }
     let n = rendered.len();
     for (i, argv) in rendered.into_iter().enumerate() {
@@ -613,14 +608,7 @@ fn assemble(
     if tunnel && (profile.template.is_none() || opts.tunnel_only) {
         session_steps(profile, opts, port, false, &mut out);
     }
-    Ok(Plan {
-        profile: profile.name.clone(),
-        os: opts.os,
-        tenant: profile.tenant.id.clone(),
-        host: opts.host.clone(),
-        steps: out,
-        sources,
-    })
+    Ok(done(out))
 }
 
 /// `BPROF_TUNNEL_TIMEOUT`: seconds, from 0.1 to 86400 (the command line checks it first).

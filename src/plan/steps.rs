@@ -8,6 +8,17 @@ pub fn token_argv(subscription: &str) -> Vec<String> {
     crate::azure::token::TokenFor::Subscription(subscription.to_string()).argv()
 }
 
+/// The token step: az's one call, the ARM token kept in memory (`detail` says for what).
+pub(super) fn token_step(subscription: &str, detail: &str) -> Step {
+    Step {
+        name: "token".into(),
+        argv: token_argv(subscription),
+        when: None,
+        detail: Some(detail.into()),
+        kind: StepKind::Token,
+    }
+}
+
 /// Where `run` writes the temporary .rdp of a profile: a directory of the person's own.
 pub fn temp_rdp_path(host: &Host, profile: &str) -> String {
     host.rdp_dir
@@ -187,13 +198,10 @@ pub(super) fn native_steps(
     let fallback = !opts.tunnel_only
         && opts.port.is_none()
         && matches!(profile.local_port, LocalPort::Auto(_));
-    out.push(Step {
-        name: "token".into(),
-        argv: token_argv(&b.subscription),
-        when: None,
-        detail: Some("the ARM access token, kept in memory only (refreshed in the background from 10 minutes before its end)".into()),
-        kind: StepKind::Token,
-    });
+    out.push(token_step(
+        &b.subscription,
+        "the ARM access token, kept in memory only (refreshed in the background from 10 minutes before its end)",
+    ));
     if b.sku == Some(crate::profile::raw::Sku::Developer) {
         out.push(broker_step());
     }

@@ -31,8 +31,7 @@ pub(super) fn fetch(
     };
     let work = async {
         let route =
-            crate::azure::bastion::route(&net, &plan.host.azure, Some(&token.secret), &at, false)
-                .await?;
+            crate::azure::bastion::route(&net, &plan.host.azure, &token.secret, &at, false).await?;
         let dp = match route {
             Route::Host(dp) => dp,
             Route::Broker(_) => {
@@ -88,16 +87,12 @@ pub(super) fn write(
             merged.left_out.join(", ")
         ));
     }
-    let mut bytes = crate::plan::rdp::encode(&merged.lines);
+    let bytes = crate::plan::rdp::encode(&merged.lines);
     let written = TempRdp::create(planned, &bytes);
-    // the bytes held the gateway token
-    bytes.iter_mut().for_each(|b| *b = 0);
-    std::hint::black_box(&bytes);
-    let mut lines = merged.lines;
-    for l in &mut lines {
-        let mut b = std::mem::take(l).into_bytes();
-        b.iter_mut().for_each(|x| *x = 0);
-        std::hint::black_box(&b);
+    // they held the gateway token
+    crate::azure::token::wipe(bytes);
+    for line in merged.lines {
+        crate::azure::token::wipe(line.into_bytes());
     }
     Ok(written?)
 }

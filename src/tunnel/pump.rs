@@ -23,17 +23,6 @@ const CLOSE_WAIT: Duration = Duration::from_secs(3);
 /// Pings waiting for their pongs (more are not answered: the service only needs to see life).
 const PINGS: usize = 8;
 
-/// How the down direction ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Down {
-    /// The service closed the websocket (its close frame).
-    Closed,
-    /// The service's connection ended or broke.
-    Gone,
-    /// The local side could not be written.
-    Local,
-}
-
 /// Writes the `ranges` of `buf` in order with vectored writes.
 async fn write_ranges<W>(
     w: &mut W,
@@ -70,7 +59,7 @@ where
 }
 
 /// The service's frames to the local socket, until the service closes or either side ends.
-async fn down<W>(tr: &mut Reader, lw: &mut W, pings: &mpsc::Sender<Vec<u8>>) -> Down
+async fn down<W>(tr: &mut Reader, lw: &mut W, pings: &mpsc::Sender<Vec<u8>>)
 where
     W: AsyncWrite + Unpin,
 {
@@ -80,7 +69,7 @@ where
     let mut data = Vec::new();
     loop {
         let n = match tr.read(&mut buf).await {
-            Ok(0) | Err(_) => return Down::Gone,
+            Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
         events.clear();
@@ -99,13 +88,10 @@ where
             }
         }
         if write_ranges(lw, &buf, &data).await.is_err() || lw.flush().await.is_err() {
-            return Down::Local;
+            return;
         }
-        if closed {
-            return Down::Closed;
-        }
-        if broken {
-            return Down::Gone;
+        if closed || broken {
+            return;
         }
     }
 }
@@ -157,45 +143,42 @@ pub(super) async fn pump<R, W>(
     let (quit, mut quitting) = watch::channel(false);
     let mut downward = tokio::spawn(async move {
         let mut lw = lw;
-        let ended = tokio::select! {
-            d = down(&mut tr, &mut lw, &ping_tx) => Some(d),
-            _ = quitting.changed() => None,
-        };
+        tokio::select! {
+            () = down(&mut tr, &mut lw, &ping_tx) => {}
+            _ = quitting.changed() => {}
+        }
         let _ = lw.shutdown().await;
-        ended
     });
     let mut masks = Masks::new();
-    let first = tokio::select! {
-        () = up(&mut lr, &mut tw, &mut masks, &mut ping_rx) => None,
-        d = &mut downward => Some(d.ok().flatten()),
-        _ = stop.changed() => None,
+    // true: the service's side ended first (its close, its end, or the local side's failure)
+    let down_first = tokio::select! {
+        () = up(&mut lr, &mut tw, &mut masks, &mut ping_rx) => false,
+        _ = &mut downward => true,
+        _ = stop.changed() => false,
     };
     let mut close = Vec::new();
     let _ = frames::close(1000, &mut masks, &mut close);
-    match first {
+    if down_first {
         // the service ended first: answer its close, end TLS
-        Some(_) => {
-            let _ = tokio::time::timeout(CLOSE_WAIT, async {
-                let _ = tw.write_all(&close).await;
-                let _ = tw.shutdown().await;
-            })
-            .await;
-        }
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            let _ = tw.write_all(&close).await;
+            let _ = tw.shutdown().await;
+        })
+        .await;
+    } else {
         // the local side or the engine ended first: close, and let the service's last bytes
         // and its close arrive (briefly)
-        None => {
-            let done = tokio::time::timeout(CLOSE_WAIT, async {
-                let _ = tw.write_all(&close).await;
-                let _ = tw.flush().await;
-                let _ = (&mut downward).await;
-            })
-            .await
-            .is_ok();
-            if !done {
-                let _ = quit.send(true);
-                let _ = downward.await;
-            }
-            let _ = tokio::time::timeout(CLOSE_WAIT, tw.shutdown()).await;
+        let done = tokio::time::timeout(CLOSE_WAIT, async {
+            let _ = tw.write_all(&close).await;
+            let _ = tw.flush().await;
+            let _ = (&mut downward).await;
+        })
+        .await
+        .is_ok();
+        if !done {
+            let _ = quit.send(true);
+            let _ = downward.await;
         }
+        let _ = tokio::time::timeout(CLOSE_WAIT, tw.shutdown()).await;
     }
 }

@@ -25,19 +25,9 @@ async fn route(net: &Net, tokens: &TokenSource, cfg: &Config) -> Result<Route, A
         dns_name: t.dns_name.as_deref(),
     };
     let ip_target = matches!(t.target, crate::plan::TunnelTarget::Ip(_));
-    let token = if t.dns_name.is_some() {
-        None
-    } else {
-        Some(tokens.get()?)
-    };
-    bastion::route(
-        net,
-        &cfg.azure,
-        token.as_ref().map(|t| &t.secret),
-        &at,
-        ip_target,
-    )
-    .await
+    // held already (`prepare` asked for it first): no az call
+    let token = tokens.get()?;
+    bastion::route(net, &cfg.azure, &token.secret, &at, ip_target).await
 }
 
 /// The token (one az process unless given), a runtime, the network and the data plane.

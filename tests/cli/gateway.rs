@@ -79,22 +79,6 @@ fn read_utf16(bytes: &[u8]) -> String {
     String::from_utf16(&units).unwrap()
 }
 
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files_under(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn the_gateway_file_is_fetched_merged_private_given_to_mstsc_and_removed() {
     let fake = FakeBastion::start();
@@ -172,7 +156,7 @@ fn the_gateway_file_is_fetched_merged_private_given_to_mstsc_and_removed() {
     assert!(!given.exists(), "the file is removed");
     assert!(!dir.path().join("rdp").exists(), "and its directory");
     std::fs::remove_file(dir.path().join("mstsc-file")).unwrap();
-    for f in files_under(dir.path()) {
+    for f in crate::harness::files_under(dir.path()) {
         let bytes = std::fs::read(&f).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         assert!(
@@ -193,7 +177,7 @@ fn a_utf16_gateway_file_reads_and_a_failing_mstsc_still_removes_the_file() {
     assert_eq!(err.exit_code(), 3, "mstsc's status: {err}");
     let text = read_utf16(&std::fs::read(dir.path().join("mstsc-file")).unwrap());
     assert!(text.contains("gatewayaccesstoken:s:gw-"), "{text}");
-    assert!(files_under(&dir.path().join("rdp")).is_empty());
+    assert!(crate::harness::files_under(&dir.path().join("rdp")).is_empty());
 }
 
 #[test]
@@ -246,7 +230,10 @@ fn hostile_gateway_answers_are_refused_before_mstsc_starts() {
             !dir.path().join("mstsc-argv").exists(),
             "{what}: mstsc never started"
         );
-        assert!(files_under(&dir.path().join("rdp")).is_empty(), "{what}");
+        assert!(
+            crate::harness::files_under(&dir.path().join("rdp")).is_empty(),
+            "{what}"
+        );
     }
 }
 

@@ -86,7 +86,7 @@ fn mstsc_opens_the_gateway_file_bprof_fetched_and_it_is_gone_afterwards() {
     assert!(!r.stdout.contains(&token) && !r.stderr.contains(&token));
     assert!(!r.stderr.contains("SECRET"), "{}", r.stderr);
     std::fs::remove_file(t.path().join("mstsc-file")).expect("remove the copy");
-    for e in walk(t.path()) {
+    for e in crate::harness::files_under(t.path()) {
         let bytes = std::fs::read(&e).unwrap_or_default();
         let wide: Vec<u8> = token.bytes().flat_map(|b| [b, 0]).collect();
         assert!(
@@ -162,17 +162,4 @@ fn ending_bprof_ends_mstsc_and_no_gateway_file_outlives_the_next_run() {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
