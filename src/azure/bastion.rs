@@ -332,15 +332,35 @@ fn html_title(body: &[u8]) -> Option<String> {
 /// A websocket upgrade's answer head is read up to this size.
 const MAX_UPGRADE_HEAD: usize = 16 * 1024;
 
-/// The session's websocket: the TLS connection once the service has agreed to the upgrade
-/// (`101` with the right `Sec-WebSocket-Accept`). The answer's head is read byte by byte, so
-/// nothing the service sends after it is taken away from the tunnel.
+/// A session's websocket once the service agreed to the upgrade: its TLS connection in
+/// halves, and what the service sent right after its answer (the first frames, if any).
+pub struct Websocket {
+    pub incoming: super::tls::Incoming,
+    pub outgoing: super::tls::Outgoing,
+    pub early: Vec<u8>,
+}
+
+/// Where the head of an answer ends in `piece`, after `head` so far (the bytes of the head in
+/// `piece`), if it does.
+fn head_end(head: &[u8], piece: &[u8]) -> Option<usize> {
+    let tail = head.len().saturating_sub(3);
+    let mut joined = head.get(tail..).unwrap_or_default().to_vec();
+    joined.extend_from_slice(
+        piece
+            .get(..piece.len().min(MAX_UPGRADE_HEAD))
+            .unwrap_or_default(),
+    );
+    let at = joined.windows(4).position(|w| w == b"\r\n\r\n")?;
+    Some((at + 4).saturating_sub(head.len() - tail))
+}
+
+/// The session's websocket (`101` with the right `Sec-WebSocket-Accept`); whatever the service
+/// sends after the answer's head stays with the tunnel.
 pub async fn connect_websocket(
     net: &Net,
     dp: &DataPlane,
     grant: &Grant,
-) -> Result<super::tls::Raw, AzureError> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+) -> Result<Websocket, AzureError> {
     let authority = dp.endpoint.authority();
     let what = || format!("the websocket to {authority}");
     let fail = |why: String| AzureError::Protocol { what: what(), why };
@@ -359,19 +379,28 @@ pub async fn connect_websocket(
         env!("CARGO_PKG_VERSION")
     );
     let work = async {
-        let mut stream = net.connect_raw(&dp.endpoint).await?;
+        let (mut incoming, mut outgoing) = net.connect_halves(&dp.endpoint).await?;
         let io = |e: std::io::Error| fail(e.to_string());
-        stream.write_all(request.as_bytes()).await.map_err(io)?;
-        stream.flush().await.map_err(io)?;
+        outgoing.data(request.as_bytes()).map_err(io)?;
+        outgoing.send().await.map_err(io)?;
         let mut head = Vec::with_capacity(512);
-        let mut byte = [0u8; 1];
+        let mut early = Vec::new();
         while !head.ends_with(b"\r\n\r\n") {
-            if head.len() >= MAX_UPGRADE_HEAD {
-                return Err(fail("the upgrade's answer is too long".into()));
+            if !incoming.read().await.map_err(io)? {
+                return Err(fail("the connection ended during the upgrade".into()));
             }
-            match stream.read(&mut byte).await.map_err(io)? {
-                0 => return Err(fail("the connection ended during the upgrade".into())),
-                _ => head.extend_from_slice(&byte),
+            for piece in incoming.pieces() {
+                if head.ends_with(b"\r\n\r\n") {
+                    early.extend_from_slice(piece);
+                    continue;
+                }
+                let end = head_end(&head, piece).unwrap_or(piece.len());
+                let (mine, after) = piece.split_at(end.min(piece.len()));
+                head.extend_from_slice(mine);
+                early.extend_from_slice(after);
+                if head.len() > MAX_UPGRADE_HEAD {
+                    return Err(fail("the upgrade's answer is too long".into()));
+                }
             }
         }
         upgraded(&head, &accept_value(&key)).map_err(|e| match e {
@@ -382,7 +411,11 @@ pub async fn connect_websocket(
             },
             Upgrade::Bad(why) => fail(why),
         })?;
-        Ok(stream)
+        Ok(Websocket {
+            incoming,
+            outgoing,
+            early,
+        })
     };
     tokio::time::timeout(WEBSOCKET_TIMEOUT, work)
         .await

@@ -11,15 +11,15 @@
 //! The room: this file holds the types, the [`Engine`] and `bprof proxy`'s [`proxy`];
 //! `listener` binds the port and accepts (the accept loop, which peers are refused);
 //! `session` is one connection's bastion session (the data plane, the token, `POST`, the
-//! websocket, the `DELETE`); `transport` splits its TLS connection in halves; `frames` writes
-//! and reads websocket frames; `pump` moves the bytes both ways (a task per direction) and
-//! closes the websocket.
+//! websocket, the `DELETE`); `frames` writes and reads websocket frames; `pump` moves the
+//! bytes both ways (a task per direction, over the halves of the websocket's TLS connection,
+//! [`crate::azure::tls::Incoming`] and [`crate::azure::tls::Outgoing`]) and closes the
+//! websocket.
 
 mod frames;
 mod listener;
 mod pump;
 mod session;
-mod transport;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -1,12 +1,12 @@
 //! The pump: bytes both ways between a local stream and the bastion's websocket, then the
-//! close. The websocket's TLS connection is split ([`super::transport`]) and each direction is
-//! a task of its own: on the engine's two workers they run in parallel.
+//! close. The websocket's TLS connection is in halves ([`Incoming`], [`Outgoing`]) and each
+//! direction is a task of its own: on the engine's two workers they run in parallel.
 //!
 //! Up: each local read (up to a few frames) becomes final, masked binary frames of at most
-//! [`PAYLOAD`] bytes (a frame with its header is one TLS record), written to TLS at once. Down:
-//! what TLS gives is read by the frame decoder; the data of every frame in it goes to the local
-//! socket in one vectored write; a ping is answered by the up direction; the service's close
-//! ends the session.
+//! [`PAYLOAD`] bytes, each written straight into a TLS record of its own, sent at once. Down:
+//! the records read are opened where they landed; the frame decoder reads their data; the
+//! data of every frame goes to the local socket in one vectored write; a ping is answered by
+//! the up direction; the service's close ends the session.
 
 use std::io::IoSlice;
 use std::time::Duration;
@@ -15,28 +15,21 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
 use super::frames::{self, Decoder, Event, Masks};
-use super::transport::{self, Reader, Writer};
 use super::{PAYLOAD, READ_BATCH};
+use crate::azure::bastion::Websocket;
+use crate::azure::tls::{Incoming, Outgoing};
 
 /// How long a websocket close may wait for the service's close.
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
 /// Pings waiting for their pongs (more are not answered: the service only needs to see life).
 const PINGS: usize = 8;
 
-/// Writes the `ranges` of `buf` in order with vectored writes.
-async fn write_ranges<W>(
-    w: &mut W,
-    buf: &[u8],
-    ranges: &[std::ops::Range<usize>],
-) -> std::io::Result<()>
+/// Writes `parts` in order with vectored writes.
+async fn write_parts<W>(w: &mut W, mut parts: Vec<&[u8]>) -> std::io::Result<()>
 where
     W: AsyncWrite + Unpin,
 {
-    let mut parts: Vec<&[u8]> = ranges
-        .iter()
-        .filter_map(|r| buf.get(r.clone()))
-        .filter(|p| !p.is_empty())
-        .collect();
+    parts.retain(|p| !p.is_empty());
     let mut first = 0;
     while first < parts.len() {
         let slices: Vec<IoSlice<'_>> = parts.iter().skip(first).map(|p| IoSlice::new(p)).collect();
@@ -58,69 +51,83 @@ where
     Ok(())
 }
 
-/// The service's frames to the local socket, until the service closes or either side ends.
-async fn down<W>(tr: &mut Reader, lw: &mut W, pings: &mpsc::Sender<Vec<u8>>)
-where
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; READ_BATCH];
-    let mut decoder = Decoder::default();
-    let mut events = Vec::new();
+/// What the decoder found in `pieces`: the data to write, in order, pings sent on to the up
+/// direction; whether the service closed (or broke the protocol).
+fn decode<'a>(
+    decoder: &mut Decoder,
+    pieces: impl Iterator<Item = &'a [u8]>,
+    events: &mut Vec<Event>,
+    pings: &mpsc::Sender<Vec<u8>>,
+) -> (Vec<&'a [u8]>, bool) {
     let mut data = Vec::new();
-    loop {
-        let n = match tr.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
+    let mut ended = false;
+    for piece in pieces {
         events.clear();
-        let broken = decoder
-            .feed(buf.get(..n).unwrap_or_default(), &mut events)
-            .is_err();
-        data.clear();
-        let mut closed = false;
+        ended |= decoder.feed(piece, events).is_err();
         for e in events.drain(..) {
             match e {
-                Event::Data(r) => data.push(r),
+                Event::Data(r) => data.push(piece.get(r).unwrap_or_default()),
                 Event::Ping(p) => {
                     let _ = pings.try_send(p);
                 }
-                Event::Close(_) => closed = true,
+                Event::Close(_) => ended = true,
             }
         }
-        if write_ranges(lw, &buf, &data).await.is_err() || lw.flush().await.is_err() {
+        if ended {
+            break;
+        }
+    }
+    (data, ended)
+}
+
+/// The service's frames to the local socket, until the service closes or either side ends.
+async fn down<W>(rx: &mut Incoming, early: &[u8], lw: &mut W, pings: &mpsc::Sender<Vec<u8>>)
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut decoder = Decoder::default();
+    let mut events = Vec::new();
+    if !early.is_empty() {
+        let (data, ended) = decode(&mut decoder, std::iter::once(early), &mut events, pings);
+        if write_parts(lw, data).await.is_err() || lw.flush().await.is_err() || ended {
             return;
         }
-        if closed || broken {
+    }
+    loop {
+        match rx.read().await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => return,
+        }
+        let (data, ended) = decode(&mut decoder, rx.pieces(), &mut events, pings);
+        if write_parts(lw, data).await.is_err() || lw.flush().await.is_err() || ended {
             return;
         }
     }
 }
 
 /// Local reads to frames, and pongs for the service's pings, until the local side ends.
-async fn up<R>(lr: &mut R, tw: &mut Writer, masks: &mut Masks, pings: &mut mpsc::Receiver<Vec<u8>>)
-where
+async fn up<R>(
+    lr: &mut R,
+    tx: &mut Outgoing,
+    masks: &mut Masks,
+    pings: &mut mpsc::Receiver<Vec<u8>>,
+) where
     R: AsyncRead + Unpin,
 {
     let mut buf = vec![0u8; READ_BATCH];
-    let mut out = Vec::with_capacity(READ_BATCH + READ_BATCH / PAYLOAD * 16 + 16);
     loop {
-        out.clear();
-        tokio::select! {
+        let framed = tokio::select! {
             r = lr.read(&mut buf) => match r {
                 Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if frames::binary(buf.get(..n).unwrap_or_default(), PAYLOAD, masks, &mut out).is_err() {
-                        return;
-                    }
-                }
+                Ok(n) => buf
+                    .get(..n)
+                    .unwrap_or_default()
+                    .chunks(PAYLOAD)
+                    .try_for_each(|chunk| tx.record(|o| frames::binary(chunk, PAYLOAD, masks, o))),
             },
-            Some(p) = pings.recv() => {
-                if frames::pong(&p, masks, &mut out).is_err() {
-                    return;
-                }
-            }
-        }
-        if tw.write_all(&out).await.is_err() || tw.flush().await.is_err() {
+            Some(p) = pings.recv() => tx.record(|o| frames::pong(&p, masks, o)),
+        };
+        if framed.is_err() || tx.send().await.is_err() {
             return;
         }
     }
@@ -129,22 +136,22 @@ where
 /// Bytes both ways until either side ends or the engine stops; then the websocket is closed
 /// (1000; after the local side ended, waiting briefly for the service's close while its last
 /// bytes still reach the local side) and both sockets are shut down.
-pub(super) async fn pump<R, W>(
-    mut lr: R,
-    lw: W,
-    ws: crate::azure::tls::Raw,
-    stop: &mut watch::Receiver<bool>,
-) where
+pub(super) async fn pump<R, W>(mut lr: R, lw: W, ws: Websocket, stop: &mut watch::Receiver<bool>)
+where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut tr, mut tw) = transport::split(ws);
+    let Websocket {
+        incoming: mut rx,
+        outgoing: mut tx,
+        early,
+    } = ws;
     let (ping_tx, mut ping_rx) = mpsc::channel(PINGS);
     let (quit, mut quitting) = watch::channel(false);
     let mut downward = tokio::spawn(async move {
         let mut lw = lw;
         tokio::select! {
-            () = down(&mut tr, &mut lw, &ping_tx) => {}
+            () = down(&mut rx, &early, &mut lw, &ping_tx) => {}
             _ = quitting.changed() => {}
         }
         let _ = lw.shutdown().await;
@@ -152,25 +159,27 @@ pub(super) async fn pump<R, W>(
     let mut masks = Masks::new();
     // true: the service's side ended first (its close, its end, or the local side's failure)
     let down_first = tokio::select! {
-        () = up(&mut lr, &mut tw, &mut masks, &mut ping_rx) => false,
+        () = up(&mut lr, &mut tx, &mut masks, &mut ping_rx) => false,
         _ = &mut downward => true,
         _ = stop.changed() => false,
     };
-    let mut close = Vec::new();
-    let _ = frames::close(1000, &mut masks, &mut close);
+    let closed = tx.record(|o| frames::close(1000, &mut masks, o)).is_ok();
     if down_first {
         // the service ended first: answer its close, end TLS
         let _ = tokio::time::timeout(CLOSE_WAIT, async {
-            let _ = tw.write_all(&close).await;
-            let _ = tw.shutdown().await;
+            if closed {
+                let _ = tx.send().await;
+            }
+            let _ = tx.close().await;
         })
         .await;
     } else {
         // the local side or the engine ended first: close, and let the service's last bytes
         // and its close arrive (briefly)
         let done = tokio::time::timeout(CLOSE_WAIT, async {
-            let _ = tw.write_all(&close).await;
-            let _ = tw.flush().await;
+            if closed {
+                let _ = tx.send().await;
+            }
             let _ = (&mut downward).await;
         })
         .await
@@ -179,6 +188,6 @@ pub(super) async fn pump<R, W>(
             let _ = quit.send(true);
             let _ = downward.await;
         }
-        let _ = tokio::time::timeout(CLOSE_WAIT, tw.shutdown()).await;
+        let _ = tokio::time::timeout(CLOSE_WAIT, tx.close()).await;
     }
 }

@@ -290,36 +290,56 @@ impl Net {
     /// A TLS connection to `ep` (through the proxy unless NO_PROXY says otherwise), with
     /// TCP_NODELAY and TCP keepalive (idle 30 s, every 10 s, 3 probes: a dead path is noticed).
     pub async fn connect(&self, ep: &Endpoint) -> Result<Stream, AzureError> {
-        Ok(Box::new(self.connect_raw(ep).await?))
+        self.within_connect_timeout(ep, async {
+            let tcp = self.tcp_to(ep).await?;
+            self.tls.connect(&ep.host, tcp).await
+        })
+        .await
     }
 
-    /// [`Net::connect`], the TLS connection as its implementation has it.
-    pub async fn connect_raw(&self, ep: &Endpoint) -> Result<super::tls::Raw, AzureError> {
-        let work = async {
-            let proxy = self.proxy_for(&ep.host);
-            let first = proxy.map_or(ep, |p| &p.endpoint);
-            let tcp = TcpStream::connect((first.host.as_str(), first.port))
-                .await
-                .map_err(|e| AzureError::Connect {
-                    what: match proxy {
-                        Some(_) => format!("the proxy {} (HTTPS_PROXY)", first.authority()),
-                        None => ep.authority(),
-                    },
-                    why: e.to_string(),
-                })?;
-            tune(&tcp);
-            let tcp = match proxy {
-                Some(p) => tunnel_through(tcp, p, ep).await?,
-                None => tcp,
-            };
-            self.tls.connect_raw(&ep.host, tcp).await
-        };
+    /// [`Net::connect`], the connection in two halves that run at once (the tunnel's).
+    pub async fn connect_halves(
+        &self,
+        ep: &Endpoint,
+    ) -> Result<(super::tls::Incoming, super::tls::Outgoing), AzureError> {
+        self.within_connect_timeout(ep, async {
+            let tcp = self.tcp_to(ep).await?;
+            self.tls.connect_halves(&ep.host, tcp).await
+        })
+        .await
+    }
+
+    async fn within_connect_timeout<T>(
+        &self,
+        ep: &Endpoint,
+        work: impl std::future::Future<Output = Result<T, AzureError>>,
+    ) -> Result<T, AzureError> {
         tokio::time::timeout(CONNECT_TIMEOUT, work)
             .await
             .map_err(|_| AzureError::Timeout {
                 what: format!("connecting to {}", ep.authority()),
                 secs: CONNECT_TIMEOUT.as_secs(),
             })?
+    }
+
+    /// A TCP connection to `ep`, through the proxy unless NO_PROXY says otherwise.
+    async fn tcp_to(&self, ep: &Endpoint) -> Result<TcpStream, AzureError> {
+        let proxy = self.proxy_for(&ep.host);
+        let first = proxy.map_or(ep, |p| &p.endpoint);
+        let tcp = TcpStream::connect((first.host.as_str(), first.port))
+            .await
+            .map_err(|e| AzureError::Connect {
+                what: match proxy {
+                    Some(_) => format!("the proxy {} (HTTPS_PROXY)", first.authority()),
+                    None => ep.authority(),
+                },
+                why: e.to_string(),
+            })?;
+        tune(&tcp);
+        match proxy {
+            Some(p) => tunnel_through(tcp, p, ep).await,
+            None => Ok(tcp),
+        }
     }
 
     /// Sends one request and reads the whole response (body up to `limit` bytes), all within

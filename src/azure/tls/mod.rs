@@ -25,11 +25,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 pub type Stream = Box<dyn Io>;
 
-/// A TLS connection as its implementation has it (the tunnel splits it in two halves).
 #[cfg(not(target_os = "macos"))]
-pub type Raw = tokio_rustls::client::TlsStream<TcpStream>;
+mod halves;
 #[cfg(target_os = "macos")]
-pub type Raw = tokio_native_tls::TlsStream<TcpStream>;
+#[path = "halves_macos.rs"]
+mod halves;
+#[cfg(not(target_os = "macos"))]
+mod records;
+
+pub use halves::{Incoming, Outgoing};
 
 /// The environment variables whose PEM bundles are trusted besides the platform's store.
 pub const BUNDLE_VARS: [&str; 2] = ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"];
@@ -92,6 +96,10 @@ fn no_certificate(name: &str) -> AzureError {
 pub struct Tls {
     #[cfg(not(target_os = "macos"))]
     config: Arc<tokio_rustls::rustls::ClientConfig>,
+    /// The same, for connections whose records bprof seals and opens itself (the tunnel's):
+    /// rustls hands over their keys after the handshake.
+    #[cfg(not(target_os = "macos"))]
+    handing_over: Arc<tokio_rustls::rustls::ClientConfig>,
     #[cfg(target_os = "macos")]
     connector: Arc<tokio_native_tls::TlsConnector>,
 }
@@ -203,8 +211,11 @@ impl Tls {
                 .with_root_certificates(roots)
                 .with_no_client_auth();
             config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let mut handing_over = config.clone();
+            handing_over.enable_secret_extraction = true;
             Ok(Tls {
                 config: Arc::new(config),
+                handing_over: Arc::new(handing_over),
             })
         }
         #[cfg(target_os = "macos")]
@@ -233,35 +244,64 @@ impl Tls {
     /// The TLS handshake with `host` (a DNS name or an IP address) over `tcp`; the certificate
     /// must be valid for `host`.
     pub async fn connect(&self, host: &str, tcp: TcpStream) -> Result<Stream, AzureError> {
-        Ok(Box::new(self.connect_raw(host, tcp).await?))
-    }
-
-    /// [`Tls::connect`], the connection as its implementation has it.
-    pub async fn connect_raw(&self, host: &str, tcp: TcpStream) -> Result<Raw, AzureError> {
-        let failed = |e: String| AzureError::Tls {
-            host: host.to_string(),
-            why: e,
-        };
         #[cfg(not(target_os = "macos"))]
         {
-            let name = rustls_pki_types::ServerName::try_from(host.to_string())
-                .map_err(|e| failed(e.to_string()))?;
+            let name = server_name(host)?;
             let s = tokio_rustls::TlsConnector::from(Arc::clone(&self.config))
                 .connect(name, tcp)
                 .await
-                .map_err(|e| failed(e.to_string()))?;
-            Ok(s)
+                .map_err(|e| failed(host, e.to_string()))?;
+            Ok(Box::new(s))
         }
         #[cfg(target_os = "macos")]
         {
-            let s = self
-                .connector
-                .connect(host, tcp)
-                .await
-                .map_err(|e| failed(e.to_string()))?;
-            Ok(s)
+            Ok(Box::new(self.connect_native(host, tcp).await?))
         }
     }
+
+    /// [`Tls::connect`], the connection in two halves that run at once (the tunnel's).
+    pub async fn connect_halves(
+        &self,
+        host: &str,
+        tcp: TcpStream,
+    ) -> Result<(Incoming, Outgoing), AzureError> {
+        #[cfg(not(target_os = "macos"))]
+        {
+            let name = server_name(host)?;
+            halves::handshake(Arc::clone(&self.handing_over), name, tcp)
+                .await
+                .map_err(|e| failed(host, e))
+        }
+        #[cfg(target_os = "macos")]
+        {
+            Ok(halves::split(self.connect_native(host, tcp).await?))
+        }
+    }
+
+    #[cfg(target_os = "macos")]
+    async fn connect_native(
+        &self,
+        host: &str,
+        tcp: TcpStream,
+    ) -> Result<tokio_native_tls::TlsStream<TcpStream>, AzureError> {
+        self.connector
+            .connect(host, tcp)
+            .await
+            .map_err(|e| failed(host, e.to_string()))
+    }
+}
+
+fn failed(host: &str, why: String) -> AzureError {
+    AzureError::Tls {
+        host: host.to_string(),
+        why,
+    }
+}
+
+#[cfg(not(target_os = "macos"))]
+fn server_name(host: &str) -> Result<rustls_pki_types::ServerName<'static>, AzureError> {
+    rustls_pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| failed(host, e.to_string()))
 }
 
 #[cfg(test)]
