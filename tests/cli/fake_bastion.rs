@@ -191,6 +191,9 @@ pub struct Config {
     pub drop_after_bytes: Option<usize>,
     /// `/api/rdpfile` answers in UTF-16LE with a byte-order mark (else UTF-8).
     pub rdpfile_utf16: bool,
+    /// Each websocket's TLS connection updates its keys, and asks the client to update its
+    /// own (TLS 1.3), each time the server has written this many more bytes on it.
+    pub rekey_every: Option<usize>,
 }
 
 impl Default for Config {
@@ -209,6 +212,7 @@ impl Default for Config {
             ping_every: None,
             drop_after_bytes: None,
             rdpfile_utf16: false,
+            rekey_every: None,
         }
     }
 }
@@ -235,6 +239,19 @@ struct State {
     connects: Vec<String>,
     /// The gateway tokens `/api/rdpfile` handed out.
     gateway_tokens: Vec<String>,
+    /// The TLS key updates the server sent on websockets.
+    key_updates: usize,
+    /// The TLS key updates clients sent (see [`Tap`]).
+    client_key_updates: usize,
+}
+
+/// The TLS the server speaks: TLS 1.2 and 1.3 with rustls's default suites, unless a test
+/// narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct FakeTls {
+    pub tls12_only: bool,
+    /// Only this cipher suite.
+    pub suite: Option<rustls::CipherSuite>,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -260,9 +277,14 @@ impl FakeBastion {
     /// Makes a certificate, binds both listeners on 127.0.0.1 and starts serving. Panics if any
     /// of that fails (a broken test machine).
     pub fn start() -> FakeBastion {
+        FakeBastion::start_with(FakeTls::default())
+    }
+
+    /// [`FakeBastion::start`] speaking only the TLS that `choice` says.
+    pub fn start_with(choice: FakeTls) -> FakeBastion {
         let dir = tempfile::tempdir().expect("a temp dir for the fake bastion's certificate");
         let (cert, key) = make_certificate(dir.path());
-        let tls = tls_acceptor(&cert, &key)
+        let tls = tls_acceptor(&cert, &key, &choice)
             .unwrap_or_else(|e| panic!("the fake bastion's TLS configuration: {e}"));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -340,6 +362,12 @@ impl FakeBastion {
     /// must not be).
     pub fn gateway_tokens(&self) -> Vec<String> {
         lock(&self.state).gateway_tokens.clone()
+    }
+
+    /// The TLS key updates the server sent on websockets so far, and those clients sent.
+    pub fn key_updates(&self) -> (usize, usize) {
+        let s = lock(&self.state);
+        (s.key_updates, s.client_key_updates)
     }
 
     pub fn open_sessions(&self) -> usize {
@@ -462,24 +490,110 @@ fn make_certificate(dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("cert.pem"), dir.join("key.pem"))
 }
 
-fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
+fn tls_acceptor(cert: &Path, key: &Path, choice: &FakeTls) -> Result<TlsAcceptor, String> {
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| format!("{}: {e}", cert.display()))?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| e.to_string())?;
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(only) = choice.suite {
+        provider.cipher_suites.retain(|s| s.suite() == only);
+    }
+    let versions: &[&rustls::SupportedProtocolVersion] = if choice.tls12_only {
+        &[&rustls::version::TLS12]
+    } else {
+        rustls::DEFAULT_VERSIONS
+    };
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions)
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| e.to_string())?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-type Tls = tokio_rustls::server::TlsStream<TcpStream>;
+type Tls = tokio_rustls::server::TlsStream<Tap>;
+
+/// The client's side of a connection, its TLS records' headers read as they pass: TLS 1.3
+/// records of exactly 22 bytes after the handshake are the client's key updates (a 5-byte
+/// message, its content type, a 16-byte tag; no websocket frame is that small: an empty one
+/// takes 23), counted.
+struct Tap {
+    tcp: TcpStream,
+    /// Header bytes of the record being read so far, and what is left of its body.
+    header: Vec<u8>,
+    body_left: usize,
+    state: Shared,
+}
+
+impl Tap {
+    fn new(tcp: TcpStream, state: Shared) -> Tap {
+        Tap {
+            tcp,
+            header: Vec::with_capacity(5),
+            body_left: 0,
+            state,
+        }
+    }
+
+    fn saw(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.body_left > 0 {
+                let n = self.body_left.min(bytes.len());
+                self.body_left -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            let n = (5 - self.header.len()).min(bytes.len());
+            self.header.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            if self.header.len() == 5 {
+                let len = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+                if self.header[0] == 23 && len == 22 {
+                    lock(&self.state).client_key_updates += 1;
+                }
+                self.header.clear();
+                self.body_left = len;
+            }
+        }
+    }
+}
+
+impl AsyncRead for Tap {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.tcp).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = read {
+            let fresh = buf.filled()[before..].to_vec();
+            self.saw(&fresh);
+        }
+        read
+    }
+}
+
+impl AsyncWrite for Tap {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
 
 async fn serve(listener: TcpListener, tls: TlsAcceptor, state: Shared, host: String) {
     loop {
@@ -499,7 +613,7 @@ async fn serve(listener: TcpListener, tls: TlsAcceptor, state: Shared, host: Str
                 lock(&state).errors.push(format!("{peer}: CONNECT: {e}"));
                 return;
             }
-            match tls.accept(tcp).await {
+            match tls.accept(Tap::new(tcp, state.clone())).await {
                 Ok(stream) => connection(stream, peer, state, host).await,
                 Err(e) => lock(&state)
                     .errors
@@ -609,6 +723,7 @@ enum Outcome {
         backend: Backend,
         ping_every: Option<Duration>,
         drop_after_bytes: Option<usize>,
+        rekey_every: Option<usize>,
     },
     /// This outcome after a delay.
     After(Duration, Box<Outcome>),
@@ -651,11 +766,17 @@ async fn connection(mut stream: Tls, peer: SocketAddr, state: Shared, host: Stri
             backend,
             ping_every,
             drop_after_bytes,
+            rekey_every,
         } => {
             let stream = Replay {
                 prefix: raw,
                 pos: 0,
                 inner: stream,
+                rekey: rekey_every.map(|every| Rekey {
+                    every,
+                    written: 0,
+                    state: state.clone(),
+                }),
             };
             match tokio_tungstenite::accept_async(stream).await {
                 Ok(ws) => websocket(ws, backend, ping_every, drop_after_bytes, &state).await,
@@ -1055,6 +1176,7 @@ fn upgrade(state: &mut State, request: &Request) -> Outcome {
                 backend: state.config.backend.clone(),
                 ping_every: state.config.ping_every,
                 drop_after_bytes: state.config.drop_after_bytes,
+                rekey_every: state.config.rekey_every,
             }
         }
         Some(_) => Outcome::Reply(Reply::message(404, "The websocket token was used already.")),
@@ -1197,11 +1319,19 @@ fn random_hex(len: usize) -> String {
     out
 }
 
-/// The connection with the bytes already read put back in front, for the websocket handshake.
+/// The connection with the bytes already read put back in front, for the websocket handshake;
+/// it updates its TLS keys as [`Config::rekey_every`] says.
 struct Replay<S> {
     prefix: Vec<u8>,
     pos: usize,
     inner: S,
+    rekey: Option<Rekey>,
+}
+
+struct Rekey {
+    every: usize,
+    written: usize,
+    state: Shared,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
@@ -1221,13 +1351,27 @@ impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
+impl AsyncWrite for Replay<Tls> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = written {
+            let me = &mut *self;
+            if let Some(r) = &mut me.rekey {
+                r.written += n;
+                if r.written >= r.every {
+                    r.written = 0;
+                    // sent with the next record; the client must answer with its own
+                    if me.inner.get_mut().1.refresh_traffic_keys().is_ok() {
+                        lock(&r.state).key_updates += 1;
+                    }
+                }
+            }
+        }
+        written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -1342,7 +1486,7 @@ async fn websocket(
     match end {
         End::Cut => {
             // a reset, once the socket closes as `ws` drops
-            let _ = ws.get_ref().inner.get_ref().0.set_zero_linger();
+            let _ = ws.get_ref().inner.get_ref().0.tcp.set_zero_linger();
             return;
         }
         End::Close(frame) => {

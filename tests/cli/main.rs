@@ -39,6 +39,8 @@ mod props;
 mod props_load;
 #[cfg(target_os = "linux")]
 mod proxy;
+#[cfg(target_os = "linux")]
+mod records;
 mod run;
 mod schema;
 mod session;

@@ -260,50 +260,24 @@ impl Incoming {
             ));
         }
         self.hs.extend_from_slice(bytes);
-        loop {
-            let Some(&[typ, a, b, c]) = self.hs.get(..4) else {
-                return Ok(());
-            };
-            let len = usize::try_from(u32::from_be_bytes([0, a, b, c])).unwrap_or(usize::MAX);
-            let whole = len.saturating_add(4);
-            if whole > MAX_HANDSHAKE {
-                return Err(invalid(
-                    "a handshake message after the handshake is too long",
-                ));
-            }
-            let Some(body) = self.hs.get(4..whole) else {
-                return Ok(());
-            };
-            match (self.open.version(), typ) {
-                (Version::Tls13, NEW_SESSION_TICKET) | (Version::Tls12, HELLO_REQUEST) => {}
-                (Version::Tls13, KEY_UPDATE) => {
-                    let asked = match body {
-                        [0] => false,
-                        [1] => true,
-                        _ => return Err(invalid("a malformed key update")),
-                    };
-                    // the new keys start with the next record (RFC 8446 §5.1)
-                    if self.hs.len() != whole {
-                        return Err(invalid("a key update not at the end of its record"));
-                    }
-                    let next = self
-                        .shared
-                        .kernel()
-                        .update_rx_secret()
-                        .map_err(|e| invalid(e.to_string()))?;
-                    self.open.rekey(&next)?;
-                    if asked {
-                        self.shared.update.store(true, Ordering::SeqCst);
-                    }
+        while let Some(message) = next_message(&mut self.hs, self.open.version())? {
+            if let After::KeyUpdate { asked } = message {
+                // the new keys start with the next record (RFC 8446 §5.1)
+                if !self.hs.is_empty() {
+                    return Err(invalid("a key update not at the end of its record"));
                 }
-                (_, t) => {
-                    return Err(invalid(format!(
-                        "handshake message {t} after the handshake"
-                    )));
+                let next = self
+                    .shared
+                    .kernel()
+                    .update_rx_secret()
+                    .map_err(|e| invalid(e.to_string()))?;
+                self.open.rekey(&next)?;
+                if asked {
+                    self.shared.update.store(true, Ordering::SeqCst);
                 }
             }
-            self.hs.drain(..whole);
         }
+        Ok(())
     }
 
     /// An alert: close_notify ends the service's side; user_canceled is passed over; any other
@@ -322,6 +296,45 @@ impl Incoming {
             _ => Err(invalid("a malformed alert")),
         }
     }
+}
+
+/// What a handshake message after the handshake asks of bprof.
+#[derive(Debug, PartialEq, Eq)]
+enum After {
+    Nothing,
+    KeyUpdate { asked: bool },
+}
+
+/// The first complete message of `hs` (taken from it), None while there is none; an error for
+/// a message that may not come now, or that is too long.
+fn next_message(hs: &mut Vec<u8>, version: Version) -> io::Result<Option<After>> {
+    let Some(&[typ, a, b, c]) = hs.get(..4) else {
+        return Ok(None);
+    };
+    let len = usize::try_from(u32::from_be_bytes([0, a, b, c])).unwrap_or(usize::MAX);
+    let whole = len.saturating_add(4);
+    if whole > MAX_HANDSHAKE {
+        return Err(invalid(
+            "a handshake message after the handshake is too long",
+        ));
+    }
+    let Some(body) = hs.get(4..whole) else {
+        return Ok(None);
+    };
+    let after = match (version, typ, body) {
+        (Version::Tls13, NEW_SESSION_TICKET, _) | (Version::Tls12, HELLO_REQUEST, []) => {
+            After::Nothing
+        }
+        (Version::Tls13, KEY_UPDATE, [0]) => After::KeyUpdate { asked: false },
+        (Version::Tls13, KEY_UPDATE, [1]) => After::KeyUpdate { asked: true },
+        (_, t, _) => {
+            return Err(invalid(format!(
+                "handshake message {t} ({len} bytes) after the handshake"
+            )));
+        }
+    };
+    hs.drain(..whole);
+    Ok(Some(after))
 }
 
 impl Outgoing {
@@ -385,5 +398,203 @@ impl Outgoing {
             .map_err(|e| invalid(e.to_string()))?;
         self.seal.rekey(&next)?;
         Ok(())
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    //! The halves against rustls's own server on loopback (a certificate made by openssl, as
+    //! the fake bastion makes its own): rustls checks every record bprof seals.
+
+    use std::path::Path;
+
+    use tokio::net::TcpListener;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
+
+    use super::*;
+
+    fn certificate(dir: &Path) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        #[allow(clippy::disallowed_methods)]
+        let out = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost",
+                "-addext",
+                "basicConstraints=critical,CA:FALSE",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "cert.pem",
+            ])
+            .current_dir(dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            CertificateDer::from_pem_file(dir.join("cert.pem")).unwrap(),
+            PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap(),
+        )
+    }
+
+    /// An echo server speaking `versions`, and a client configured as bprof's.
+    async fn pair(
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> (Incoming, Outgoing, tokio::task::JoinHandle<()>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = certificate(dir.path());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key)
+            .unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let mut client = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        client.enable_secret_extraction = true;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let served = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut tls = acceptor.accept(tcp).await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            loop {
+                match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => tls.write_all(&buf[..n]).await.unwrap(),
+                }
+            }
+            let _ = tls.shutdown().await;
+        });
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let (inc, out) = handshake(Arc::new(client), name, tcp).await.unwrap();
+        (inc, out, served)
+    }
+
+    async fn echoed(inc: &mut Incoming, out: &mut Outgoing, data: &[u8]) -> Vec<u8> {
+        out.data(data).unwrap();
+        out.send().await.unwrap();
+        let mut back = Vec::new();
+        while back.len() < data.len() {
+            assert!(inc.read().await.unwrap(), "the end before the echo");
+            back.extend(inc.pieces().flatten());
+        }
+        back
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn worn_keys_are_changed_by_bprofs_own_key_update_and_close_notify_ends_both_ways() {
+        runtime().block_on(async {
+            let (mut inc, mut out, served) = pair(rustls::DEFAULT_VERSIONS).await;
+            assert_eq!(echoed(&mut inc, &mut out, b"one").await, b"one");
+            out.seal.wear_out();
+            // a key update, then the record under the new keys: rustls takes both
+            assert_eq!(echoed(&mut inc, &mut out, b"two").await, b"two");
+            assert!(!out.seal.worn());
+            let big: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+            assert_eq!(echoed(&mut inc, &mut out, &big).await, big);
+            out.close().await.unwrap();
+            // the server's close_notify: the end, not an error
+            assert!(!inc.read().await.unwrap());
+            served.await.unwrap();
+        });
+    }
+
+    #[test]
+    fn handshake_messages_after_the_handshake_are_taken_whole_and_checked() {
+        let v13 = Version::Tls13;
+        let mut hs = vec![KEY_UPDATE, 0, 0, 1];
+        assert_eq!(next_message(&mut hs, v13).unwrap(), None, "not all there");
+        hs.push(1);
+        hs.extend_from_slice(&[NEW_SESSION_TICKET, 0, 0, 2, 9]);
+        assert_eq!(
+            next_message(&mut hs, v13).unwrap(),
+            Some(After::KeyUpdate { asked: true })
+        );
+        assert_eq!(next_message(&mut hs, v13).unwrap(), None);
+        hs.push(9);
+        assert_eq!(next_message(&mut hs, v13).unwrap(), Some(After::Nothing));
+        assert!(hs.is_empty());
+        for bad in [
+            vec![KEY_UPDATE, 0, 0, 1, 2],
+            vec![KEY_UPDATE, 0, 0, 2, 0, 0],
+            vec![1, 0, 0, 0],
+            vec![NEW_SESSION_TICKET, 1, 0, 0],
+        ] {
+            assert!(next_message(&mut bad.clone(), v13).is_err(), "{bad:?}");
+        }
+        assert!(next_message(&mut vec![KEY_UPDATE, 0, 0, 1, 0], Version::Tls12).is_err());
+        assert_eq!(
+            next_message(&mut vec![HELLO_REQUEST, 0, 0, 0], Version::Tls12).unwrap(),
+            Some(After::Nothing)
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// Any bytes, in any pieces: taken or refused, never a panic, never more than the bound.
+        #[test]
+        fn any_handshake_bytes_are_taken_or_refused(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000),
+            cut in 1usize..300,
+            tls13 in proptest::prelude::any::<bool>(),
+        ) {
+            let v = if tls13 { Version::Tls13 } else { Version::Tls12 };
+            let mut hs = Vec::new();
+            'pieces: for piece in bytes.chunks(cut) {
+                hs.extend_from_slice(piece);
+                loop {
+                    match next_message(&mut hs, v) {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(_) => break 'pieces,
+                    }
+                }
+                proptest::prop_assert!(hs.len() <= MAX_HANDSHAKE + 300);
+            }
+        }
+    }
+
+    #[test]
+    fn tls12_keys_cannot_change_so_worn_keys_end_the_connection() {
+        runtime().block_on(async {
+            let (mut inc, mut out, _served) = pair(&[&rustls::version::TLS12]).await;
+            assert_eq!(out.seal.version(), Version::Tls12);
+            assert_eq!(echoed(&mut inc, &mut out, b"one").await, b"one");
+            out.seal.wear_out();
+            assert!(out.data(b"two").is_err());
+        });
     }
 }

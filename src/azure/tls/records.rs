@@ -147,6 +147,13 @@ fn aad12(seq: u64, typ: u8, len: usize) -> Result<[u8; 13], RecordError> {
 pub struct Sealer {
     keys: Keys,
     version: Version,
+    /// The records its keys may seal.
+    limit: u64,
+}
+
+/// The records a key may seal.
+fn limit(keys: &Keys) -> u64 {
+    if keys.gcm { GCM_LIMIT } else { u64::MAX }
 }
 
 impl Sealer {
@@ -154,8 +161,10 @@ impl Sealer {
         version: Version,
         (seq, secrets): &(u64, ConnectionTrafficSecrets),
     ) -> Result<Sealer, RecordError> {
+        let keys = Keys::new(secrets, *seq)?;
         Ok(Sealer {
-            keys: Keys::new(secrets, *seq)?,
+            limit: limit(&keys),
+            keys,
             version,
         })
     }
@@ -166,13 +175,20 @@ impl Sealer {
 
     /// The keys have sealed as many records as is safe: change them (TLS 1.3) or end.
     pub fn worn(&self) -> bool {
-        self.keys.gcm && self.keys.seq >= GCM_LIMIT
+        self.keys.seq >= self.limit
     }
 
     /// New keys after a key update (the counter starts again).
     pub fn rekey(&mut self, secrets: &(u64, ConnectionTrafficSecrets)) -> Result<(), RecordError> {
         self.keys = Keys::new(&secrets.1, secrets.0)?;
+        self.limit = limit(&self.keys);
         Ok(())
+    }
+
+    /// For tests: as if the keys had sealed all the records they may.
+    #[cfg(test)]
+    pub fn wear_out(&mut self) {
+        self.limit = self.keys.seq;
     }
 
     /// Appends one record of content type `typ` to `out`, its plaintext (at most
@@ -406,6 +422,7 @@ mod tests {
     fn pair(version: Version, kind: u8) -> (Sealer, Opener) {
         (
             Sealer {
+                limit: limit(&keys(kind)),
                 keys: keys(kind),
                 version,
             },
