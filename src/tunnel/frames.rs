@@ -309,9 +309,11 @@ fn mask(data: &mut [u8], key: [u8; 4]) {
     ]);
     let mut chunks = data.chunks_exact_mut(8);
     for c in &mut chunks {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(c);
-        c.copy_from_slice(&(u64::from_ne_bytes(b) ^ wide).to_ne_bytes());
+        // as an array: no copy calls, which the size-optimised build would not inline (1 GB/s
+        // instead of 23 GB/s measured)
+        if let Ok(b) = <&mut [u8; 8]>::try_from(&mut *c) {
+            *b = (u64::from_ne_bytes(*b) ^ wide).to_ne_bytes();
+        }
     }
     for (b, k) in chunks.into_remainder().iter_mut().zip(key.iter().cycle()) {
         *b ^= k;
