@@ -289,3 +289,81 @@ pub fn gateway_file(data: &[u8]) -> bool {
     assert_eq!(addresses, 1, "{:?}", m.lines);
     true
 }
+
+/// The tunnel's TLS records as the network may send them: the first byte picks the version
+/// (bit 0: TLS 1.2) and the cipher (the rest: AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305), the
+/// second how the wire is cut into reads (1 to 256 bytes), the third and fourth a byte to change
+/// on the wire (where, and how: 0 changes nothing); the rest is records to seal, each a content
+/// type, a 2-byte length (up to 17,000, so some are over what a record may carry) and its
+/// plaintext. The wire is opened as bprof's receiving half opens it (complete records from the
+/// front of what was read, the rest kept), handshake records read as messages: every record
+/// sealed unchanged opens to its own type and plaintext, a changed wire is refused or opens
+/// to what was sealed, and nothing panics. True when every record opened.
+#[cfg(not(target_os = "macos"))]
+pub fn tls_records(data: &[u8]) -> bool {
+    use bprof::azure::tls::records::{
+        self, HANDSHAKE, MAX_HANDSHAKE, Version, fixed_pair, next_message,
+    };
+    let [pick, cut, at, change, rest @ ..] = data else {
+        return false;
+    };
+    let version = if pick & 1 == 1 { Version::Tls12 } else { Version::Tls13 };
+    let Ok((mut sealer, mut opener)) = fixed_pair(version, (pick >> 1) % 3) else {
+        return false;
+    };
+    let mut wire = Vec::new();
+    let mut sealed = Vec::new();
+    let mut rest = rest;
+    while let [typ, l0, l1, more @ ..] = rest {
+        let len = usize::from(u16::from_le_bytes([*l0, *l1])) % 17_001;
+        let plain = &more[..len.min(more.len())];
+        rest = &more[plain.len()..];
+        let fits = sealer
+            .seal(*typ, &mut wire, |o| {
+                o.extend_from_slice(plain);
+                Ok(())
+            })
+            .is_ok();
+        assert_eq!(fits, plain.len() <= records::MAX_PLAIN, "sealed past the limit");
+        if fits {
+            sealed.push((*typ, plain.to_vec()));
+        }
+    }
+    let changed = *change != 0 && !wire.is_empty();
+    if changed {
+        let i = usize::from(*at) * wire.len() / 256;
+        wire[i] ^= change;
+    }
+    // the receiving half: reads of `cut` bytes into its buffer, complete records opened
+    let mut buf: Vec<u8> = Vec::new();
+    let mut start = 0;
+    let mut opened = 0;
+    let mut hs = Vec::new();
+    for read in wire.chunks(usize::from(*cut) + 1) {
+        buf.extend_from_slice(read);
+        loop {
+            match opener.open(&mut buf[start..]) {
+                Ok(Some(r)) => {
+                    assert!(r.plain.start <= r.plain.end && r.plain.end <= r.len, "{r:?}");
+                    let plain = &buf[start..][r.plain.clone()];
+                    if let Some((typ, want)) = sealed.get(opened) {
+                        // TLS 1.3 hides the type behind the plaintext's last byte that is not
+                        // zero: a type 0 with a plaintext ending in zeros reads differently
+                        if !changed && (*typ != 0 || version == Version::Tls12) {
+                            assert_eq!((r.typ, plain), (*typ, &want[..]), "record {opened}");
+                        }
+                    }
+                    if r.typ == HANDSHAKE && hs.len() + plain.len() <= MAX_HANDSHAKE {
+                        hs.extend_from_slice(plain);
+                        while let Ok(Some(_)) = next_message(&mut hs, version) {}
+                    }
+                    start += r.len;
+                    opened += 1;
+                }
+                Ok(None) => break,
+                Err(_) => return false,
+            }
+        }
+    }
+    opened == sealed.len()
+}

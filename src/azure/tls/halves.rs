@@ -19,20 +19,16 @@ use tokio_rustls::rustls::unbuffered::{ConnectionState, EncodeError, UnbufferedS
 use tokio_rustls::rustls::{ClientConfig, pki_types::ServerName};
 
 use super::records::{
-    ALERT, APPLICATION_DATA, HANDSHAKE, MAX_PLAIN, Opener, RecordError, Sealer, Version,
+    ALERT, APPLICATION_DATA, After, HANDSHAKE, KEY_UPDATE, MAX_HANDSHAKE, MAX_PLAIN, Opener,
+    RecordError, Sealer, Version, next_message,
 };
 
 /// Ciphertext is read from the socket up to this much at a time (and the handshake's
 /// messages, up to this much at once).
 pub const READ: usize = 128 * 1024;
-/// Handshake messages after the handshake (session tickets) are taken up to this size.
-const MAX_HANDSHAKE: usize = 64 * 1024;
 /// What bprof's own handshake messages may take.
 const MAX_ENCODED: usize = 64 * 1024;
 
-const HELLO_REQUEST: u8 = 0;
-const NEW_SESSION_TICKET: u8 = 4;
-const KEY_UPDATE: u8 = 24;
 
 /// What both halves share: rustls's state, for the next keys; the receiving half's note that
 /// the service asked for the sending half's keys to change.
@@ -298,45 +294,6 @@ impl Incoming {
     }
 }
 
-/// What a handshake message after the handshake asks of bprof.
-#[derive(Debug, PartialEq, Eq)]
-enum After {
-    Nothing,
-    KeyUpdate { asked: bool },
-}
-
-/// The first complete message of `hs` (taken from it), None while there is none; an error for
-/// a message that may not come now, or that is too long.
-fn next_message(hs: &mut Vec<u8>, version: Version) -> io::Result<Option<After>> {
-    let Some(&[typ, a, b, c]) = hs.get(..4) else {
-        return Ok(None);
-    };
-    let len = usize::try_from(u32::from_be_bytes([0, a, b, c])).unwrap_or(usize::MAX);
-    let whole = len.saturating_add(4);
-    if whole > MAX_HANDSHAKE {
-        return Err(invalid(
-            "a handshake message after the handshake is too long",
-        ));
-    }
-    let Some(body) = hs.get(4..whole) else {
-        return Ok(None);
-    };
-    let after = match (version, typ, body) {
-        (Version::Tls13, NEW_SESSION_TICKET, _) | (Version::Tls12, HELLO_REQUEST, []) => {
-            After::Nothing
-        }
-        (Version::Tls13, KEY_UPDATE, [0]) => After::KeyUpdate { asked: false },
-        (Version::Tls13, KEY_UPDATE, [1]) => After::KeyUpdate { asked: true },
-        (_, t, _) => {
-            return Err(invalid(format!(
-                "handshake message {t} ({len} bytes) after the handshake"
-            )));
-        }
-    };
-    hs.drain(..whole);
-    Ok(Some(after))
-}
-
 impl Outgoing {
     /// Adds one record of application data, its plaintext (at most [`MAX_PLAIN`] bytes)
     /// appended by `fill`; sent by [`Outgoing::send`].
@@ -530,61 +487,6 @@ mod tests {
             assert!(!inc.read().await.unwrap());
             served.await.unwrap();
         });
-    }
-
-    #[test]
-    fn handshake_messages_after_the_handshake_are_taken_whole_and_checked() {
-        let v13 = Version::Tls13;
-        let mut hs = vec![KEY_UPDATE, 0, 0, 1];
-        assert_eq!(next_message(&mut hs, v13).unwrap(), None, "not all there");
-        hs.push(1);
-        hs.extend_from_slice(&[NEW_SESSION_TICKET, 0, 0, 2, 9]);
-        assert_eq!(
-            next_message(&mut hs, v13).unwrap(),
-            Some(After::KeyUpdate { asked: true })
-        );
-        assert_eq!(next_message(&mut hs, v13).unwrap(), None);
-        hs.push(9);
-        assert_eq!(next_message(&mut hs, v13).unwrap(), Some(After::Nothing));
-        assert!(hs.is_empty());
-        for bad in [
-            vec![KEY_UPDATE, 0, 0, 1, 2],
-            vec![KEY_UPDATE, 0, 0, 2, 0, 0],
-            vec![1, 0, 0, 0],
-            vec![NEW_SESSION_TICKET, 1, 0, 0],
-        ] {
-            assert!(next_message(&mut bad.clone(), v13).is_err(), "{bad:?}");
-        }
-        assert!(next_message(&mut vec![KEY_UPDATE, 0, 0, 1, 0], Version::Tls12).is_err());
-        assert_eq!(
-            next_message(&mut vec![HELLO_REQUEST, 0, 0, 0], Version::Tls12).unwrap(),
-            Some(After::Nothing)
-        );
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
-        /// Any bytes, in any pieces: taken or refused, never a panic, never more than the bound.
-        #[test]
-        fn any_handshake_bytes_are_taken_or_refused(
-            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000),
-            cut in 1usize..300,
-            tls13 in proptest::prelude::any::<bool>(),
-        ) {
-            let v = if tls13 { Version::Tls13 } else { Version::Tls12 };
-            let mut hs = Vec::new();
-            'pieces: for piece in bytes.chunks(cut) {
-                hs.extend_from_slice(piece);
-                loop {
-                    match next_message(&mut hs, v) {
-                        Ok(Some(_)) => {}
-                        Ok(None) => break,
-                        Err(_) => break 'pieces,
-                    }
-                }
-                proptest::prop_assert!(hs.len() <= MAX_HANDSHAKE + 300);
-            }
-        }
     }
 
     #[test]

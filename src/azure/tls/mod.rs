@@ -31,7 +31,7 @@ mod halves;
 #[path = "halves_macos.rs"]
 mod halves;
 #[cfg(not(target_os = "macos"))]
-mod records;
+pub mod records;
 
 pub use halves::{Incoming, Outgoing};
 

@@ -27,6 +27,13 @@ const EXPLICIT: usize = 8;
 /// records: below the 2^24.5 of RFC 8446 §5.5.
 const GCM_LIMIT: u64 = 1 << 24;
 
+/// Handshake messages after the handshake (session tickets) are taken up to this size.
+pub const MAX_HANDSHAKE: usize = 64 * 1024;
+
+pub const HELLO_REQUEST: u8 = 0;
+pub const NEW_SESSION_TICKET: u8 = 4;
+pub const KEY_UPDATE: u8 = 24;
+
 pub const ALERT: u8 = 21;
 pub const HANDSHAKE: u8 = 22;
 pub const APPLICATION_DATA: u8 = 23;
@@ -270,6 +277,38 @@ impl Sealer {
     }
 }
 
+/// A sealer and an opener sharing fixed keys of `kind` (0 AES-128-GCM, 1 AES-256-GCM, else
+/// ChaCha20-Poly1305): for the tests and the fuzz target, which seal what they then open.
+#[doc(hidden)]
+pub fn fixed_pair(version: Version, kind: u8) -> Result<(Sealer, Opener), RecordError> {
+    let keys = || {
+        let (alg, len, gcm) = match kind {
+            0 => (&aead::AES_128_GCM, 16, true),
+            1 => (&aead::AES_256_GCM, 32, true),
+            _ => (&aead::CHACHA20_POLY1305, 32, false),
+        };
+        Keys::raw(
+            alg,
+            [7u8; 32].get(..len).unwrap_or_default(),
+            [8; 12],
+            0,
+            gcm,
+        )
+    };
+    let sealing = keys()?;
+    Ok((
+        Sealer {
+            limit: limit(&sealing),
+            keys: sealing,
+            version,
+        },
+        Opener {
+            keys: keys()?,
+            version,
+        },
+    ))
+}
+
 /// A record opened in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Opened {
@@ -404,33 +443,56 @@ impl Opener {
     }
 }
 
+/// What a handshake message after the handshake asks of bprof.
+#[derive(Debug, PartialEq, Eq)]
+pub enum After {
+    Nothing,
+    KeyUpdate { asked: bool },
+}
+
+/// The first complete message of `hs` (taken from it), None while there is none; an error for
+/// a message that may not come now, or that is too long.
+pub fn next_message(hs: &mut Vec<u8>, version: Version) -> io::Result<Option<After>> {
+    let Some(&[typ, a, b, c]) = hs.get(..4) else {
+        return Ok(None);
+    };
+    let len = usize::try_from(u32::from_be_bytes([0, a, b, c])).unwrap_or(usize::MAX);
+    let whole = len.saturating_add(4);
+    if whole > MAX_HANDSHAKE {
+        return Err(invalid(
+            "a handshake message after the handshake is too long",
+        ));
+    }
+    let Some(body) = hs.get(4..whole) else {
+        return Ok(None);
+    };
+    let after = match (version, typ, body) {
+        (Version::Tls13, NEW_SESSION_TICKET, _) | (Version::Tls12, HELLO_REQUEST, []) => {
+            After::Nothing
+        }
+        (Version::Tls13, KEY_UPDATE, [0]) => After::KeyUpdate { asked: false },
+        (Version::Tls13, KEY_UPDATE, [1]) => After::KeyUpdate { asked: true },
+        (_, t, _) => {
+            return Err(invalid(format!(
+                "handshake message {t} ({len} bytes) after the handshake"
+            )));
+        }
+    };
+    hs.drain(..whole);
+    Ok(Some(after))
+}
+
+fn invalid(why: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, why.into())
+}
+
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
-    /// Keys of `kind`: 0 AES-128-GCM, 1 AES-256-GCM, 2 ChaCha20-Poly1305.
-    fn keys(kind: u8) -> Keys {
-        let (alg, len, gcm) = match kind {
-            0 => (&aead::AES_128_GCM, 16, true),
-            1 => (&aead::AES_256_GCM, 32, true),
-            _ => (&aead::CHACHA20_POLY1305, 32, false),
-        };
-        Keys::raw(alg, &[7u8; 32][..len], [8; 12], 0, gcm).unwrap()
-    }
-
     fn pair(version: Version, kind: u8) -> (Sealer, Opener) {
-        (
-            Sealer {
-                limit: limit(&keys(kind)),
-                keys: keys(kind),
-                version,
-            },
-            Opener {
-                keys: keys(kind),
-                version,
-            },
-        )
+        fixed_pair(version, kind).unwrap()
     }
 
     const ALL: [(Version, u8); 6] = [
@@ -576,6 +638,61 @@ mod tests {
         let (mut c, _) = pair(Version::Tls13, 2);
         c.keys.seq = GCM_LIMIT;
         assert!(!c.worn(), "ChaCha20-Poly1305 has no such limit");
+    }
+
+    #[test]
+    fn handshake_messages_after_the_handshake_are_taken_whole_and_checked() {
+        let v13 = Version::Tls13;
+        let mut hs = vec![KEY_UPDATE, 0, 0, 1];
+        assert_eq!(next_message(&mut hs, v13).unwrap(), None, "not all there");
+        hs.push(1);
+        hs.extend_from_slice(&[NEW_SESSION_TICKET, 0, 0, 2, 9]);
+        assert_eq!(
+            next_message(&mut hs, v13).unwrap(),
+            Some(After::KeyUpdate { asked: true })
+        );
+        assert_eq!(next_message(&mut hs, v13).unwrap(), None);
+        hs.push(9);
+        assert_eq!(next_message(&mut hs, v13).unwrap(), Some(After::Nothing));
+        assert!(hs.is_empty());
+        for bad in [
+            vec![KEY_UPDATE, 0, 0, 1, 2],
+            vec![KEY_UPDATE, 0, 0, 2, 0, 0],
+            vec![1, 0, 0, 0],
+            vec![NEW_SESSION_TICKET, 1, 0, 0],
+        ] {
+            assert!(next_message(&mut bad.clone(), v13).is_err(), "{bad:?}");
+        }
+        assert!(next_message(&mut vec![KEY_UPDATE, 0, 0, 1, 0], Version::Tls12).is_err());
+        assert_eq!(
+            next_message(&mut vec![HELLO_REQUEST, 0, 0, 0], Version::Tls12).unwrap(),
+            Some(After::Nothing)
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// Any bytes, in any pieces: taken or refused, never a panic, never more than the bound.
+        #[test]
+        fn any_handshake_bytes_are_taken_or_refused(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000),
+            cut in 1usize..300,
+            tls13 in proptest::prelude::any::<bool>(),
+        ) {
+            let v = if tls13 { Version::Tls13 } else { Version::Tls12 };
+            let mut hs = Vec::new();
+            'pieces: for piece in bytes.chunks(cut) {
+                hs.extend_from_slice(piece);
+                loop {
+                    match next_message(&mut hs, v) {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(_) => break 'pieces,
+                    }
+                }
+                proptest::prop_assert!(hs.len() <= MAX_HANDSHAKE + 300);
+            }
+        }
     }
 
     proptest::proptest! {
