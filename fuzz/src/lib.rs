@@ -307,7 +307,11 @@ pub fn tls_records(data: &[u8]) -> bool {
     let [pick, cut, at, change, rest @ ..] = data else {
         return false;
     };
-    let version = if pick & 1 == 1 { Version::Tls12 } else { Version::Tls13 };
+    let version = if pick & 1 == 1 {
+        Version::Tls12
+    } else {
+        Version::Tls13
+    };
     let Ok((mut sealer, mut opener)) = fixed_pair(version, (pick >> 1) % 3) else {
         return false;
     };
@@ -324,7 +328,11 @@ pub fn tls_records(data: &[u8]) -> bool {
                 Ok(())
             })
             .is_ok();
-        assert_eq!(fits, plain.len() <= records::MAX_PLAIN, "sealed past the limit");
+        assert_eq!(
+            fits,
+            plain.len() <= records::MAX_PLAIN,
+            "sealed past the limit"
+        );
         if fits {
             sealed.push((*typ, plain.to_vec()));
         }
@@ -344,7 +352,10 @@ pub fn tls_records(data: &[u8]) -> bool {
         loop {
             match opener.open(&mut buf[start..]) {
                 Ok(Some(r)) => {
-                    assert!(r.plain.start <= r.plain.end && r.plain.end <= r.len, "{r:?}");
+                    assert!(
+                        r.plain.start <= r.plain.end && r.plain.end <= r.len,
+                        "{r:?}"
+                    );
                     let plain = &buf[start..][r.plain.clone()];
                     if let Some((typ, want)) = sealed.get(opened) {
                         // TLS 1.3 hides the type behind the plaintext's last byte that is not

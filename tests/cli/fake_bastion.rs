@@ -452,7 +452,7 @@ impl Drop for FakeBastion {
 }
 
 /// A self-signed certificate for 127.0.0.1 and localhost: (cert.pem, key.pem).
-fn make_certificate(dir: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn make_certificate(dir: &Path) -> (PathBuf, PathBuf) {
     let out = std::process::Command::new("openssl")
         .args([
             "req",
@@ -490,7 +490,11 @@ fn make_certificate(dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("cert.pem"), dir.join("key.pem"))
 }
 
-fn tls_acceptor(cert: &Path, key: &Path, choice: &FakeTls) -> Result<TlsAcceptor, String> {
+pub(crate) fn tls_acceptor(
+    cert: &Path,
+    key: &Path,
+    choice: &FakeTls,
+) -> Result<TlsAcceptor, String> {
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| format!("{}: {e}", cert.display()))?;

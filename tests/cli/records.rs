@@ -1,7 +1,8 @@
 //! The tunnel's TLS records, which bprof seals and opens itself after rustls's handshake,
 //! against rustls's own server (the fake bastion): every TLS version and cipher suite bprof
 //! offers, and key updates both ways (the server's, and bprof's answer to its request), with
-//! the bytes checked end to end through `bprof run`.
+//! the bytes checked end to end through `bprof run`; and the library's TLS halves against a
+//! rustls echo server (bprof's own key update, TLS 1.2's end, close_notify).
 
 use std::time::Duration;
 
@@ -114,6 +115,93 @@ fn the_servers_key_updates_are_followed_and_answered() {
         );
         fake.wait_until("the sessions deleted", Duration::from_secs(10), |f| {
             f.open_sessions() == 0
+        });
+    }
+}
+
+/// bprof's TLS halves (the library's `Tls::connect_halves`) against a rustls echo server on
+/// loopback with the fake's certificate and TLS: what comes back, what ends.
+mod halves {
+
+    use bprof::azure::tls::{Incoming, Outgoing, Tls};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use crate::fake_bastion::{FakeTls, make_certificate, tls_acceptor};
+
+    async fn pair(choice: FakeTls) -> (Incoming, Outgoing, tokio::task::JoinHandle<()>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = make_certificate(dir.path());
+        let acceptor = tls_acceptor(&cert, &key, &choice).unwrap();
+        let pem = std::fs::read(&cert).unwrap();
+        let tls = Tls::with(vec![("the test's".into(), pem)], false).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut tls = acceptor.accept(tcp).await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            loop {
+                match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => tls.write_all(&buf[..n]).await.unwrap(),
+                }
+            }
+            let _ = tls.shutdown().await;
+        });
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let (inc, out) = tls.connect_halves("localhost", tcp).await.unwrap();
+        (inc, out, served)
+    }
+
+    async fn echoed(inc: &mut Incoming, out: &mut Outgoing, data: &[u8]) -> Vec<u8> {
+        out.data(data).unwrap();
+        out.send().await.unwrap();
+        let mut back = Vec::new();
+        while back.len() < data.len() {
+            assert!(inc.read().await.unwrap(), "the end before the echo");
+            back.extend(inc.pieces().flatten());
+        }
+        back
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn worn_keys_are_changed_by_bprofs_own_key_update_and_close_notify_ends_both_ways() {
+        runtime().block_on(async {
+            let (mut inc, mut out, served) = pair(FakeTls::default()).await;
+            assert_eq!(echoed(&mut inc, &mut out, b"one").await, b"one");
+            out.wear_out();
+            assert!(out.worn());
+            // a key update, then the record under the new keys: rustls takes both
+            assert_eq!(echoed(&mut inc, &mut out, b"two").await, b"two");
+            assert!(!out.worn(), "new keys");
+            let big: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+            assert_eq!(echoed(&mut inc, &mut out, &big).await, big);
+            out.close().await.unwrap();
+            // the server's close_notify: the end, not an error
+            assert!(!inc.read().await.unwrap());
+            served.await.unwrap();
+        });
+    }
+
+    #[test]
+    fn tls12_keys_cannot_change_so_worn_keys_end_the_connection() {
+        runtime().block_on(async {
+            let only12 = FakeTls {
+                tls12_only: true,
+                suite: None,
+            };
+            let (mut inc, mut out, _served) = pair(only12).await;
+            assert_eq!(echoed(&mut inc, &mut out, b"one").await, b"one");
+            out.wear_out();
+            assert!(out.data(b"two").is_err());
         });
     }
 }

@@ -193,7 +193,7 @@ impl Sealer {
     }
 
     /// For tests: as if the keys had sealed all the records they may.
-    #[cfg(test)]
+    #[doc(hidden)]
     pub fn wear_out(&mut self) {
         self.limit = self.keys.seq;
     }
