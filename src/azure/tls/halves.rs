@@ -20,7 +20,7 @@ use tokio_rustls::rustls::{ClientConfig, ConnectionTrafficSecrets, pki_types::Se
 
 use super::records::{
     ALERT, APPLICATION_DATA, After, HANDSHAKE, KEY_UPDATE, MAX_HANDSHAKE, MAX_PLAIN, Opener,
-    RecordError, Sealer, Version, next_message,
+    RecordError, Sealer, Version, invalid, next_message,
 };
 
 /// Ciphertext is read from the socket up to this much at a time (and the handshake's
@@ -50,10 +50,6 @@ impl Shared {
         };
         next.map_err(|e| invalid(e.to_string()))
     }
-}
-
-fn invalid(why: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, why.into())
 }
 
 /// The receiving half.

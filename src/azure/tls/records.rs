@@ -482,7 +482,8 @@ pub fn next_message(hs: &mut Vec<u8>, version: Version) -> io::Result<Option<Aft
     Ok(Some(after))
 }
 
-fn invalid(why: impl Into<String>) -> io::Error {
+/// An error for bytes from the network that are not what TLS allows.
+pub fn invalid(why: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, why.into())
 }
 
