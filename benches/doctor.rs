@@ -4,7 +4,7 @@
 
 #![allow(clippy::disallowed_methods)]
 
-#[path = "../tests/cli/fake_bastion.rs"]
+#[path = "../tests/cli/fake_bastion/mod.rs"]
 mod fake_bastion;
 
 #[path = "../tests/cli/fake_azure.rs"]

@@ -11,7 +11,7 @@
 // the tests start Wine and helper programs themselves
 #![allow(clippy::disallowed_methods)]
 
-#[path = "../cli/fake_bastion.rs"]
+#[path = "../cli/fake_bastion/mod.rs"]
 mod fake_bastion;
 mod gateway;
 /// The Linux suite's harness: its `Run` (and checks) and its one-profile set.
