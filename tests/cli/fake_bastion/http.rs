@@ -211,16 +211,7 @@ pub(super) async fn read_request(
         let mut parsed = httparse::Request::new(&mut slots);
         match parsed.parse(&buf) {
             Ok(httparse::Status::Complete(len)) => {
-                let headers: Vec<(String, String)> = parsed
-                    .headers
-                    .iter()
-                    .map(|h| {
-                        (
-                            h.name.to_ascii_lowercase(),
-                            String::from_utf8_lossy(h.value).into_owned(),
-                        )
-                    })
-                    .collect();
+                let headers = lowercase_headers(parsed.headers);
                 break (
                     len,
                     parsed.method.unwrap_or_default().to_string(),
@@ -336,4 +327,17 @@ pub(super) fn reason(status: u16) -> &'static str {
         504 => "Gateway Timeout",
         _ => "Unknown",
     }
+}
+
+/// Headers as (lower-case name, value).
+pub(super) fn lowercase_headers(headers: &[httparse::Header<'_>]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_ascii_lowercase(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect()
 }

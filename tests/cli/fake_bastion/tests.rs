@@ -87,16 +87,7 @@ async fn http(
     let Ok(httparse::Status::Complete(head_len)) = parsed.parse(&raw) else {
         panic!("no complete response: {}", String::from_utf8_lossy(&raw));
     };
-    let headers: Vec<(String, String)> = parsed
-        .headers
-        .iter()
-        .map(|h| {
-            (
-                h.name.to_ascii_lowercase(),
-                String::from_utf8_lossy(h.value).into_owned(),
-            )
-        })
-        .collect();
+    let headers = lowercase_headers(parsed.headers);
     let response = Response {
         status: parsed.code.unwrap_or_default(),
         body: String::from_utf8_lossy(&raw[head_len..]).into_owned(),
