@@ -31,9 +31,12 @@ impl Plan {
                 ));
             }
             if let Some((method, url)) = step.request() {
+                // the request, then what it is for, under it (the step's name once)
                 out.push_str(&format!("# {}: {method} {url}\n", step.name));
-            }
-            if step.argv.is_empty() || step.detail.is_some() {
+                if let Some(detail) = &step.detail {
+                    out.push_str(&format!("#   {detail}\n"));
+                }
+            } else if step.argv.is_empty() || step.detail.is_some() {
                 out.push_str(&format!(
                     "# {}: {}\n",
                     step.name,

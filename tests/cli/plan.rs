@@ -228,6 +228,23 @@ fn rdp_is_the_gateway_on_windows_and_a_tunnel_elsewhere() {
     assert_eq!(steps[2]["name"], "write-rdp");
     assert_eq!(steps[3]["argv"][0], "mstsc");
     assert_eq!(steps.as_array().unwrap().len(), 4, "{steps}");
+    // the text plan: the request on one comment line, what it is for under it, the name once
+    let r = Test::examples()
+        .signed_in(&SUBS)
+        .args(&["plan", "prod-jumpbox", "--os", "windows"])
+        .run();
+    r.code(0);
+    let out = &r.stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("# gateway-file: GET https://"))
+        .unwrap_or_else(|| panic!("the request line: {out}"));
+    assert!(
+        lines[at + 1].starts_with("#   the bastion's RD gateway file"),
+        "{out}"
+    );
+    assert_eq!(out.matches("gateway-file").count(), 1, "{out}");
     // `tunnel_engine: az` keeps az's rdp
     let argv = first_argv_with("prod-jumpbox", &["--os", "windows"], Some("az"));
     assert_eq!(argv[3], "rdp");
