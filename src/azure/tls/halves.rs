@@ -110,7 +110,10 @@ pub async fn handshake(
                             out.truncate(at.saturating_add(n));
                             break;
                         }
-                        Err(EncodeError::InsufficientSize(s)) if s.required_size <= MAX_ENCODED => {
+                        // more room once, as much as asked (never less, never past the bound)
+                        Err(EncodeError::InsufficientSize(s))
+                            if s.required_size > room && s.required_size <= MAX_ENCODED =>
+                        {
                             room = s.required_size;
                         }
                         Err(e) => return Err(e.to_string()),
