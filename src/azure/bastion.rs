@@ -333,25 +333,10 @@ fn html_title(body: &[u8]) -> Option<String> {
 const MAX_UPGRADE_HEAD: usize = 16 * 1024;
 
 /// A session's websocket once the service agreed to the upgrade: its TLS connection in
-/// halves, and what the service sent right after its answer (the first frames, if any).
+/// halves (what the service sent right after its answer is the next read's).
 pub struct Websocket {
     pub incoming: super::tls::Incoming,
     pub outgoing: super::tls::Outgoing,
-    pub early: Vec<u8>,
-}
-
-/// Where the head of an answer ends in `piece`, after `head` so far (the bytes of the head in
-/// `piece`), if it does.
-fn head_end(head: &[u8], piece: &[u8]) -> Option<usize> {
-    let tail = head.len().saturating_sub(3);
-    let mut joined = head.get(tail..).unwrap_or_default().to_vec();
-    joined.extend_from_slice(
-        piece
-            .get(..piece.len().min(MAX_UPGRADE_HEAD))
-            .unwrap_or_default(),
-    );
-    let at = joined.windows(4).position(|w| w == b"\r\n\r\n")?;
-    Some((at + 4).saturating_sub(head.len() - tail))
 }
 
 /// The session's websocket (`101` with the right `Sec-WebSocket-Accept`); whatever the service
@@ -384,24 +369,25 @@ pub async fn connect_websocket(
         outgoing.data(request.as_bytes()).map_err(io)?;
         outgoing.send().await.map_err(io)?;
         let mut head = Vec::with_capacity(512);
-        let mut early = Vec::new();
         while !head.ends_with(b"\r\n\r\n") {
             if !incoming.read().await.map_err(io)? {
                 return Err(fail("the connection ended during the upgrade".into()));
             }
-            for piece in incoming.pieces() {
-                if head.ends_with(b"\r\n\r\n") {
-                    early.extend_from_slice(piece);
-                    continue;
-                }
-                let end = head_end(&head, piece).unwrap_or(piece.len());
-                let (mine, after) = piece.split_at(end.min(piece.len()));
-                head.extend_from_slice(mine);
-                early.extend_from_slice(after);
-                if head.len() > MAX_UPGRADE_HEAD {
-                    return Err(fail("the upgrade's answer is too long".into()));
+            let mut taken = 0;
+            'read: for piece in incoming.pieces() {
+                for &b in piece {
+                    if head.len() >= MAX_UPGRADE_HEAD {
+                        return Err(fail("the upgrade's answer is too long".into()));
+                    }
+                    head.push(b);
+                    taken += 1;
+                    if head.ends_with(b"\r\n\r\n") {
+                        break 'read;
+                    }
                 }
             }
+            // the rest is the tunnel's first bytes
+            incoming.give_back(taken);
         }
         upgraded(&head, &accept_value(&key)).map_err(|e| match e {
             Upgrade::Refused(status) => AzureError::Refused {
@@ -411,11 +397,7 @@ pub async fn connect_websocket(
             },
             Upgrade::Bad(why) => fail(why),
         })?;
-        Ok(Websocket {
-            incoming,
-            outgoing,
-            early,
-        })
+        Ok(Websocket { incoming, outgoing })
     };
     tokio::time::timeout(WEBSOCKET_TIMEOUT, work)
         .await

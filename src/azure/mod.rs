@@ -32,23 +32,6 @@ pub fn runtime(what: &str) -> Result<tokio::runtime::Runtime, AzureError> {
         })
 }
 
-/// A tokio runtime with `workers` threads, for work that can use more than one core (the
-/// tunnel engine: a connection's two directions run in parallel).
-pub fn runtime_with_workers(
-    what: &str,
-    workers: usize,
-) -> Result<tokio::runtime::Runtime, AzureError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .thread_name("tunnel-worker")
-        .enable_all()
-        .build()
-        .map_err(|e| AzureError::Io {
-            what: what.to_string(),
-            why: e.to_string(),
-        })
-}
-
 /// Resolves with the signal's number once bprof has received one (Ctrl-C).
 pub async fn until_signal(signals: &Signals) -> i32 {
     loop {

@@ -81,18 +81,12 @@ fn decode<'a>(
 }
 
 /// The service's frames to the local socket, until the service closes or either side ends.
-async fn down<W>(rx: &mut Incoming, early: &[u8], lw: &mut W, pings: &mpsc::Sender<Vec<u8>>)
+async fn down<W>(rx: &mut Incoming, lw: &mut W, pings: &mpsc::Sender<Vec<u8>>)
 where
     W: AsyncWrite + Unpin,
 {
     let mut decoder = Decoder::default();
     let mut events = Vec::new();
-    if !early.is_empty() {
-        let (data, ended) = decode(&mut decoder, std::iter::once(early), &mut events, pings);
-        if write_parts(lw, data).await.is_err() || lw.flush().await.is_err() || ended {
-            return;
-        }
-    }
     loop {
         match rx.read().await {
             Ok(true) => {}
@@ -144,14 +138,13 @@ where
     let Websocket {
         incoming: mut rx,
         outgoing: mut tx,
-        early,
     } = ws;
     let (ping_tx, mut ping_rx) = mpsc::channel(PINGS);
     let (quit, mut quitting) = watch::channel(false);
     let mut downward = tokio::spawn(async move {
         let mut lw = lw;
         tokio::select! {
-            () = down(&mut rx, &early, &mut lw, &ping_tx) => {}
+            () = down(&mut rx, &mut lw, &ping_tx) => {}
             _ = quitting.changed() => {}
         }
         let _ = lw.shutdown().await;

@@ -30,6 +30,24 @@ async fn route(net: &Net, tokens: &TokenSource, cfg: &Config) -> Result<Route, A
     bastion::route(net, &cfg.azure, &token.secret, &at, ip_target).await
 }
 
+/// The engine's runtime: one thread, or `workers` threads (a connection's two directions run
+/// in parallel).
+fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, AzureError> {
+    const WHAT: &str = "starting the tunnel engine";
+    if workers <= 1 {
+        return crate::azure::runtime(WHAT);
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("tunnel-worker")
+        .enable_all()
+        .build()
+        .map_err(|e| AzureError::Io {
+            what: WHAT.to_string(),
+            why: e.to_string(),
+        })
+}
+
 /// The token (one az process unless given), a runtime, the network and the data plane.
 pub(super) fn prepare(
     cfg: &Config,
@@ -44,10 +62,7 @@ pub(super) fn prepare(
         cfg.azure.az.clone(),
     );
     tokens.get()?;
-    let rt = match cfg.workers {
-        1 => crate::azure::runtime("starting the tunnel engine")?,
-        n => crate::azure::runtime_with_workers("starting the tunnel engine", n)?,
-    };
+    let rt = runtime(cfg.workers)?;
     let route = rt.block_on(route(&net, &tokens, cfg))?;
     Ok((rt, net, tokens, route))
 }

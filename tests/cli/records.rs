@@ -192,6 +192,36 @@ mod halves {
     }
 
     #[test]
+    fn what_a_read_gives_back_is_read_again_without_the_socket() {
+        runtime().block_on(async {
+            let (mut inc, mut out, _served) = pair(FakeTls::default()).await;
+            let msg = b"HTTP/1.1 101 x\r\n\r\nthe tunnel's first bytes";
+            out.data(msg).unwrap();
+            out.send().await.unwrap();
+            let (mut got, mut last) = (0, Vec::new());
+            while got < msg.len() {
+                assert!(inc.read().await.unwrap());
+                last = inc.pieces().flatten().copied().collect::<Vec<u8>>();
+                got += last.len();
+            }
+            // the upgrade takes the first 2 bytes of the last read: the rest comes again, at
+            // once (the server sends nothing more), and only once
+            inc.give_back(2);
+            assert!(inc.read().await.unwrap());
+            let again: Vec<u8> = inc.pieces().flatten().copied().collect();
+            assert_eq!(again, last[2..]);
+            inc.give_back(again.len());
+            out.data(b"next").unwrap();
+            out.send().await.unwrap();
+            assert!(inc.read().await.unwrap());
+            assert_eq!(
+                inc.pieces().flatten().copied().collect::<Vec<u8>>(),
+                b"next"
+            );
+        });
+    }
+
+    #[test]
     fn tls12_keys_cannot_change_so_worn_keys_end_the_connection() {
         runtime().block_on(async {
             let only12 = FakeTls {

@@ -66,6 +66,8 @@ pub struct Incoming {
     hs: Vec<u8>,
     /// The service's close_notify came.
     ended: bool,
+    /// The next read gives `pieces` again (see [`Incoming::give_back`]).
+    again: bool,
     shared: Arc<Shared>,
 }
 
@@ -182,6 +184,7 @@ pub async fn handshake(
             pieces: Vec::new(),
             hs: Vec::new(),
             ended: false,
+            again: false,
             shared: Arc::clone(&shared),
         },
         Outgoing {
@@ -198,6 +201,9 @@ impl Incoming {
     /// Waits for the service's next application data: true when there is some (see
     /// [`Incoming::pieces`]), false at its end (its close_notify, or the connection's end).
     pub async fn read(&mut self) -> io::Result<bool> {
+        if std::mem::take(&mut self.again) {
+            return Ok(true);
+        }
         self.pieces.clear();
         loop {
             self.open_all()?;
@@ -227,6 +233,18 @@ impl Incoming {
         self.pieces
             .iter()
             .map(|r| self.buf.get(r.clone()).unwrap_or_default())
+    }
+
+    /// The last read's data after its first `taken` bytes is given again by the next
+    /// [`Incoming::read`] (what the websocket's upgrade did not take is the tunnel's).
+    pub fn give_back(&mut self, mut taken: usize) {
+        for r in &mut self.pieces {
+            let skip = taken.min(r.len());
+            taken = taken.saturating_sub(skip);
+            r.start = r.start.saturating_add(skip);
+        }
+        self.pieces.retain(|r| !r.is_empty());
+        self.again = !self.pieces.is_empty();
     }
 
     /// Opens every complete record read.

@@ -16,7 +16,11 @@ pub const READ: usize = 64 * 1024;
 pub struct Incoming {
     r: ReadHalf<Raw>,
     buf: Box<[u8]>,
+    /// The last read's data is `buf[from..n]`.
+    from: usize,
     n: usize,
+    /// The next read gives it again (see [`Incoming::give_back`]).
+    again: bool,
 }
 
 /// The sending half.
@@ -32,7 +36,9 @@ pub fn split(raw: Raw) -> (Incoming, Outgoing) {
         Incoming {
             r,
             buf: vec![0u8; READ].into_boxed_slice(),
+            from: 0,
             n: 0,
+            again: false,
         },
         Outgoing { w, out: Vec::new() },
     )
@@ -41,14 +47,26 @@ pub fn split(raw: Raw) -> (Incoming, Outgoing) {
 impl Incoming {
     /// Waits for the service's next bytes: false at its end.
     pub async fn read(&mut self) -> io::Result<bool> {
-        self.n = 0;
+        if std::mem::take(&mut self.again) {
+            return Ok(true);
+        }
+        (self.from, self.n) = (0, 0);
         self.n = self.r.read(&mut self.buf).await?;
         Ok(self.n > 0)
     }
 
     /// What the last [`Incoming::read`] gave.
     pub fn pieces(&self) -> impl Iterator<Item = &[u8]> {
-        self.buf.get(..self.n).into_iter().filter(|p| !p.is_empty())
+        self.buf
+            .get(self.from..self.n)
+            .into_iter()
+            .filter(|p| !p.is_empty())
+    }
+
+    /// The last read's data after its first `taken` bytes is given again by the next read.
+    pub fn give_back(&mut self, taken: usize) {
+        self.from = self.from.saturating_add(taken).min(self.n);
+        self.again = self.from < self.n;
     }
 }
 
