@@ -47,5 +47,7 @@ mod session;
 mod squatter;
 #[cfg(unix)]
 mod ssh_reads;
+#[cfg(target_os = "linux")]
+mod tokens;
 mod trust;
 mod validate;

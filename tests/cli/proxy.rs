@@ -1,6 +1,8 @@
 //! `bprof proxy` under a real OpenSSH client, against a real sshd on loopback behind the fake
-//! bastion; `bprof ssh-config`.
+//! bastion; ssh profiles run through it (a fake ssh that records its argv); a proxy hung up on;
+//! `bprof ssh-config`.
 
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -400,4 +402,136 @@ fn an_entra_profile_logs_in_with_a_certificate_that_is_renewed_only_near_its_end
     assert!(again.status.success() && again.stdout.is_empty());
     assert_eq!(certs(&t), 3);
     drop(server);
+}
+
+/// A fake `ssh`: records its argv, runs its ProxyCommand through `sh -c` as ssh does, sends a
+/// banner through it and exits 0 when the banner comes back (the fake bastion echoes).
+const FAKE_SSH: &str = r#"#!/usr/bin/env python3
+import os, sys, subprocess
+d = os.environ["FAKE_AZ_DIR"]
+with open(os.path.join(d, "ssh-argv"), "wb") as f:
+    f.write(b"\0".join(os.fsencode(a) for a in sys.argv[1:]))
+args = sys.argv[1:]
+proxy = [args[i + 1] for i, a in enumerate(args) if a == "-o" and args[i + 1].startswith("ProxyCommand=")][0]
+p = subprocess.Popen(proxy.split("=", 1)[1], shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+banner = b"SSH-2.0-fake\r\n"
+p.stdin.write(banner)
+p.stdin.flush()
+back = p.stdout.read(len(banner))
+p.stdin.close()
+p.wait()
+sys.exit(0 if back == banner else 3)
+"#;
+
+#[test]
+fn ssh_profiles_run_openssh_through_bprof_proxy_with_host_keys_per_profile() {
+    let fake = FakeBastion::start();
+    let t = crate::native::set(
+        &fake,
+        free_port(),
+        "",
+        "  web:\n    bastion: b\n    vm: v\n    mode: ssh\n    auth_type: ssh-key\n    username: azureuser\n    ssh_key: /keys/id\n    ssh_args: [-o, ServerAliveInterval=30]\n  entra:\n    bastion: b\n    vm: v\n    mode: ssh\n    auth_type: aad\n",
+    )
+    .file("bin/ssh", FAKE_SSH);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            t.path().join("bin/ssh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        t.path().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let t = t.env("PATH", &path);
+    let r = t.run_with(&["run", "web"]);
+    r.code(0);
+    let argv = std::fs::read(t.path().join("ssh-argv")).unwrap();
+    let argv: Vec<String> = argv
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let dir = std::fs::canonicalize(t.path().join("profiles")).unwrap();
+    assert_eq!(
+        argv,
+        [
+            "-o".to_string(),
+            format!(
+                "ProxyCommand={} --profiles {} proxy web",
+                crate::harness::BIN,
+                dir.display()
+            ),
+            "-o".into(),
+            "HostKeyAlias=web.bprof".into(),
+            "-l".into(),
+            "azureuser".into(),
+            "-i".into(),
+            "/keys/id".into(),
+            // shared values after the host, where ssh reads them as az's ssh does
+            "web.bprof".into(),
+            "-o".into(),
+            "ServerAliveInterval=30".into(),
+        ]
+    );
+    assert!(!argv.iter().any(|a| a.contains("StrictHostKeyChecking")));
+    fake.wait_until(
+        "the proxy's session deleted",
+        Duration::from_secs(10),
+        |f| f.open_sessions() == 0,
+    );
+    let calls = t.calls();
+    assert_eq!(calls.len(), 1, "the proxy's token, no az ssh: {calls:?}");
+    assert_eq!(calls[0][..2], ["account", "get-access-token"]);
+    // Entra sign-in: az's ssh extension issues the certificate; OpenSSH connects through bprof
+    let plan = t.run_with(&["plan", "entra", "--format", "json"]);
+    let steps = plan.json()["steps"].clone();
+    assert_eq!(steps[1]["argv"][1], "ssh");
+    assert_eq!(steps[1]["argv"][2], "cert");
+    assert_eq!(steps[2]["argv"][0], "ssh");
+    assert!(
+        !plan.stdout.contains("\"bastion\""),
+        "no az network bastion ssh"
+    );
+}
+
+/// ssh ends its ProxyCommand with SIGHUP when it exits: the proxy's session is still closed
+/// and deleted before bprof exits (129).
+#[test]
+fn a_proxy_hung_up_on_deletes_its_session() {
+    let fake = FakeBastion::start();
+    let t = crate::native::set(&fake, free_port(), "", "");
+    let mut child = t
+        .command()
+        .args(["proxy", "db"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bprof proxy");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"ping").unwrap();
+    let mut back = [0u8; 4];
+    child
+        .stdout
+        .as_mut()
+        .expect("stdout")
+        .read_exact(&mut back)
+        .unwrap();
+    assert_eq!(&back, b"ping");
+    fake.wait_until("the session open", Duration::from_secs(10), |f| {
+        f.open_sessions() == 1
+    });
+    crate::run::unsafe_kill(child.id(), 1);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(129));
+    assert_eq!(
+        fake.open_sessions(),
+        0,
+        "deleted before exit:\n{}",
+        fake.raw_requests_log()
+    );
+    drop(stdin);
 }
