@@ -77,30 +77,11 @@ fn through(native: bool) {
     };
     let t = t
         .file("profiles/p.yaml", yaml)
-        .file("bin/xfreerdp", wrapper)
+        .program("xfreerdp", &wrapper)
         .signed_in(&["22222222-2222-2222-2222-222222222222"])
         .env("FAKE_AZ_FORWARD", &xrdp_port.to_string())
         .env("BPROF_TUNNEL_TIMEOUT", "20");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            t.path().join("bin/xfreerdp"),
-            std::fs::Permissions::from_mode(0o755),
-        )
-        .unwrap();
-    }
-    let path = format!(
-        "{}:{}",
-        t.path().join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = t
-        .command()
-        .env("PATH", path)
-        .args(["run", "e2e"])
-        .output()
-        .unwrap();
+    let out = t.command().args(["run", "e2e"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),

@@ -270,9 +270,14 @@ impl Test {
     }
 
     /// A fake RDP client named `name` in this test's bin directory, first on PATH.
-    pub fn fake_client(mut self, name: &str) -> Test {
+    pub fn fake_client(self, name: &str) -> Test {
+        self.program(name, FAKE_CLIENT)
+    }
+
+    /// A program `name` (the `script`, executable) in this test's bin directory, first on PATH.
+    pub fn program(mut self, name: &str, script: &str) -> Test {
         let p = self.path().join("bin").join(name);
-        std::fs::write(&p, FAKE_CLIENT).expect("fake client");
+        std::fs::write(&p, script).expect("a test's program");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -432,21 +432,7 @@ fn ssh_profiles_run_openssh_through_bprof_proxy_with_host_keys_per_profile() {
         "",
         "  web:\n    bastion: b\n    vm: v\n    mode: ssh\n    auth_type: ssh-key\n    username: azureuser\n    ssh_key: /keys/id\n    ssh_args: [-o, ServerAliveInterval=30]\n  entra:\n    bastion: b\n    vm: v\n    mode: ssh\n    auth_type: aad\n",
     )
-    .file("bin/ssh", FAKE_SSH);
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            t.path().join("bin/ssh"),
-            std::fs::Permissions::from_mode(0o755),
-        )
-        .unwrap();
-    }
-    let path = format!(
-        "{}:{}",
-        t.path().join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let t = t.env("PATH", &path);
+    .program("ssh", FAKE_SSH);
     let r = t.run_with(&["run", "web"]);
     r.code(0);
     let argv = std::fs::read(t.path().join("ssh-argv")).unwrap();
